@@ -1,0 +1,218 @@
+use std::time::Duration;
+
+use sea_orm::ConnectOptions;
+
+use crate::{ConfigError, Environment, Vars};
+
+/// How long an idle pooled connection is kept before it is closed and replaced (the guide's
+/// "recycled after 5 minutes of inactivity").
+pub const IDLE_RECYCLE: Duration = Duration::from_secs(300);
+
+/// Database connection and pool settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// The selected URL. May hold a password: print it with [`redact_url`] only.
+    pub url: String,
+    /// Which variable the URL came from (or `default`), for error messages.
+    pub url_source: String,
+    /// Connections kept open (pool minimum).
+    pub pool_size: u32,
+    /// Extra connections allowed above `pool_size`.
+    pub max_overflow: u32,
+    /// Log every SQL statement.
+    pub echo: bool,
+    /// Bound on opening a new connection.
+    pub connect_timeout: Duration,
+    /// Bound on waiting for a free pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("url_source", &self.url_source)
+            .field("pool_size", &self.pool_size)
+            .field("max_overflow", &self.max_overflow)
+            .field("echo", &self.echo)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// The backends we accept, by URL scheme.
+const SCHEMES: &str = "sqlite:, postgres://, postgresql://, mysql:// or mariadb://";
+
+impl DatabaseSettings {
+    pub(crate) fn from_vars(vars: &Vars<'_>, environment: Environment) -> Result<Self, ConfigError> {
+        let specific = format!("AISTORY_DATABASE_URL_{}", environment.url_suffix());
+        let (url, url_source) = if let Some(url) = vars.get(&specific) {
+            (url, specific)
+        } else if let Some(url) = vars.get("AISTORY_DATABASE_URL") {
+            (url, "AISTORY_DATABASE_URL".to_owned())
+        } else {
+            match environment {
+                Environment::Development => {
+                    ("sqlite://aistory.db?mode=rwc".to_owned(), "default".to_owned())
+                }
+                Environment::Testing => ("sqlite::memory:".to_owned(), "default".to_owned()),
+                Environment::Production => {
+                    return Err(ConfigError::Missing {
+                        var: "AISTORY_DATABASE_URL_PROD (or AISTORY_DATABASE_URL)".to_owned(),
+                        why: "production has no default database; set it to e.g. \
+                              postgres://USER:PASSWORD@HOST:5432/DBNAME"
+                            .to_owned(),
+                    });
+                }
+            }
+        };
+        let url = normalize_url(&url)
+            .ok_or_else(|| ConfigError::invalid(&url_source, &redact_url(&url), SCHEMES))?;
+
+        let pool_size = vars.parse_or("AISTORY_DB_POOL_SIZE", 5u32, "a whole number from 1 to 1000")?;
+        if !(1..=1000).contains(&pool_size) {
+            return Err(ConfigError::invalid(
+                "AISTORY_DB_POOL_SIZE",
+                &pool_size.to_string(),
+                "a whole number from 1 to 1000",
+            ));
+        }
+        let max_overflow =
+            vars.parse_or("AISTORY_DB_MAX_OVERFLOW", 10u32, "a whole number from 0 to 1000")?;
+        if max_overflow > 1000 {
+            return Err(ConfigError::invalid(
+                "AISTORY_DB_MAX_OVERFLOW",
+                &max_overflow.to_string(),
+                "a whole number from 0 to 1000",
+            ));
+        }
+        let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
+        let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
+        let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
+        Ok(DatabaseSettings {
+            url,
+            url_source,
+            pool_size,
+            max_overflow,
+            echo,
+            connect_timeout,
+            acquire_timeout,
+        })
+    }
+
+    /// Settings for `url` with every pool option at its default (tests, tools).
+    pub fn for_url(url: impl Into<String>) -> Self {
+        let url = url.into();
+        DatabaseSettings {
+            url: normalize_url(&url).unwrap_or(url),
+            url_source: "argument".to_owned(),
+            pool_size: 5,
+            max_overflow: 10,
+            echo: false,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        if self.is_sqlite() {
+            "SQLite"
+        } else if self.url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "MySQL/MariaDB"
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    fn is_sqlite_memory(&self) -> bool {
+        self.is_sqlite() && (self.url.contains(":memory:") || self.url.contains("mode=memory"))
+    }
+
+    /// Pool options: min = pool size, max = pool size + overflow, pre-ping, idle recycle,
+    /// bounded connect and acquire time-outs, statement logging when `echo` is on.
+    pub fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions::new(self.url.clone());
+        options
+            .connect_timeout(self.connect_timeout)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(true)
+            .sqlx_logging(self.echo)
+            .sqlx_logging_level(tracing::log::LevelFilter::Info);
+        if self.is_sqlite_memory() {
+            // Every connection to `sqlite::memory:` is a separate, empty database: keep exactly
+            // one connection, forever, or the data vanishes when the pool recycles it.
+            options
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            options
+                .min_connections(self.pool_size)
+                .max_connections(self.pool_size + self.max_overflow)
+                .idle_timeout(IDLE_RECYCLE);
+        }
+        if self.is_sqlite() {
+            let busy = self.acquire_timeout;
+            options.map_sqlx_sqlite_opts(move |opts| {
+                // WAL lets readers run beside a writer; writers wait instead of failing at once.
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(busy)
+                    .foreign_keys(true)
+            });
+        }
+        options
+    }
+}
+
+fn seconds(vars: &Vars<'_>, name: &str, default: u64) -> Result<Duration, ConfigError> {
+    let expected = "a whole number of seconds from 1 to 3600";
+    let value = vars.parse_or(name, default, expected)?;
+    if !(1..=3600).contains(&value) {
+        return Err(ConfigError::invalid(name, &value.to_string(), expected));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+/// Accepts the URL spellings people use (including SQLAlchemy's `postgresql+asyncpg://` from
+/// the original backend) and returns the one the driver understands, or `None` if the scheme
+/// is not a database we support.
+fn normalize_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once(':')?;
+    let base = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+    let scheme = match base.as_str() {
+        "sqlite" => "sqlite",
+        "postgres" | "postgresql" => "postgres",
+        "mysql" | "mariadb" => "mysql",
+        _ => return None,
+    };
+    if scheme != "sqlite" && !rest.starts_with("//") {
+        return None;
+    }
+    if scheme != "sqlite" && url::Url::parse(&format!("{scheme}:{rest}")).is_err() {
+        return None;
+    }
+    Some(format!("{scheme}:{rest}"))
+}
+
+/// The URL with any password replaced by `***`, safe to log or show.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which `password()` ruled out.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: show the scheme only, the rest may hold a secret.
+        Err(_) => match url.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:***"),
+            None => "***".to_owned(),
+        },
+    }
+}

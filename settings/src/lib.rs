@@ -1,0 +1,180 @@
+//! Configuration read from `AISTORY_*` environment variables (and a `.env` file).
+//!
+//! Shared by the server (`api`), the database layer (`service`) and the migration CLI, so all
+//! three pick the same database the same way. Parsing takes a lookup function instead of
+//! reading the process environment directly, which keeps it testable without mutating
+//! global state.
+
+mod database;
+mod error;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use database::{DatabaseSettings, redact_url};
+pub use error::ConfigError;
+
+/// Which environment the process runs in; selects the database URL and start-up behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Testing,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Testing => "testing",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Suffix of the environment-specific database URL variable (`AISTORY_DATABASE_URL_DEV`...).
+    fn url_suffix(self) -> &'static str {
+        match self {
+            Environment::Development => "DEV",
+            Environment::Testing => "TEST",
+            Environment::Production => "PROD",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Environment {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "testing" | "test" => Ok(Environment::Testing),
+            "production" | "prod" => Ok(Environment::Production),
+            _ => Err(()),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database: DatabaseSettings,
+    pub host: String,
+    pub port: u16,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads `.env` (if present; real environment variables win) and then the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        load_dotenv()?;
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses the settings from any variable source: `lookup("AISTORY_PORT")` returns the value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
+        let environment = vars.parse_or(
+            "AISTORY_ENVIRONMENT",
+            Environment::Development,
+            "one of development, testing, production",
+        )?;
+        let database = DatabaseSettings::from_vars(&vars, environment)?;
+        let host = vars.get("AISTORY_HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+        if host.is_empty() {
+            return Err(ConfigError::invalid(
+                "AISTORY_HOST",
+                "",
+                "a host name or IP address such as 127.0.0.1 or 0.0.0.0",
+            ));
+        }
+        let port = vars.parse_or("AISTORY_PORT", 8000u16, "a port number from 0 to 65535")?;
+        let default_format = match environment {
+            Environment::Production => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        };
+        let log_format = vars.parse_or("AISTORY_LOG_FORMAT", default_format, "pretty or json")?;
+        Ok(Settings {
+            environment,
+            database,
+            host,
+            port,
+            log_format,
+        })
+    }
+}
+
+/// Loads `.env` from the current directory or a parent; a missing file is fine, a broken one
+/// is reported (silently ignoring a typo in `.env` would run against the wrong database).
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(error) => Err(ConfigError::DotEnv(error.to_string())),
+    }
+}
+
+/// A variable source with typed accessors that name the variable in their errors.
+pub(crate) struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// The value, with surrounding blanks removed; an empty value counts as unset.
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    pub(crate) fn parse_or<T: FromStr>(
+        &self,
+        name: &str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| ConfigError::invalid(name, &raw, expected)),
+        }
+    }
+
+    pub(crate) fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::invalid(name, &raw, "true or false")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

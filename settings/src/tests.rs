@@ -1,0 +1,172 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::from_lookup(|name| map.get(name).cloned())
+}
+
+fn invalid_var(result: Result<Settings, ConfigError>) -> String {
+    match result {
+        Err(ConfigError::Invalid { var, .. }) => var,
+        other => panic!("expected an invalid-value error, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_are_development_on_a_sqlite_file() {
+    let settings = parse(&[]).unwrap();
+    assert_eq!(settings.environment, Environment::Development);
+    assert_eq!(settings.database.url, "sqlite://aistory.db?mode=rwc");
+    assert_eq!(settings.database.pool_size, 5);
+    assert_eq!(settings.database.max_overflow, 10);
+    assert!(!settings.database.echo);
+    assert_eq!(settings.host, "127.0.0.1");
+    assert_eq!(settings.port, 8000);
+    assert_eq!(settings.log_format, LogFormat::Pretty);
+}
+
+#[test]
+fn testing_defaults_to_sqlite_in_memory() {
+    let settings = parse(&[("AISTORY_ENVIRONMENT", "testing")]).unwrap();
+    assert_eq!(settings.database.url, "sqlite::memory:");
+}
+
+#[test]
+fn production_without_url_names_the_variable() {
+    let error = parse(&[("AISTORY_ENVIRONMENT", "production")]).unwrap_err();
+    assert!(error.to_string().contains("AISTORY_DATABASE_URL_PROD"), "{error}");
+}
+
+#[test]
+fn production_logs_json_by_default() {
+    let settings = parse(&[
+        ("AISTORY_ENVIRONMENT", "production"),
+        ("AISTORY_DATABASE_URL", "postgres://u:p@db/app"),
+    ])
+    .unwrap();
+    assert_eq!(settings.log_format, LogFormat::Json);
+}
+
+#[test]
+fn environment_specific_url_wins_over_generic() {
+    let generic = ("AISTORY_DATABASE_URL", "postgres://h/generic");
+    for (env, var) in [
+        ("development", "AISTORY_DATABASE_URL_DEV"),
+        ("testing", "AISTORY_DATABASE_URL_TEST"),
+        ("production", "AISTORY_DATABASE_URL_PROD"),
+    ] {
+        let settings = parse(&[
+            ("AISTORY_ENVIRONMENT", env),
+            generic,
+            (var, "postgres://h/specific"),
+        ])
+        .unwrap();
+        assert_eq!(settings.database.url, "postgres://h/specific", "{env}");
+        assert_eq!(settings.database.url_source, var);
+        // Another environment's URL is ignored.
+        let other = parse(&[("AISTORY_ENVIRONMENT", env), generic]).unwrap();
+        assert_eq!(other.database.url, "postgres://h/generic");
+    }
+}
+
+#[test]
+fn sqlalchemy_style_urls_are_accepted() {
+    let settings = parse(&[(
+        "AISTORY_DATABASE_URL",
+        "postgresql+asyncpg://user:password@localhost:5432/aistory",
+    )])
+    .unwrap();
+    assert_eq!(
+        settings.database.url,
+        "postgres://user:password@localhost:5432/aistory"
+    );
+    let maria = parse(&[("AISTORY_DATABASE_URL", "mariadb://root@localhost/app")]).unwrap();
+    assert_eq!(maria.database.url, "mysql://root@localhost/app");
+}
+
+#[test]
+fn malformed_values_name_their_variable() {
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_POOL_SIZE", "abc")])),
+        "AISTORY_DB_POOL_SIZE"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_POOL_SIZE", "0")])),
+        "AISTORY_DB_POOL_SIZE"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_MAX_OVERFLOW", "-1")])),
+        "AISTORY_DB_MAX_OVERFLOW"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_ENVIRONMENT", "staging")])),
+        "AISTORY_ENVIRONMENT"
+    );
+    assert_eq!(invalid_var(parse(&[("AISTORY_DB_ECHO", "maybe")])), "AISTORY_DB_ECHO");
+    assert_eq!(invalid_var(parse(&[("AISTORY_PORT", "70000")])), "AISTORY_PORT");
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_LOG_FORMAT", "xml")])),
+        "AISTORY_LOG_FORMAT"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DATABASE_URL", "oracle://x")])),
+        "AISTORY_DATABASE_URL"
+    );
+    let message = parse(&[("AISTORY_ENVIRONMENT", "staging")])
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("development, testing, production"), "{message}");
+}
+
+#[test]
+fn a_bad_url_error_does_not_show_the_password() {
+    let message = parse(&[("AISTORY_DATABASE_URL", "oracle://user:hunter2@db/x")])
+        .unwrap_err()
+        .to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn echo_and_pool_settings_are_read() {
+    let settings = parse(&[
+        ("AISTORY_DB_ECHO", "True"),
+        ("AISTORY_DB_POOL_SIZE", "3"),
+        ("AISTORY_DB_MAX_OVERFLOW", "4"),
+        ("AISTORY_DATABASE_URL", "postgres://h/db"),
+    ])
+    .unwrap();
+    assert!(settings.database.echo);
+    let options = settings.database.connect_options();
+    assert_eq!(options.get_min_connections(), Some(3));
+    assert_eq!(options.get_max_connections(), Some(7));
+    assert_eq!(options.get_idle_timeout(), Some(Some(Duration::from_secs(300))));
+    assert!(options.get_test_before_acquire());
+    assert!(options.get_sqlx_logging());
+    assert!(options.get_connect_timeout().is_some());
+    assert!(options.get_acquire_timeout().is_some());
+}
+
+#[test]
+fn in_memory_sqlite_keeps_its_single_connection() {
+    let options = DatabaseSettings::for_url("sqlite::memory:").connect_options();
+    assert_eq!(options.get_max_connections(), Some(1));
+    assert_eq!(options.get_idle_timeout(), Some(None));
+}
+
+#[test]
+fn redaction_hides_passwords_only() {
+    assert_eq!(
+        redact_url("postgres://user:secret@host:5432/db"),
+        "postgres://user:***@host:5432/db"
+    );
+    assert_eq!(redact_url("postgres://user@host/db"), "postgres://user@host/db");
+    assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    let debug = format!("{:?}", DatabaseSettings::for_url("mysql://root:pw@h/db"));
+    assert!(!debug.contains("pw@"), "{debug}");
+}
