@@ -1,1 +1,37 @@
+//! SeaORM models of the AI Story Creator. No business logic lives here.
+//!
+//! Every model gets what the original backend's SQLAlchemy `Base` gave: a table name,
+//! `created_at` / `updated_at` kept by [`timestamps`], and [`ToDict::to_dict`] for a JSON
+//! view of the row.
 
+pub mod photo;
+pub mod photo_status;
+pub mod timestamps;
+pub mod user;
+
+pub mod prelude {
+    pub use crate::ToDict;
+    pub use crate::photo::{
+        ActiveModel as PhotoActiveModel, Column as PhotoColumn, Entity as Photo,
+        Model as PhotoModel,
+    };
+    pub use crate::photo_status::PhotoStatus;
+    pub use crate::user::{
+        ActiveModel as UserActiveModel, Column as UserColumn, Entity as User, Model as UserModel,
+    };
+}
+
+/// The guide's `to_dict()`: a model as a JSON object. Secret columns (a user's
+/// `password_hash`) are marked `#[serde(skip_serializing)]` and never appear.
+pub trait ToDict: serde::Serialize {
+    fn to_dict(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            // Our models are plain structs of scalars: they always serialize to an object.
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
+impl ToDict for user::Model {}
+impl ToDict for photo::Model {}

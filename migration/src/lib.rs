@@ -1,1 +1,53 @@
+//! Versioned schema migrations, one file per change. A migration never imports `entity`:
+//! it must mean the same thing in a year as on the day it was written.
 
+pub use sea_orm_migration::prelude::*;
+
+pub mod cli;
+mod lock;
+mod revision;
+
+mod m20261125_000001_create_users;
+mod m20261125_000002_create_photos;
+
+pub use lock::{single_connection, with_migration_lock};
+pub use revision::{Target, migrate_to, resolve_target};
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_users::Migration),
+            Box::new(m20261125_000002_create_photos::Migration),
+        ]
+    }
+}
+
+/// Names of all migrations, oldest first.
+pub fn migration_names() -> Vec<String> {
+    Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect()
+}
+
+/// Names of migrations not yet applied, read without creating anything (works for a
+/// read-only database user, as production start-up needs).
+pub async fn pending_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect())
+}
+
+/// Names of applied migrations, oldest first, read without creating anything.
+pub async fn applied_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_applied_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect())
+}

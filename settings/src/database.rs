@@ -45,7 +45,10 @@ impl std::fmt::Debug for DatabaseSettings {
 const SCHEMES: &str = "sqlite:, postgres://, postgresql://, mysql:// or mariadb://";
 
 impl DatabaseSettings {
-    pub(crate) fn from_vars(vars: &Vars<'_>, environment: Environment) -> Result<Self, ConfigError> {
+    pub(crate) fn from_vars(
+        vars: &Vars<'_>,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
         let specific = format!("AISTORY_DATABASE_URL_{}", environment.url_suffix());
         let (url, url_source) = if let Some(url) = vars.get(&specific) {
             (url, specific)
@@ -53,9 +56,10 @@ impl DatabaseSettings {
             (url, "AISTORY_DATABASE_URL".to_owned())
         } else {
             match environment {
-                Environment::Development => {
-                    ("sqlite://aistory.db?mode=rwc".to_owned(), "default".to_owned())
-                }
+                Environment::Development => (
+                    "sqlite://aistory.db?mode=rwc".to_owned(),
+                    "default".to_owned(),
+                ),
                 Environment::Testing => ("sqlite::memory:".to_owned(), "default".to_owned()),
                 Environment::Production => {
                     return Err(ConfigError::Missing {
@@ -70,7 +74,11 @@ impl DatabaseSettings {
         let url = normalize_url(&url)
             .ok_or_else(|| ConfigError::invalid(&url_source, &redact_url(&url), SCHEMES))?;
 
-        let pool_size = vars.parse_or("AISTORY_DB_POOL_SIZE", 5u32, "a whole number from 1 to 1000")?;
+        let pool_size = vars.parse_or(
+            "AISTORY_DB_POOL_SIZE",
+            5u32,
+            "a whole number from 1 to 1000",
+        )?;
         if !(1..=1000).contains(&pool_size) {
             return Err(ConfigError::invalid(
                 "AISTORY_DB_POOL_SIZE",
@@ -78,8 +86,11 @@ impl DatabaseSettings {
                 "a whole number from 1 to 1000",
             ));
         }
-        let max_overflow =
-            vars.parse_or("AISTORY_DB_MAX_OVERFLOW", 10u32, "a whole number from 0 to 1000")?;
+        let max_overflow = vars.parse_or(
+            "AISTORY_DB_MAX_OVERFLOW",
+            10u32,
+            "a whole number from 0 to 1000",
+        )?;
         if max_overflow > 1000 {
             return Err(ConfigError::invalid(
                 "AISTORY_DB_MAX_OVERFLOW",
@@ -170,6 +181,25 @@ impl DatabaseSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// A message for an operator whose database could not be reached: what was tried (never
+    /// the password) and what to check.
+    pub fn connection_failure(&self, error: &dyn std::fmt::Display) -> String {
+        format!(
+            "could not connect to the {backend} database at {url} (from {source}): {error}\n\
+             Check that:\n  \
+             1. the database server is running and reachable from this machine;\n  \
+             2. the URL is right (set AISTORY_DATABASE_URL, or the _DEV/_TEST/_PROD variant for \
+             AISTORY_ENVIRONMENT);\n  \
+             3. the user may connect to that database (and it exists);\n  \
+             4. nothing (firewall, container network) blocks the port.",
+            backend = self.backend_name(),
+            url = redact_url(&self.url),
+            source = self.url_source,
+        )
+    }
+}
+
 fn seconds(vars: &Vars<'_>, name: &str, default: u64) -> Result<Duration, ConfigError> {
     let expected = "a whole number of seconds from 1 to 3600";
     let value = vars.parse_or(name, default, expected)?;
@@ -184,7 +214,11 @@ fn seconds(vars: &Vars<'_>, name: &str, default: u64) -> Result<Duration, Config
 /// is not a database we support.
 fn normalize_url(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once(':')?;
-    let base = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+    let base = scheme
+        .split('+')
+        .next()
+        .unwrap_or(scheme)
+        .to_ascii_lowercase();
     let scheme = match base.as_str() {
         "sqlite" => "sqlite",
         "postgres" | "postgresql" => "postgres",

@@ -98,14 +98,11 @@ impl Settings {
 
     /// Parses the settings from any variable source: `lookup("AISTORY_PORT")` returns the value.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let (environment, database) = database_from_lookup(&lookup)?;
         let vars = Vars(&lookup);
-        let environment = vars.parse_or(
-            "AISTORY_ENVIRONMENT",
-            Environment::Development,
-            "one of development, testing, production",
-        )?;
-        let database = DatabaseSettings::from_vars(&vars, environment)?;
-        let host = vars.get("AISTORY_HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+        let host = vars
+            .get("AISTORY_HOST")
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
         if host.is_empty() {
             return Err(ConfigError::invalid(
                 "AISTORY_HOST",
@@ -127,6 +124,29 @@ impl Settings {
             log_format,
         })
     }
+}
+
+/// Only the environment and database settings: what the migration CLI needs. A bad
+/// `AISTORY_PORT` should not stop an operator from migrating.
+pub fn database_from_env() -> Result<(Environment, DatabaseSettings), ConfigError> {
+    load_dotenv()?;
+    database_from_lookup(|name| std::env::var(name).ok())
+}
+
+/// [`database_from_env`] over any variable source.
+pub fn database_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Environment, DatabaseSettings), ConfigError> {
+    let vars = Vars(&lookup);
+    let environment = vars.parse_or(
+        "AISTORY_ENVIRONMENT",
+        Environment::Development,
+        "one of development, testing, production",
+    )?;
+    Ok((
+        environment,
+        DatabaseSettings::from_vars(&vars, environment)?,
+    ))
 }
 
 /// Loads `.env` from the current directory or a parent; a missing file is fine, a broken one

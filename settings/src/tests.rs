@@ -40,7 +40,10 @@ fn testing_defaults_to_sqlite_in_memory() {
 #[test]
 fn production_without_url_names_the_variable() {
     let error = parse(&[("AISTORY_ENVIRONMENT", "production")]).unwrap_err();
-    assert!(error.to_string().contains("AISTORY_DATABASE_URL_PROD"), "{error}");
+    assert!(
+        error.to_string().contains("AISTORY_DATABASE_URL_PROD"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -108,8 +111,14 @@ fn malformed_values_name_their_variable() {
         invalid_var(parse(&[("AISTORY_ENVIRONMENT", "staging")])),
         "AISTORY_ENVIRONMENT"
     );
-    assert_eq!(invalid_var(parse(&[("AISTORY_DB_ECHO", "maybe")])), "AISTORY_DB_ECHO");
-    assert_eq!(invalid_var(parse(&[("AISTORY_PORT", "70000")])), "AISTORY_PORT");
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_ECHO", "maybe")])),
+        "AISTORY_DB_ECHO"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_PORT", "70000")])),
+        "AISTORY_PORT"
+    );
     assert_eq!(
         invalid_var(parse(&[("AISTORY_LOG_FORMAT", "xml")])),
         "AISTORY_LOG_FORMAT"
@@ -121,7 +130,10 @@ fn malformed_values_name_their_variable() {
     let message = parse(&[("AISTORY_ENVIRONMENT", "staging")])
         .unwrap_err()
         .to_string();
-    assert!(message.contains("development, testing, production"), "{message}");
+    assert!(
+        message.contains("development, testing, production"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -145,7 +157,10 @@ fn echo_and_pool_settings_are_read() {
     let options = settings.database.connect_options();
     assert_eq!(options.get_min_connections(), Some(3));
     assert_eq!(options.get_max_connections(), Some(7));
-    assert_eq!(options.get_idle_timeout(), Some(Some(Duration::from_secs(300))));
+    assert_eq!(
+        options.get_idle_timeout(),
+        Some(Some(Duration::from_secs(300)))
+    );
     assert!(options.get_test_before_acquire());
     assert!(options.get_sqlx_logging());
     assert!(options.get_connect_timeout().is_some());
@@ -165,7 +180,10 @@ fn redaction_hides_passwords_only() {
         redact_url("postgres://user:secret@host:5432/db"),
         "postgres://user:***@host:5432/db"
     );
-    assert_eq!(redact_url("postgres://user@host/db"), "postgres://user@host/db");
+    assert_eq!(
+        redact_url("postgres://user@host/db"),
+        "postgres://user@host/db"
+    );
     assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     let debug = format!("{:?}", DatabaseSettings::for_url("mysql://root:pw@h/db"));
     assert!(!debug.contains("pw@"), "{debug}");

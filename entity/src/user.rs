@@ -1,0 +1,45 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// An account.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// 3-32 of `[A-Za-z0-9_]`, unique.
+    #[sea_orm(column_type = "String(StringLen::N(32))", unique)]
+    pub username: String,
+    /// Stored lower-case, unique.
+    #[sea_orm(column_type = "String(StringLen::N(254))", unique)]
+    pub email: String,
+    /// argon2id PHC string. Never serialized.
+    #[sea_orm(column_type = "String(StringLen::N(255))")]
+    #[serde(skip_serializing, default)]
+    pub password_hash: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::photo::Entity")]
+    Photos,
+}
+
+impl Related<super::photo::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Photos.def()
+    }
+}
+
+#[async_trait::async_trait]
+impl ActiveModelBehavior for ActiveModel {
+    async fn before_save<C>(mut self, _db: &C, insert: bool) -> Result<Self, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        crate::timestamps::touch(&mut self.created_at, &mut self.updated_at, insert);
+        Ok(self)
+    }
+}

@@ -1,0 +1,211 @@
+//! `cargo run -p migration -- <command>`: the migration CLI. It picks its database the way the
+//! server does (`AISTORY_ENVIRONMENT` and `AISTORY_DATABASE_URL*`, `.env` included); an explicit
+//! `-u URL` or `DATABASE_URL` wins. Every command that changes the schema runs under the
+//! database-wide migration lock.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::Database;
+use settings::{DatabaseSettings, Environment, redact_url};
+
+use crate::{Migrator, migrate_to, migration_names, resolve_target, single_connection};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migration",
+    about = "Apply, roll back and inspect database migrations"
+)]
+pub struct Cli {
+    /// Database URL; wins over the AISTORY_* configuration.
+    #[arg(
+        short = 'u',
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL schema to use (search_path).
+    #[arg(short = 's', long, global = true, env = "DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+
+    /// Confirm a destructive command (fresh, refresh, reset, down, to) in production.
+    #[arg(long, global = true)]
+    pub yes: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every migration and whether it is applied.
+    Status,
+    /// Apply pending migrations (all, or the next N).
+    Up {
+        #[arg(short = 'n', long = "num")]
+        num: Option<u32>,
+    },
+    /// Roll back applied migrations (the last one, or the last N).
+    Down {
+        #[arg(short = 'n', long = "num", default_value_t = 1)]
+        num: u32,
+    },
+    /// Drop every table, then apply all migrations.
+    Fresh,
+    /// Roll back all applied migrations, then apply them all again.
+    Refresh,
+    /// Roll back all applied migrations.
+    Reset,
+    /// Migrate up or down to a revision: `base`, `head`, a migration name or a unique prefix.
+    To {
+        /// e.g. m20261125_000001_create_users, m20261125_000001, base, head
+        revision: String,
+    },
+}
+
+impl Command {
+    fn is_destructive(&self) -> bool {
+        !matches!(self, Command::Status | Command::Up { .. })
+    }
+}
+
+/// Parses the command line, runs the command, prints what happened.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command; errors are returned as the message to show.
+pub async fn execute(cli: Cli) -> Result<(), String> {
+    let (environment, mut database) =
+        settings::database_from_env().map_err(|error| error.to_string())?;
+    if let Some(url) = cli
+        .database_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    {
+        let source = database.url_source.clone();
+        database = DatabaseSettings {
+            url_source: if source == "argument" {
+                source
+            } else {
+                "-u/DATABASE_URL".to_owned()
+            },
+            ..DatabaseSettings::for_url(url)
+        };
+    }
+    if environment == Environment::Production && cli.command.is_destructive() && !cli.yes {
+        return Err(
+            "AISTORY_ENVIRONMENT=production: this command can destroy data; back the database \
+             up, then run it again with --yes"
+                .to_owned(),
+        );
+    }
+    let target = match &cli.command {
+        Command::To { revision } => Some(resolve_target(revision)?),
+        _ => None,
+    };
+
+    let mut options = single_connection(database.connect_options());
+    if let Some(schema) = &cli.database_schema {
+        options.set_schema_search_path(schema.clone());
+    }
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| database.connection_failure(&error))?;
+    eprintln!(
+        "database: {} ({})",
+        redact_url(&database.url),
+        database.backend_name()
+    );
+
+    // `before` is read under the lock: with several processes migrating at once, each reports
+    // only what it changed itself.
+    let result = crate::with_migration_lock(&db, async |db| {
+        let before = crate::applied_migrations(db).await?;
+        match &cli.command {
+            Command::Status => {}
+            Command::Up { num } => Migrator::up(db, *num).await?,
+            Command::Down { num } => Migrator::down(db, Some(*num)).await?,
+            Command::Fresh => Migrator::fresh(db).await?,
+            Command::Refresh => Migrator::refresh(db).await?,
+            Command::Reset => Migrator::reset(db).await?,
+            Command::To { .. } => {
+                if let Some(target) = &target {
+                    migrate_to(db, target).await?;
+                }
+            }
+        }
+        Ok((before, crate::applied_migrations(db).await?))
+    })
+    .await;
+    db.close().await.ok();
+    let (before, after) = result.map_err(|error| format!("migration failed: {error}"))?;
+
+    if matches!(cli.command, Command::Status) {
+        print_status(&after);
+    } else {
+        print_changes(&cli.command, &before, &after);
+    }
+    Ok(())
+}
+
+fn print_status(applied: &[String]) {
+    let names = migration_names();
+    let pending = names.iter().filter(|name| !applied.contains(name)).count();
+    for name in &names {
+        let state = if applied.contains(name) {
+            "applied"
+        } else {
+            "pending"
+        };
+        println!("{state:<8} {name}");
+    }
+    for name in applied.iter().filter(|name| !names.contains(name)) {
+        println!("unknown  {name} (applied, but no such migration in this build)");
+    }
+    println!(
+        "{} applied, {pending} pending",
+        names.len().saturating_sub(pending)
+    );
+}
+
+fn print_changes(command: &Command, before: &[String], after: &[String]) {
+    if matches!(command, Command::Fresh | Command::Refresh) {
+        println!("re-applied all {} migrations", after.len());
+        return;
+    }
+    // Newest first: the order they were rolled back in.
+    let rolled_back: Vec<&String> = before.iter().rev().filter(|n| !after.contains(n)).collect();
+    let applied: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    for name in &rolled_back {
+        println!("rolled back {name}");
+    }
+    for name in &applied {
+        println!("applied     {name}");
+    }
+    if rolled_back.is_empty() && applied.is_empty() {
+        println!("nothing to do: {} migrations applied", after.len());
+    }
+}
