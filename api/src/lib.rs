@@ -1,1 +1,123 @@
+//! The HTTP server: thin handlers that parse, call `service`, and map errors.
 
+pub mod error;
+pub mod routes;
+pub mod telemetry;
+pub mod unit_of_work;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware::from_fn, web};
+use sea_orm::DatabaseConnection;
+use settings::Settings;
+use tracing_actix_web::TracingLogger;
+
+pub use error::ApiError;
+pub use unit_of_work::Db;
+
+/// How long in-flight requests get to finish after SIGTERM / Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the server could not start; the message is for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] service::DbError),
+    #[error("could not listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built server: bound to its port, database ready, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: DatabaseConnection,
+}
+
+impl Application {
+    /// Connects the database (migrating it in development and testing), binds the listener
+    /// (port 0 picks a free one) and prepares the server.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, |_| {}).await
+    }
+
+    /// [`Self::build`] with extra routes mounted beside the real ones (tests use this to probe
+    /// the request pipeline).
+    pub async fn build_with<F>(settings: &Settings, extra_routes: F) -> Result<Self, StartupError>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let db = service::init_db(&settings.database, settings.environment).await?;
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            ready_timeout: settings
+                .database
+                .acquire_timeout
+                .min(Duration::from_secs(2)),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(unit_of_work::unit_of_work))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .configure(extra_routes.clone())
+                .default_service(web::to(routes::not_found))
+        })
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: format!("{}:{port}", settings.host),
+            source,
+        })?
+        .run();
+        Ok(Application { port, server, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The pool the server uses (tests read rows through it).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until SIGTERM / Ctrl-C (or the server handle stops it), lets in-flight requests
+    /// finish, then closes the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Err(error) = service::close_db_connection(self.db).await {
+            tracing::warn!(%error, "closing the database pool failed");
+        }
+        tracing::info!("server stopped");
+        result
+    }
+
+    /// A handle that can stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Shared state of every worker.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    /// Bound on the readiness probe's `SELECT 1`.
+    pub ready_timeout: Duration,
+}

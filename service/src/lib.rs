@@ -1,1 +1,16 @@
+//! Business logic and the database layer of the AI Story Creator. Nothing here knows HTTP.
 
+pub mod db;
+pub mod error;
+pub mod schema;
+pub mod unit_of_work;
+pub mod users;
+
+pub use db::{
+    DbError, close_db_connection, create_database_tables, init_db, verify_database_connection,
+};
+pub use error::ServiceError;
+pub use unit_of_work::{UnitOfWork, get_db};
+
+pub use sea_orm;
+pub use settings;

@@ -1,0 +1,41 @@
+use std::process::ExitCode;
+
+use api::{Application, telemetry};
+use settings::{Settings, redact_url};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(settings.log_format, settings.database.echo);
+    tracing::info!(
+        environment = %settings.environment,
+        database = %redact_url(&settings.database.url),
+        "starting"
+    );
+    let application = match Application::build(&settings).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!("start-up failed: {error}");
+            eprintln!("error: start-up failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        "listening on http://{}:{}",
+        settings.host,
+        application.port()
+    );
+    match application.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: the server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

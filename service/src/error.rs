@@ -1,0 +1,78 @@
+//! The one error type of the domain. The HTTP layer maps each variant to a status.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The thing does not exist (or belongs to someone else: we do not say which).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The change collides with existing data (a taken username, a duplicate key).
+    #[error("{what}")]
+    Conflict { what: String },
+    /// The input breaks a rule; messages by field.
+    #[error("invalid input")]
+    Validation(BTreeMap<String, Vec<String>>),
+    /// A status change the lifecycle does not allow.
+    #[error("cannot change status from {from} to {to}")]
+    InvalidTransition { from: String, to: String },
+    /// The database could not be reached or had no free connection: try again later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] DbErr),
+    /// Our fault: a bug or an unexpected database answer.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<DbErr> for ServiceError {
+    /// Unique violations become `Conflict`, foreign-key violations `NotFound`, lost connections
+    /// `Unavailable`, the rest `Unexpected`. Callers that know which constraint means what
+    /// use [`on_unique_violation`] first for a better message.
+    fn from(error: DbErr) -> Self {
+        match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => ServiceError::Conflict {
+                what: "a record with these values already exists".to_owned(),
+            },
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => ServiceError::NotFound {
+                what: "referenced record",
+            },
+            _ if is_unavailable(&error) => ServiceError::Unavailable(error),
+            _ => ServiceError::Unexpected(error.into()),
+        }
+    }
+}
+
+/// Maps a unique violation to the conflict `describe` names from the violated constraint's
+/// message (which holds the constraint or column name on every backend); other errors map as
+/// in `From<DbErr>`.
+pub fn on_unique_violation(
+    error: DbErr,
+    describe: impl Fn(&str) -> Option<String>,
+) -> ServiceError {
+    if let Some(SqlErr::UniqueConstraintViolation(message)) = error.sql_err()
+        && let Some(what) = describe(&message)
+    {
+        return ServiceError::Conflict { what };
+    }
+    ServiceError::from(error)
+}
+
+/// Whether the error means "no usable connection" rather than "the statement failed".
+pub fn is_unavailable(error: &DbErr) -> bool {
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                sea_orm::sqlx::Error::Io(_)
+                    | sea_orm::sqlx::Error::PoolTimedOut
+                    | sea_orm::sqlx::Error::PoolClosed
+                    | sea_orm::sqlx::Error::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,71 @@
+//! The per-request unit of work (the guide's `get_db`): one transaction, begun on first use,
+//! committed or rolled back once by whoever owns the request.
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+/// A request's database access. Cheap to create; opens no transaction until [`Self::txn`].
+pub struct UnitOfWork {
+    pool: DatabaseConnection,
+    txn: Mutex<Option<DatabaseTransaction>>,
+}
+
+/// The guide's `get_db`: a fresh unit of work over the pool.
+pub fn get_db(pool: &DatabaseConnection) -> UnitOfWork {
+    UnitOfWork::new(pool.clone())
+}
+
+/// How a unit of work ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No transaction was begun: nothing to do.
+    Untouched,
+    Committed,
+    RolledBack,
+}
+
+impl UnitOfWork {
+    pub fn new(pool: DatabaseConnection) -> Self {
+        UnitOfWork {
+            pool,
+            txn: Mutex::new(None),
+        }
+    }
+
+    /// The request's transaction, begun on first call. Hold the guard only while using it.
+    pub async fn txn(&self) -> Result<MappedMutexGuard<'_, DatabaseTransaction>, DbErr> {
+        let mut slot = self.txn.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.pool.begin().await?);
+        }
+        MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| DbErr::Custom("the transaction was not begun".to_owned()))
+    }
+
+    /// The pool itself, for work that must not be part of the request's transaction.
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// Whether a transaction has been begun (and not yet finished).
+    pub async fn is_active(&self) -> bool {
+        self.txn.lock().await.is_some()
+    }
+
+    /// Commits the transaction if one was begun. A failure is returned to the caller, who
+    /// must not report success.
+    pub async fn commit(&self) -> Result<Outcome, DbErr> {
+        match self.txn.lock().await.take() {
+            Some(txn) => txn.commit().await.map(|()| Outcome::Committed),
+            None => Ok(Outcome::Untouched),
+        }
+    }
+
+    /// Rolls the transaction back if one was begun.
+    pub async fn rollback(&self) -> Result<Outcome, DbErr> {
+        match self.txn.lock().await.take() {
+            Some(txn) => txn.rollback().await.map(|()| Outcome::RolledBack),
+            None => Ok(Outcome::Untouched),
+        }
+    }
+}
