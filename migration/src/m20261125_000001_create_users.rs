@@ -1,6 +1,7 @@
 //! users: accounts. Unique username and email; timestamps with time zone.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -47,16 +48,8 @@ impl MigrationTrait for Migration {
                             .string_len(255)
                             .not_null(),
                     )
-                    .col(
-                        ColumnDef::new(Users::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Users::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(utc_timestamp(manager, Users::CreatedAt).not_null())
+                    .col(utc_timestamp(manager, Users::UpdatedAt).not_null())
                     .to_owned(),
             )
             .await
@@ -67,4 +60,17 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(Users::Table).to_owned())
             .await
     }
+}
+
+/// A UTC timestamp column: `timestamp with time zone` on PostgreSQL; `datetime(6)` on
+/// MySQL/MariaDB (microseconds and no 2038 limit, unlike its `timestamp`; always written in
+/// UTC); text on SQLite. Kept in this file so the migration never changes meaning.
+fn utc_timestamp(manager: &SchemaManager, column: impl IntoIden) -> ColumnDef {
+    let mut def = ColumnDef::new(column);
+    if manager.get_database_backend() == DbBackend::MySql {
+        def.custom(Alias::new("datetime(6)"));
+    } else {
+        def.timestamp_with_time_zone();
+    }
+    def
 }

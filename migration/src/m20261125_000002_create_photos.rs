@@ -1,6 +1,7 @@
 //! photos: one row per uploaded photo, owned by a user (deleted with it).
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -66,22 +67,10 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Photos::Width).integer().null())
                     .col(ColumnDef::new(Photos::Height).integer().null())
                     .col(ColumnDef::new(Photos::ChecksumSha256).string_len(64).null())
-                    .col(
-                        ColumnDef::new(Photos::TakenAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(utc_timestamp(manager, Photos::TakenAt).null())
                     .col(ColumnDef::new(Photos::Error).text().null())
-                    .col(
-                        ColumnDef::new(Photos::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Photos::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(utc_timestamp(manager, Photos::CreatedAt).not_null())
+                    .col(utc_timestamp(manager, Photos::UpdatedAt).not_null())
                     .check((
                         "chk-photos-status",
                         Expr::col(Photos::Status).is_in(STATUSES),
@@ -120,4 +109,17 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(Photos::Table).to_owned())
             .await
     }
+}
+
+/// A UTC timestamp column: `timestamp with time zone` on PostgreSQL; `datetime(6)` on
+/// MySQL/MariaDB (microseconds and no 2038 limit, unlike its `timestamp`; always written in
+/// UTC); text on SQLite. Kept in this file so the migration never changes meaning.
+fn utc_timestamp(manager: &SchemaManager, column: impl IntoIden) -> ColumnDef {
+    let mut def = ColumnDef::new(column);
+    if manager.get_database_backend() == DbBackend::MySql {
+        def.custom(Alias::new("datetime(6)"));
+    } else {
+        def.timestamp_with_time_zone();
+    }
+    def
 }

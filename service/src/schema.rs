@@ -287,10 +287,17 @@ async fn inspect_mysql<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, 
         if extra.contains("auto_increment") {
             default = Some("auto_increment".to_owned());
         }
+        // An entity's `DateTimeUtc` is `timestamp` in SeaORM's MySQL DDL, while our migrations
+        // use `datetime(6)` (microseconds, no 2038 limit); both hold the same UTC instant, and
+        // entities cannot declare a precision, so both read as one type here.
+        let mut data_type: String = row.try_get("", "data_type")?;
+        if data_type == "timestamp" || data_type.starts_with("datetime") {
+            data_type = "utc timestamp".to_owned();
+        }
         table(&mut schema, row.try_get("", "t")?).columns.insert(
             row.try_get("", "c")?,
             ColumnDescription {
-                data_type: row.try_get("", "data_type")?,
+                data_type,
                 nullable: nullable == "YES",
                 default,
                 primary_key: col_key == "PRI",

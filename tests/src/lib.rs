@@ -1,1 +1,37 @@
+//! Test support: a freshly created database per test on every backend, and the real server
+//! started on port 0 against it.
+//!
+//! Backends: SQLite in memory always; PostgreSQL when `AISTORY_TEST_POSTGRES_URL` is set and
+//! MariaDB/MySQL when `AISTORY_TEST_MYSQL_URL` is set (each an admin URL; tests create and drop
+//! their own databases from it). Without the variable a test prints one line saying the backend
+//! was skipped; with `CI=true` a missing variable or an unreachable server fails the test.
 
+mod app;
+mod database;
+
+pub use app::{TestApp, spawn_app, spawn_app_with, test_settings};
+pub use database::{Backend, TestDatabase};
+
+/// Declares one test per backend for each async test function `name(backend: Backend)`:
+/// `name::sqlite`, `name::postgres`, `name::mysql`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    super::$name($crate::Backend::MySql).await
+                }
+            }
+        )*
+    };
+}

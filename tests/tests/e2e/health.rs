@@ -1,0 +1,57 @@
+use aistory_tests::{Backend, backend_tests, spawn_app};
+use reqwest::StatusCode;
+
+backend_tests!(
+    health_and_ready_answer,
+    ready_is_503_when_the_database_is_gone,
+    unknown_paths_are_problem_json
+);
+
+async fn health_and_ready_answer(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+}
+
+async fn ready_is_503_when_the_database_is_gone(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Closing the server's pool is the database going away as far as the server can tell.
+    app.db.clone().close().await.unwrap();
+
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.headers()["content-type"], "application/problem+json");
+    assert!(ready.headers().contains_key("retry-after"));
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], 503);
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+}
+
+async fn unknown_paths_are_problem_json(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let response = app.get("/no/such/thing").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["title"], "Not found");
+    assert!(body["type"].is_string());
+    assert!(body["detail"].as_str().unwrap().contains("/no/such/thing"));
+}

@@ -1,0 +1,208 @@
+//! The migrations on every backend: up, down to nothing, up again, to a named revision in both
+//! directions, concurrent runs, and the resulting schema against what the entities declare.
+
+use aistory_tests::{Backend, TestDatabase, backend_tests};
+use migration::{Migrator, MigratorTrait, Target, migrate_to, resolve_target};
+use sea_orm::{ConnectionTrait, Database};
+use service::schema::{SchemaDescription, create_tables_from_entities, inspect};
+use settings::DatabaseSettings;
+
+backend_tests!(
+    up_down_up_and_the_schema_matches_the_entities,
+    migrate_to_a_named_revision_in_both_directions,
+    four_concurrent_ups_apply_each_migration_once,
+    the_schema_has_its_constraints,
+);
+
+async fn up_down_up_and_the_schema_matches_the_entities(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = database.connect().await;
+
+    Migrator::up(&db, None).await.unwrap();
+    let migrated = inspect(&db).await.unwrap();
+    assert!(migrated.tables.contains_key("users"), "{migrated:?}");
+    assert!(migrated.tables.contains_key("photos"), "{migrated:?}");
+    assert!(migration::pending_migrations(&db).await.unwrap().is_empty());
+
+    // What the entities declare, built by SeaORM from the models on a second database.
+    let Some(entity_database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let entity_db = entity_database.connect().await;
+    create_tables_from_entities(&entity_db).await.unwrap();
+    let declared = inspect(&entity_db).await.unwrap();
+    assert_same(
+        &migrated.clone().without_checks(),
+        &declared.without_checks(),
+        "migrations vs entities",
+    );
+
+    Migrator::down(&db, Some(u32::MAX)).await.unwrap();
+    let emptied = inspect(&db).await.unwrap();
+    assert!(
+        emptied.tables.is_empty(),
+        "tables left after down: {emptied:?}"
+    );
+    assert_eq!(
+        migration::pending_migrations(&db).await.unwrap(),
+        migration::migration_names()
+    );
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_same(
+        &inspect(&db).await.unwrap(),
+        &migrated,
+        "second up vs first up",
+    );
+}
+
+fn assert_same(left: &SchemaDescription, right: &SchemaDescription, what: &str) {
+    let differences = left.differences(right);
+    assert!(
+        differences.is_empty(),
+        "{what} differ:\n{}",
+        differences.join("\n")
+    );
+}
+
+async fn migrate_to_a_named_revision_in_both_directions(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = database.connect().await;
+    let names = migration::migration_names();
+
+    let first = resolve_target(&names[0][..16]).unwrap();
+    assert_eq!(first, Target::Revision(names[0].clone()));
+    let moved = migrate_to(&db, &first).await.unwrap();
+    assert_eq!(moved.applied, vec![names[0].clone()]);
+    assert_eq!(
+        migration::applied_migrations(&db).await.unwrap(),
+        vec![names[0].clone()]
+    );
+
+    let moved = migrate_to(&db, &Target::Head).await.unwrap();
+    assert_eq!(moved.applied, names[1..].to_vec());
+    assert!(inspect(&db).await.unwrap().tables.contains_key("photos"));
+
+    // Back down to the first revision: the later tables go, the first stays.
+    let moved = migrate_to(&db, &first).await.unwrap();
+    assert_eq!(
+        moved.rolled_back,
+        names[1..].iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let schema = inspect(&db).await.unwrap();
+    assert!(schema.tables.contains_key("users"));
+    assert!(!schema.tables.contains_key("photos"));
+
+    migrate_to(&db, &Target::Base).await.unwrap();
+    assert!(migration::applied_migrations(&db).await.unwrap().is_empty());
+    assert!(inspect(&db).await.unwrap().tables.is_empty());
+
+    // Unknown and ambiguous revisions are refused with the list of known ones.
+    let error = resolve_target("m1999").unwrap_err();
+    assert!(error.contains(&names[0]), "{error}");
+    assert!(resolve_target("m2026").unwrap_err().contains("several"));
+}
+
+async fn four_concurrent_ups_apply_each_migration_once(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    if backend == Backend::Sqlite {
+        // An in-memory SQLite database exists on one connection only: nothing to race.
+        return;
+    }
+    let settings = DatabaseSettings::for_url(database.url.clone());
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let options = migration::single_connection(settings.connect_options());
+        runs.push(tokio::spawn(async move {
+            let db = Database::connect(options).await.unwrap();
+            let result = migration::with_migration_lock(&db, async |db| {
+                let before = migration::pending_migrations(db).await?;
+                Migrator::up(db, None).await?;
+                Ok(before)
+            })
+            .await;
+            db.close().await.ok();
+            result
+        }));
+    }
+    let mut applied_by_someone = 0;
+    for run in runs {
+        let pending_seen = run.await.unwrap().unwrap();
+        applied_by_someone += pending_seen.len();
+    }
+    // Exactly one run saw (and applied) the pending migrations; the others found none.
+    assert_eq!(applied_by_someone, migration::migration_names().len());
+    let db = database.connect().await;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM seaql_migrations",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), migration::migration_names().len());
+}
+
+async fn the_schema_has_its_constraints(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = database.connect().await;
+    Migrator::up(&db, None).await.unwrap();
+    let schema = inspect(&db).await.unwrap();
+
+    let users = &schema.tables["users"];
+    let unique: Vec<_> = users
+        .indexes
+        .iter()
+        .filter(|i| i.unique)
+        .map(|i| i.columns.clone())
+        .collect();
+    assert!(unique.contains(&vec!["username".to_owned()]), "{users:?}");
+    assert!(unique.contains(&vec!["email".to_owned()]), "{users:?}");
+
+    let photos = &schema.tables["photos"];
+    for column in ["user_id", "status"] {
+        assert!(
+            photos
+                .indexes
+                .iter()
+                .any(|i| i.columns == [column] && !i.unique),
+            "no index on photos.{column}: {photos:?}"
+        );
+    }
+    assert!(
+        photos
+            .indexes
+            .iter()
+            .any(|i| i.columns == ["object_key"] && i.unique)
+    );
+    let fk = photos
+        .foreign_keys
+        .iter()
+        .next()
+        .expect("photos has a foreign key");
+    assert_eq!(fk.columns, ["user_id"]);
+    assert_eq!(fk.references_table, "users");
+    assert_eq!(fk.on_delete, "CASCADE");
+    assert!(
+        photos
+            .checks
+            .iter()
+            .any(|c| c.contains("processing") && c.contains("status")),
+        "no CHECK on photos.status: {photos:?}"
+    );
+    // Timestamps carry a time zone where the backend has such a type.
+    let created = &users.columns["created_at"].data_type.to_lowercase();
+    match backend {
+        Backend::Postgres => assert_eq!(created, "timestamp with time zone"),
+        Backend::MySql => assert_eq!(created, "utc timestamp"),
+        Backend::Sqlite => assert!(created.contains("timezone"), "{created}"),
+    }
+}
