@@ -118,7 +118,7 @@ fn split_list(list: &str) -> Vec<String> {
         .collect()
 }
 
-fn table<'a>(schema: &'a mut SchemaDescription, name: String) -> &'a mut TableDescription {
+fn table(schema: &mut SchemaDescription, name: String) -> &mut TableDescription {
     schema.tables.entry(name).or_default()
 }
 

@@ -1,4 +1,5 @@
 //! End-to-end tests: one binary, every test on SQLite, PostgreSQL and MariaDB.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 
 mod database_layer;
 mod health;

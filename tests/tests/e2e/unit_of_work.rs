@@ -53,7 +53,7 @@ async fn probe(
         "status" => Ok(HttpResponse::BadRequest().finish()),
         "panic" => panic!("the probe panicked on purpose"),
         "break_commit" => {
-            break_commit(&*txn, db.pool()).await;
+            break_commit(&txn, db.pool()).await;
             Ok(HttpResponse::Created().finish())
         }
         other => Ok(HttpResponse::NotImplemented().body(other.to_owned())),
@@ -251,9 +251,9 @@ async fn concurrent_requests_get_their_own_transactions(backend: Backend) {
     }
 }
 
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
