@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::Database;
-use settings::{DatabaseSettings, Environment, redact_url};
+use settings::{Environment, redact_url};
 
 use crate::{Migrator, migrate_to, migration_names, resolve_target, single_connection};
 
@@ -98,22 +98,22 @@ fn init_logging() {
 
 /// Runs one parsed command; errors are returned as the message to show.
 pub async fn execute(cli: Cli) -> Result<(), String> {
-    let (environment, mut database) =
-        settings::database_from_env().map_err(|error| error.to_string())?;
-    if let Some(url) = cli
+    // An explicit URL stands in for every AISTORY_DATABASE_URL* variable; pool settings and
+    // the environment still come from AISTORY_*.
+    let explicit = cli
         .database_url
-        .as_deref()
-        .filter(|url| !url.trim().is_empty())
-    {
-        let source = database.url_source.clone();
-        database = DatabaseSettings {
-            url_source: if source == "argument" {
-                source
-            } else {
-                "-u/DATABASE_URL".to_owned()
-            },
-            ..DatabaseSettings::for_url(url)
-        };
+        .clone()
+        .filter(|url| !url.trim().is_empty());
+    settings::load_dotenv().map_err(|error| error.to_string())?;
+    let (environment, mut database) = settings::database_from_lookup(|name| {
+        match (&explicit, name.starts_with("AISTORY_DATABASE_URL")) {
+            (Some(url), true) => Some(url.clone()),
+            _ => std::env::var(name).ok(),
+        }
+    })
+    .map_err(|error| error.to_string())?;
+    if explicit.is_some() {
+        database.url_source = "-u/DATABASE_URL".to_owned();
     }
     if environment == Environment::Production && cli.command.is_destructive() && !cli.yes {
         return Err(

@@ -1,0 +1,200 @@
+//! The migration CLI as an operator runs it: a real process per command, on SQLite, and on
+//! PostgreSQL / MariaDB when `AISTORY_TEST_POSTGRES_URL` / `AISTORY_TEST_MYSQL_URL` are set
+//! (required under CI=true). Each test creates and drops its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use sea_orm_migration::sea_orm::{ConnectionTrait, Database};
+
+const BIN: &str = env!("CARGO_BIN_EXE_migration");
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// A database for one test; dropped at the end.
+struct Scratch {
+    url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<std::path::PathBuf>,
+}
+
+impl Scratch {
+    async fn new(variable: Option<&str>) -> Option<Scratch> {
+        let name = format!("aistory_cli_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let Some(variable) = variable else {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            return Some(Scratch {
+                url: format!("sqlite://{}?mode=rwc", dir.join("cli.db").display()),
+                admin: None,
+                _dir: Some(dir),
+            });
+        };
+        let Ok(admin_url) = std::env::var(variable) else {
+            assert!(!in_ci(), "CI=true but {variable} is not set");
+            eprintln!("skipped: {variable} is not set");
+            return None;
+        };
+        let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|error| {
+            panic!("{variable} cannot be reached: {error}");
+        });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap();
+        Some(Scratch {
+            url: format!("{base}/{name}"),
+            admin: Some((admin_url, name)),
+            _dir: None,
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "migration {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run(args).stdout).unwrap()
+    }
+
+    async fn drop_database(self) {
+        if let Some((admin_url, name)) = &self.admin {
+            let admin = Database::connect(admin_url.as_str()).await.unwrap();
+            let force = if admin_url.starts_with("postgres") { " WITH (FORCE)" } else { "" };
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                .await
+                .unwrap();
+            admin.close().await.ok();
+        }
+        if let Some(dir) = &self._dir {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+async fn every_command(variable: Option<&str>) {
+    let Some(db) = Scratch::new(variable).await else { return };
+    let status = db.stdout(&["status"]);
+    assert!(status.contains("0 applied, 2 pending"), "{status}");
+
+    let up = db.stdout(&["up", "-n", "1"]);
+    assert!(up.contains("applied     m20261125_000001_create_users"), "{up}");
+    let up = db.stdout(&["up"]);
+    assert!(up.contains("m20261125_000002_create_photos"), "{up}");
+    assert!(db.stdout(&["status"]).contains("2 applied, 0 pending"));
+
+    let down = db.stdout(&["down", "-n", "1"]);
+    assert!(down.contains("rolled back m20261125_000002_create_photos"), "{down}");
+    assert!(db.stdout(&["status"]).contains("1 applied, 1 pending"));
+
+    let to = db.stdout(&["to", "m20261125_000002"]);
+    assert!(to.contains("applied     m20261125_000002_create_photos"), "{to}");
+    let to = db.stdout(&["to", "base"]);
+    assert!(to.contains("rolled back m20261125_000001_create_users"), "{to}");
+    let to = db.stdout(&["to", "head"]);
+    assert!(to.contains("applied     m20261125_000002_create_photos"), "{to}");
+
+    assert!(db.stdout(&["refresh"]).contains("re-applied all 2 migrations"));
+    assert!(db.stdout(&["fresh"]).contains("re-applied all 2 migrations"));
+    let reset = db.stdout(&["reset"]);
+    assert!(reset.contains("rolled back m20261125_000001_create_users"), "{reset}");
+    assert!(db.stdout(&["status"]).contains("0 applied, 2 pending"));
+
+    // A revision that does not exist is refused with the known ones listed.
+    let output = Command::new(BIN)
+        .args(["to", "m1999"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("m20261125_000001_create_users"), "{stderr}");
+    db.drop_database().await;
+}
+
+async fn four_concurrent_processes(variable: &str) {
+    let Some(db) = Scratch::new(Some(variable)).await else { return };
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("up")
+                .env("DATABASE_URL", &db.url)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied_lines = 0;
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a concurrent `up` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        applied_lines += String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.starts_with("applied "))
+            .count();
+    }
+    // Each migration was applied by exactly one of the four processes.
+    assert_eq!(applied_lines, 2);
+    assert!(db.stdout(&["status"]).contains("2 applied, 0 pending"));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn every_command_on_sqlite() {
+    every_command(None).await;
+}
+
+#[tokio::test]
+async fn every_command_on_postgres() {
+    every_command(Some("AISTORY_TEST_POSTGRES_URL")).await;
+}
+
+#[tokio::test]
+async fn every_command_on_mysql() {
+    every_command(Some("AISTORY_TEST_MYSQL_URL")).await;
+}
+
+#[tokio::test]
+async fn four_concurrent_ups_on_postgres() {
+    four_concurrent_processes("AISTORY_TEST_POSTGRES_URL").await;
+}
+
+#[tokio::test]
+async fn four_concurrent_ups_on_mysql() {
+    four_concurrent_processes("AISTORY_TEST_MYSQL_URL").await;
+}
+
+#[test]
+fn production_refuses_destructive_commands_without_yes() {
+    let output = Command::new(BIN)
+        .args(["reset"])
+        .env("AISTORY_ENVIRONMENT", "production")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+}
