@@ -22,7 +22,10 @@ struct Scratch {
 
 impl Scratch {
     async fn new(variable: Option<&str>) -> Option<Scratch> {
-        let name = format!("aistory_cli_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "aistory_cli_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let Some(variable) = variable else {
             let dir = std::env::temp_dir().join(&name);
             std::fs::create_dir_all(&dir).unwrap();
@@ -37,9 +40,11 @@ impl Scratch {
             eprintln!("skipped: {variable} is not set");
             return None;
         };
-        let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|error| {
-            panic!("{variable} cannot be reached: {error}");
-        });
+        let admin = Database::connect(admin_url.as_str())
+            .await
+            .unwrap_or_else(|error| {
+                panic!("{variable} cannot be reached: {error}");
+            });
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
@@ -75,7 +80,11 @@ impl Scratch {
     async fn drop_database(self) {
         if let Some((admin_url, name)) = &self.admin {
             let admin = Database::connect(admin_url.as_str()).await.unwrap();
-            let force = if admin_url.starts_with("postgres") { " WITH (FORCE)" } else { "" };
+            let force = if admin_url.starts_with("postgres") {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
             admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
                 .await
@@ -89,31 +98,57 @@ impl Scratch {
 }
 
 async fn every_command(variable: Option<&str>) {
-    let Some(db) = Scratch::new(variable).await else { return };
+    let Some(db) = Scratch::new(variable).await else {
+        return;
+    };
     let status = db.stdout(&["status"]);
     assert!(status.contains("0 applied, 2 pending"), "{status}");
 
     let up = db.stdout(&["up", "-n", "1"]);
-    assert!(up.contains("applied     m20261125_000001_create_users"), "{up}");
+    assert!(
+        up.contains("applied     m20261125_000001_create_users"),
+        "{up}"
+    );
     let up = db.stdout(&["up"]);
     assert!(up.contains("m20261125_000002_create_photos"), "{up}");
     assert!(db.stdout(&["status"]).contains("2 applied, 0 pending"));
 
     let down = db.stdout(&["down", "-n", "1"]);
-    assert!(down.contains("rolled back m20261125_000002_create_photos"), "{down}");
+    assert!(
+        down.contains("rolled back m20261125_000002_create_photos"),
+        "{down}"
+    );
     assert!(db.stdout(&["status"]).contains("1 applied, 1 pending"));
 
     let to = db.stdout(&["to", "m20261125_000002"]);
-    assert!(to.contains("applied     m20261125_000002_create_photos"), "{to}");
+    assert!(
+        to.contains("applied     m20261125_000002_create_photos"),
+        "{to}"
+    );
     let to = db.stdout(&["to", "base"]);
-    assert!(to.contains("rolled back m20261125_000001_create_users"), "{to}");
+    assert!(
+        to.contains("rolled back m20261125_000001_create_users"),
+        "{to}"
+    );
     let to = db.stdout(&["to", "head"]);
-    assert!(to.contains("applied     m20261125_000002_create_photos"), "{to}");
+    assert!(
+        to.contains("applied     m20261125_000002_create_photos"),
+        "{to}"
+    );
 
-    assert!(db.stdout(&["refresh"]).contains("re-applied all 2 migrations"));
-    assert!(db.stdout(&["fresh"]).contains("re-applied all 2 migrations"));
+    assert!(
+        db.stdout(&["refresh"])
+            .contains("re-applied all 2 migrations")
+    );
+    assert!(
+        db.stdout(&["fresh"])
+            .contains("re-applied all 2 migrations")
+    );
     let reset = db.stdout(&["reset"]);
-    assert!(reset.contains("rolled back m20261125_000001_create_users"), "{reset}");
+    assert!(
+        reset.contains("rolled back m20261125_000001_create_users"),
+        "{reset}"
+    );
     assert!(db.stdout(&["status"]).contains("0 applied, 2 pending"));
 
     // A revision that does not exist is refused with the known ones listed.
@@ -129,7 +164,9 @@ async fn every_command(variable: Option<&str>) {
 }
 
 async fn four_concurrent_processes(variable: &str) {
-    let Some(db) = Scratch::new(Some(variable)).await else { return };
+    let Some(db) = Scratch::new(Some(variable)).await else {
+        return;
+    };
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new(BIN)
