@@ -16,9 +16,15 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub enum ApiError {
     #[error("{detail}")]
     BadRequest { detail: String },
+    #[error("{detail}")]
+    Unauthenticated {
+        detail: String,
+        /// A token was sent but is bad (adds `error="invalid_token"` to `WWW-Authenticate`).
+        invalid_token: bool,
+    },
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("method not allowed")]
+    #[error("this method is not allowed on this path")]
     MethodNotAllowed,
     #[error("{detail}")]
     Conflict { detail: String },
@@ -26,6 +32,8 @@ pub enum ApiError {
     PayloadTooLarge { detail: String },
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("invalid input")]
     Validation {
         errors: BTreeMap<String, Vec<String>>,
@@ -48,6 +56,8 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "Bad request",
+            ApiError::Unauthenticated { .. } => "Unauthorized",
+            ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
@@ -63,6 +73,8 @@ impl ApiError {
     fn type_uri(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "/problems/bad-request",
+            ApiError::Unauthenticated { .. } => "/problems/unauthorized",
+            ApiError::TooManyRequests { .. } => "/problems/too-many-requests",
             ApiError::NotFound { .. } => "/problems/not-found",
             ApiError::MethodNotAllowed => "/problems/method-not-allowed",
             ApiError::Conflict { .. } => "/problems/conflict",
@@ -92,14 +104,22 @@ impl ApiError {
     }
 }
 
-/// The body of a problem response.
-#[derive(Debug, Serialize)]
+/// An error (RFC 9457 problem details), served as `application/problem+json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI reference identifying the kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "/problems/validation")]
     pub type_uri: &'static str,
+    /// Short summary of the kind of problem.
+    #[schema(example = "Validation failed")]
     pub title: &'static str,
+    /// The HTTP status code.
+    #[schema(example = 422)]
     pub status: u16,
+    /// What went wrong with this request and how to fix it.
     pub detail: String,
+    /// Validation messages by field (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<BTreeMap<String, Vec<String>>>,
 }
@@ -108,6 +128,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -139,8 +161,22 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
-        if matches!(self, ApiError::Unavailable { .. }) {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        match self {
+            ApiError::Unavailable { .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unauthenticated { invalid_token, .. } => {
+                let challenge = if *invalid_token {
+                    r#"Bearer realm="aistory", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="aistory""#
+                };
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            _ => {}
         }
         response.json(problem)
     }
@@ -157,6 +193,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidTransition { from, to } => ApiError::Conflict {
                 detail: format!("cannot change status from {from} to {to}"),
             },
+            ServiceError::Unauthenticated { reason } => ApiError::Unauthenticated {
+                detail: reason,
+                invalid_token: false,
+            },
+            ServiceError::TooManyRequests { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
             ServiceError::Unavailable(cause) => ApiError::Unavailable {
                 cause: cause.to_string(),
             },
@@ -171,4 +214,78 @@ impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
         ApiError::from(ServiceError::from(error))
     }
+}
+
+/// An error raised by middleware after the request was handed on (a panic, a failed commit):
+/// it carries the request id so its response has `X-Request-Id` like every other.
+#[derive(Debug)]
+pub struct WithRequestId {
+    pub error: ApiError,
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for WithRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for WithRequestId {
+    fn status_code(&self) -> StatusCode {
+        self.error.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.error.error_response();
+        if let Some(id) = &self.request_id
+            && let Ok(value) = HeaderValue::from_str(id)
+        {
+            response
+                .headers_mut()
+                .insert(crate::request_id::HEADER, value);
+        }
+        response
+    }
+}
+
+/// Errors actix answers itself (405 on a known path, 404 from a resource, 413 from its own
+/// limits...) come with an empty or plain body: give them a problem+json body too.
+pub fn problem_for_bare_errors<B: actix_web::body::MessageBody + 'static>()
+-> actix_web::middleware::ErrorHandlers<B> {
+    actix_web::middleware::ErrorHandlers::new().default_handler(|response| {
+        let is_problem = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        if is_problem {
+            return Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+                response.map_into_left_body(),
+            ));
+        }
+        let status = response.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let detail = match status {
+            StatusCode::METHOD_NOT_ALLOWED => format!(
+                "{} is not allowed on {}",
+                response.request().method(),
+                response.request().path()
+            ),
+            _ => title.to_owned(),
+        };
+        let problem = Problem {
+            type_uri: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            errors: None,
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let (request, mut bare) = response.into_parts();
+        bare.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let new_response = bare.set_body(actix_web::body::BoxBody::new(body));
+        Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+            actix_web::dev::ServiceResponse::new(request, new_response).map_into_right_body(),
+        ))
+    })
 }

@@ -1,9 +1,13 @@
 //! The HTTP server: thin handlers that parse, call `service`, and map errors.
 
 pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_id;
 pub mod routes;
 pub mod telemetry;
 pub mod unit_of_work;
+pub mod validation;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -11,10 +15,12 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use sea_orm::DatabaseConnection;
+use service::auth::{AccessTokens, LoginThrottle};
 use settings::Settings;
 use tracing_actix_web::TracingLogger;
 
 pub use error::ApiError;
+pub use extract::{AuthUser, ValidJson};
 pub use unit_of_work::Db;
 
 /// How long in-flight requests get to finish after SIGTERM / Ctrl-C.
@@ -63,19 +69,36 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
+        let auth = &settings.auth;
         let state = web::Data::new(AppState {
             db: db.clone(),
             ready_timeout: settings
                 .database
                 .acquire_timeout
                 .min(Duration::from_secs(2)),
+            access: AccessTokens::new(&auth.secret_key, auth.access_token_ttl),
+            refresh_ttl: auth.refresh_token_ttl,
+            throttle: LoginThrottle::new(
+                auth.login_max_failures_per_account,
+                auth.login_max_failures_per_address,
+                auth.login_window,
+            ),
         });
+        let document = openapi::document();
         let server = HttpServer::new(move || {
+            let document = document.clone();
             App::new()
+                .wrap(error::problem_for_bare_errors())
                 .wrap(from_fn(unit_of_work::unit_of_work))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<request_id::RequestSpan>::new())
+                .wrap(from_fn(request_id::request_id))
                 .app_data(state.clone())
-                .configure(routes::configure)
+                .configure(|config| {
+                    routes::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+                        config,
+                    ))
+                })
+                .configure(move |config| openapi::configure(config, document))
                 .configure(extra_routes.clone())
                 .default_service(web::to(routes::not_found))
         })
@@ -120,4 +143,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Bound on the readiness probe's `SELECT 1`.
     pub ready_timeout: Duration,
+    /// Issues and verifies access tokens.
+    pub access: AccessTokens,
+    pub refresh_ttl: Duration,
+    pub throttle: LoginThrottle,
 }

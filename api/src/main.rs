@@ -18,6 +18,13 @@ async fn main() -> ExitCode {
         database = %redact_url(&settings.database.url),
         "starting"
     );
+    if settings.auth.insecure_key {
+        tracing::warn!(
+            "AISTORY_SECRET_KEY is unset or shorter than {} bytes: tokens are signed with an \
+             INSECURE key. Fine for development, refused in production.",
+            settings::MIN_SECRET_BYTES
+        );
+    }
     let application = match Application::build(&settings).await {
         Ok(application) => application,
         Err(error) => {

@@ -17,6 +17,7 @@ use futures_util::FutureExt;
 use futures_util::future::{Ready, ready};
 use service::UnitOfWork;
 
+use crate::error::WithRequestId;
 use crate::{ApiError, AppState};
 
 /// The request's database access (the guide's `Depends(get_db)`).
@@ -56,12 +57,23 @@ pub async fn unit_of_work(
     };
     let work = Arc::new(service::get_db(&state.db));
     req.extensions_mut().insert(work.clone());
+    let request_id = req
+        .extensions()
+        .get::<crate::request_id::RequestId>()
+        .map(|id| id.0.clone());
+    let fail = |error: ApiError| -> actix_web::Error {
+        WithRequestId {
+            error,
+            request_id: request_id.clone(),
+        }
+        .into()
+    };
 
     let outcome = AssertUnwindSafe(next.call(req)).catch_unwind().await;
     match outcome {
         Ok(Ok(response)) if response.status().as_u16() < 400 => match work.commit().await {
             Ok(_) => Ok(response.map_into_boxed_body()),
-            Err(error) => Err(ApiError::from(error).into_commit_failure().into()),
+            Err(error) => Err(fail(ApiError::from(error).into_commit_failure())),
         },
         Ok(Ok(response)) => {
             rollback(&work).await;
@@ -78,7 +90,9 @@ pub async fn unit_of_work(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(ApiError::internal(format!("handler panicked: {message}")).into())
+            Err(fail(ApiError::internal(format!(
+                "handler panicked: {message}"
+            ))))
         }
     }
 }

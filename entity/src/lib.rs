@@ -6,6 +6,7 @@
 
 pub mod photo;
 pub mod photo_status;
+pub mod refresh_token;
 pub mod timestamps;
 pub mod user;
 
@@ -35,3 +36,4 @@ pub trait ToDict: serde::Serialize {
 
 impl ToDict for user::Model {}
 impl ToDict for photo::Model {}
+impl ToDict for refresh_token::Model {}

@@ -25,6 +25,14 @@ pub struct Model {
 pub enum Relation {
     #[sea_orm(has_many = "super::photo::Entity")]
     Photos,
+    #[sea_orm(has_many = "super::refresh_token::Entity")]
+    RefreshTokens,
+}
+
+impl Related<super::refresh_token::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::RefreshTokens.def()
+    }
 }
 
 impl Related<super::photo::Entity> for Entity {

@@ -9,6 +9,7 @@ mod revision;
 
 mod m20261125_000001_create_users;
 mod m20261125_000002_create_photos;
+mod m20261125_000003_create_refresh_tokens;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_users::Migration),
             Box::new(m20261125_000002_create_photos::Migration),
+            Box::new(m20261125_000003_create_refresh_tokens::Migration),
         ]
     }
 }

@@ -19,6 +19,12 @@ pub enum ServiceError {
     /// A status change the lifecycle does not allow.
     #[error("cannot change status from {from} to {to}")]
     InvalidTransition { from: String, to: String },
+    /// No valid credentials: a missing, expired or revoked token, or a wrong password.
+    #[error("{reason}")]
+    Unauthenticated { reason: String },
+    /// Too many attempts; try again after this many seconds.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// The database could not be reached or had no free connection: try again later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),

@@ -1,5 +1,6 @@
 //! Business logic and the database layer of the AI Story Creator. Nothing here knows HTTP.
 
+pub mod auth;
 pub mod db;
 pub mod error;
 pub mod schema;

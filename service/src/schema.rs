@@ -97,7 +97,8 @@ pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(
     let builder = schema
         .builder()
         .register(entity::user::Entity)
-        .register(entity::photo::Entity);
+        .register(entity::photo::Entity)
+        .register(entity::refresh_token::Entity);
     builder.apply(db).await
 }
 

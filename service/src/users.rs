@@ -1,7 +1,7 @@
 //! Accounts.
 
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::error::{ServiceError, on_unique_violation};
 
@@ -35,4 +35,96 @@ pub async fn create_user<C: ConnectionTrait>(
             }
         })
     })
+}
+
+/// The user with `id`, or `NotFound`.
+pub async fn find_user<C: ConnectionTrait>(db: &C, id: i64) -> Result<user::Model, ServiceError> {
+    user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ServiceError::NotFound { what: "user" })
+}
+
+/// Registers an account: hashes the password (off the async threads), then inserts.
+pub async fn register<C: ConnectionTrait>(
+    db: &C,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<user::Model, ServiceError> {
+    let password_hash = crate::auth::passwords::hash(password).await?;
+    create_user(
+        db,
+        NewUser {
+            username: username.to_owned(),
+            email: email.to_owned(),
+            password_hash,
+        },
+    )
+    .await
+}
+
+/// Changes to one's own account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    pub email: Option<String>,
+    pub new_password: Option<String>,
+    /// Required to change the password.
+    pub current_password: Option<String>,
+}
+
+/// Applies `changes` to user `id`. A password change needs the current password and revokes
+/// every refresh token of the account.
+pub async fn update_account<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    changes: AccountChanges,
+) -> Result<user::Model, ServiceError> {
+    let account = find_user(db, id).await?;
+    let mut active: user::ActiveModel = account.clone().into();
+    let mut changed = false;
+    if let Some(new_password) = &changes.new_password {
+        let Some(current) = &changes.current_password else {
+            return Err(field_error(
+                "current_password",
+                "is required to change the password",
+            ));
+        };
+        if !crate::auth::passwords::verify(current, &account.password_hash).await? {
+            return Err(field_error("current_password", "is wrong"));
+        }
+        active.password_hash = Set(crate::auth::passwords::hash(new_password).await?);
+        crate::auth::refresh::revoke_all_for_user(db, id).await?;
+        changed = true;
+    }
+    if let Some(email) = changes.email {
+        let email = email.to_lowercase();
+        if email != account.email {
+            active.email = Set(email);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(account);
+    }
+    active.update(db).await.map_err(|error| {
+        on_unique_violation(error, |message| {
+            message
+                .contains("email")
+                .then(|| "this email address is already registered".to_owned())
+        })
+    })
+}
+
+/// Deletes user `id`; the database cascades to everything the account owns.
+pub async fn delete_account<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), ServiceError> {
+    let result = user::Entity::delete_by_id(id).exec(db).await?;
+    if result.rows_affected == 0 {
+        return Err(ServiceError::NotFound { what: "user" });
+    }
+    Ok(())
+}
+
+fn field_error(field: &str, message: &str) -> ServiceError {
+    ServiceError::Validation([(field.to_owned(), vec![message.to_owned()])].into())
 }

@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 /// A configuration problem, worded for the operator who has to fix it.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{var} has an invalid value {value:?}: expected {expected}")]
     Invalid {

@@ -5,12 +5,14 @@
 //! reading the process environment directly, which keeps it testable without mutating
 //! global state.
 
+mod auth;
 mod database;
 mod error;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use auth::{AuthSettings, MIN_SECRET_BYTES};
 pub use database::{DatabaseSettings, redact_url};
 pub use error::ConfigError;
 
@@ -84,6 +86,7 @@ impl FromStr for LogFormat {
 pub struct Settings {
     pub environment: Environment,
     pub database: DatabaseSettings,
+    pub auth: AuthSettings,
     pub host: String,
     pub port: u16,
     pub log_format: LogFormat,
@@ -100,6 +103,7 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let (environment, database) = database_from_lookup(&lookup)?;
         let vars = Vars(&lookup);
+        let auth = AuthSettings::from_vars(&vars, environment)?;
         let host = vars
             .get("AISTORY_HOST")
             .unwrap_or_else(|| "127.0.0.1".to_owned());
@@ -119,6 +123,7 @@ impl Settings {
         Ok(Settings {
             environment,
             database,
+            auth,
             host,
             port,
             log_format,

@@ -46,11 +46,14 @@ fn production_without_url_names_the_variable() {
     );
 }
 
+const PROD_KEY: &str = "0123456789abcdef0123456789abcdef-prod";
+
 #[test]
 fn production_logs_json_by_default() {
     let settings = parse(&[
         ("AISTORY_ENVIRONMENT", "production"),
         ("AISTORY_DATABASE_URL", "postgres://u:p@db/app"),
+        ("AISTORY_SECRET_KEY", PROD_KEY),
     ])
     .unwrap();
     assert_eq!(settings.log_format, LogFormat::Json);
@@ -68,12 +71,18 @@ fn environment_specific_url_wins_over_generic() {
             ("AISTORY_ENVIRONMENT", env),
             generic,
             (var, "postgres://h/specific"),
+            ("AISTORY_SECRET_KEY", PROD_KEY),
         ])
         .unwrap();
         assert_eq!(settings.database.url, "postgres://h/specific", "{env}");
         assert_eq!(settings.database.url_source, var);
         // Another environment's URL is ignored.
-        let other = parse(&[("AISTORY_ENVIRONMENT", env), generic]).unwrap();
+        let other = parse(&[
+            ("AISTORY_ENVIRONMENT", env),
+            generic,
+            ("AISTORY_SECRET_KEY", PROD_KEY),
+        ])
+        .unwrap();
         assert_eq!(other.database.url, "postgres://h/generic");
     }
 }
@@ -187,4 +196,41 @@ fn redaction_hides_passwords_only() {
     assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     let debug = format!("{:?}", DatabaseSettings::for_url("mysql://root:pw@h/db"));
     assert!(!debug.contains("pw@"), "{debug}");
+}
+
+#[test]
+fn production_needs_a_long_secret_key() {
+    let base = [
+        ("AISTORY_ENVIRONMENT", "production"),
+        ("AISTORY_DATABASE_URL", "postgres://h/db"),
+    ];
+    match parse(&base) {
+        Err(ConfigError::Missing { var, .. }) => assert_eq!(var, "AISTORY_SECRET_KEY"),
+        other => panic!("expected a missing key, got {other:?}"),
+    }
+    let short = [base[0], base[1], ("AISTORY_SECRET_KEY", "too-short")];
+    let error = parse(&short).unwrap_err();
+    assert_eq!(invalid_var(Err(error.clone())), "AISTORY_SECRET_KEY");
+    assert!(
+        !error.to_string().contains("too-short"),
+        "the key leaked: {error}"
+    );
+    let good = [base[0], base[1], ("AISTORY_SECRET_KEY", PROD_KEY)];
+    let settings = parse(&good).unwrap();
+    assert!(!settings.auth.insecure_key);
+    assert!(
+        !format!("{settings:?}").contains(PROD_KEY),
+        "Debug shows the key"
+    );
+}
+
+#[test]
+fn development_falls_back_to_an_insecure_key_and_says_so() {
+    let settings = parse(&[]).unwrap();
+    assert!(settings.auth.insecure_key);
+    assert_eq!(settings.auth.access_token_ttl, Duration::from_secs(900));
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_ACCESS_TOKEN_TTL_SECS", "0")])),
+        "AISTORY_ACCESS_TOKEN_TTL_SECS"
+    );
 }

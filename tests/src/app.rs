@@ -3,7 +3,7 @@ use std::time::Duration;
 use actix_web::web;
 use api::Application;
 use sea_orm::DatabaseConnection;
-use settings::{DatabaseSettings, Environment, LogFormat, Settings};
+use settings::{AuthSettings, DatabaseSettings, Environment, LogFormat, Settings};
 
 use crate::{Backend, TestDatabase};
 
@@ -29,6 +29,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     Settings {
         environment: Environment::Testing,
         database: db_settings,
+        auth: AuthSettings::for_key("test-secret-key-of-at-least-32-bytes!!"),
         host: "127.0.0.1".to_owned(),
         port: 0,
         log_format: LogFormat::Pretty,
@@ -45,8 +46,28 @@ pub async fn spawn_app_with<F>(backend: Backend, extra_routes: F) -> Option<Test
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
+    spawn_app_custom(backend, |_| {}, extra_routes).await
+}
+
+/// [`spawn_app`] with settings changed by `adjust` (token lifetimes, limits...).
+pub async fn spawn_app_configured(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    spawn_app_custom(backend, adjust, |_| {}).await
+}
+
+async fn spawn_app_custom<F>(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+    extra_routes: F,
+) -> Option<TestApp>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     let database = TestDatabase::create(backend).await?;
-    let settings = test_settings(&database);
+    let mut settings = test_settings(&database);
+    adjust(&mut settings);
     let application = Application::build_with(&settings, extra_routes)
         .await
         .unwrap_or_else(|error| panic!("the server did not start: {error}"));
@@ -88,6 +109,93 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("POST {path} failed: {error}"))
     }
 
+    /// POST a JSON body, with a bearer token when given.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("POST {path} failed: {error}"))
+    }
+
+    /// Any method with an optional JSON body and bearer token.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
+    }
+
+    /// Registers `username` (email `username@example.com`, the given password); panics unless 201.
+    pub async fn register(&self, username: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/register",
+                &serde_json::json!({
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": password,
+                }),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 201, "registering {username}");
+        response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Logs in; returns the token response (panics unless 200).
+    pub async fn login(&self, username: &str, password: &str) -> Tokens {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &serde_json::json!({ "username": username, "password": password }),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "logging in {username}");
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        Tokens {
+            access: body["access_token"].as_str().unwrap_or_default().to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// Registers and logs in a user; returns its tokens.
+    pub async fn signed_up(&self, username: &str) -> Tokens {
+        self.register(username, "correct horse battery").await;
+        self.login(username, "correct horse battery").await
+    }
+
     /// Stops the server and waits for it (in-flight requests finish first).
     pub async fn stop(&self) {
         self.handle.stop(true).await;
@@ -100,4 +208,11 @@ impl Drop for TestApp {
         let handle = self.handle.clone();
         drop(handle.stop(false));
     }
+}
+
+/// An access and a refresh token.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
 }

@@ -9,7 +9,7 @@
 mod app;
 mod database;
 
-pub use app::{TestApp, spawn_app, spawn_app_with, test_settings};
+pub use app::{TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_with, test_settings};
 pub use database::{Backend, TestDatabase};
 
 /// Declares one test per backend for each async test function `name(backend: Backend)`:

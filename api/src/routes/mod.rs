@@ -1,22 +1,45 @@
-//! Route table.
+//! Route table. Every route is registered with `service(...)` on utoipa's `ServiceConfig`, so
+//! the OpenAPI document is collected from exactly what is served.
 
-mod health;
+pub mod auth;
+pub mod health;
+pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::ApiError;
 
-pub fn configure(config: &mut web::ServiceConfig) {
+pub fn configure(config: &mut ServiceConfig) {
     config
         .app_data(json_config())
         .app_data(path_config())
         .app_data(query_config())
-        .route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready));
+        .app_data(web::PayloadConfig::new(crate::extract::JSON_LIMIT))
+        .service(health::health)
+        .service(health::ready)
+        .service(
+            scope("/api/v1/auth")
+                .service(auth::register)
+                .service(auth::login)
+                .service(auth::refresh)
+                .service(auth::logout),
+        )
+        .service(
+            scope("/api/v1/users")
+                .service(users::get_me)
+                .service(users::patch_me)
+                .service(users::delete_me),
+        );
 }
 
 /// Unknown paths answer problem+json too.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // The path exists, only not with this method.
+    if req.resource_map().has_resource(req.path()) {
+        return Err(ApiError::MethodNotAllowed);
+    }
     Err(ApiError::NotFound {
         what: format!("{} {}", req.method(), req.path()),
     })

@@ -1,8 +1,10 @@
 //! End-to-end tests: one binary, every test on SQLite, PostgreSQL and MariaDB.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 
+mod accounts;
 mod database_layer;
 mod health;
 mod migrations;
 mod models;
+mod openapi;
 mod unit_of_work;

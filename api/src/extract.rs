@@ -1,0 +1,264 @@
+//! Extractors: [`ValidJson`] (JSON body, parsed and validated, with problem+json errors that
+//! name the field) and [`AuthUser`] (the bearer token's user, verified without the database).
+
+use std::collections::BTreeMap;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::{LocalBoxFuture, Ready, ready};
+use serde::de::DeserializeOwned;
+use service::auth::TokenError;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::{ApiError, AppState};
+
+/// Largest JSON body accepted.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// A JSON body of type `T`, validated. Unknown fields are refused by `T`'s
+/// `#[serde(deny_unknown_fields)]`.
+#[derive(Debug)]
+pub struct ValidJson<T>(pub T);
+
+impl<T> FromRequest for ValidJson<T>
+where
+    T: DeserializeOwned + Validate + 'static,
+{
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req.mime_type().ok().flatten().is_some_and(|mime| {
+            mime.subtype() == "json" || mime.suffix().is_some_and(|suffix| suffix == "json")
+        });
+        if !is_json {
+            return Box::pin(ready(Err(ApiError::UnsupportedMediaType {
+                detail: "send the body as application/json".to_owned(),
+            })));
+        }
+        let too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok())
+            .is_some_and(|length| length > JSON_LIMIT);
+        if too_large {
+            return Box::pin(ready(Err(body_too_large())));
+        }
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body
+                .await
+                .map_err(|error| match error.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => body_too_large(),
+                    _ => ApiError::BadRequest {
+                        detail: format!("the request body could not be read: {error}"),
+                    },
+                })?;
+            let value: T = parse(&bytes)?;
+            value.validate().map_err(|errors| ApiError::Validation {
+                errors: field_messages(&errors),
+            })?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::PayloadTooLarge {
+        detail: format!("the JSON body is larger than {} KiB", JSON_LIMIT / 1024),
+    }
+}
+
+/// Deserialises with the path of the offending field: syntax errors are 400, a body of the
+/// wrong shape is 422 naming the field.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if !inner.is_data() {
+            return ApiError::BadRequest {
+                detail: format!("the body is not valid JSON: {inner}"),
+            };
+        }
+        let message = strip_position(&inner.to_string());
+        let (field, message) = field_of(&path, &message);
+        ApiError::Validation {
+            errors: [(field, vec![message])].into(),
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::BadRequest {
+        detail: format!("the body is not valid JSON: {error}"),
+    })?;
+    Ok(value)
+}
+
+/// serde's "missing field `x`" and "unknown field `x`, expected ..." name the field in the
+/// message, not the path: move it to the field name.
+fn field_of(path: &str, message: &str) -> (String, String) {
+    let base = if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    };
+    // For an unknown field the path already ends with its name; for a missing one it does not.
+    let join = |name: &str| {
+        if base.is_empty() {
+            name.to_owned()
+        } else if base == name || base.ends_with(&format!(".{name}")) {
+            base.clone()
+        } else {
+            format!("{base}.{name}")
+        }
+    };
+    for (prefix, text) in [
+        ("missing field `", "is required"),
+        ("unknown field `", "is not a known field"),
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((name, tail)) = rest.split_once('`')
+        {
+            let detail = tail.trim_start_matches(',').trim();
+            let text = if detail.is_empty() {
+                text.to_owned()
+            } else {
+                format!("{text} ({detail})")
+            };
+            return (join(name), text);
+        }
+    }
+    let field = if base.is_empty() {
+        "body".to_owned()
+    } else {
+        base
+    };
+    (field, message.to_owned())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// validator's errors as `{field: [messages]}`.
+pub fn field_messages(errors: &ValidationErrors) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (field, kind) in errors.errors() {
+        if let ValidationErrorsKind::Field(list) = kind {
+            let messages = list
+                .iter()
+                .map(|error| match &error.message {
+                    Some(message) => message.to_string(),
+                    None => error.code.to_string(),
+                })
+                .collect();
+            out.insert(field.to_string(), messages);
+        }
+    }
+    out
+}
+
+/// The authenticated user of a request: `Authorization: Bearer <access token>`, verified by
+/// signature and expiry alone (no database round trip).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: i64,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state is missing"))?;
+    let value =
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthenticated {
+                detail: "send an access token: Authorization: Bearer <token>".to_owned(),
+                invalid_token: false,
+            })?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::Unauthenticated {
+            detail: "the Authorization header must be `Bearer <token>`".to_owned(),
+            invalid_token: true,
+        })?;
+    match state.access.verify(token) {
+        Ok(id) => {
+            req.extensions_mut().insert(AuthUser { id });
+            Ok(AuthUser { id })
+        }
+        Err(TokenError::Expired) => Err(ApiError::Unauthenticated {
+            detail: "the access token has expired; get a new one with POST /api/v1/auth/refresh"
+                .to_owned(),
+            invalid_token: true,
+        }),
+        Err(TokenError::Invalid) => Err(ApiError::Unauthenticated {
+            detail: "the access token is invalid".to_owned(),
+            invalid_token: true,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        #[validate(range(min = 1))]
+        count: i32,
+    }
+
+    fn field_errors(body: &str) -> BTreeMap<String, Vec<String>> {
+        match parse::<Sample>(body.as_bytes()) {
+            Err(ApiError::Validation { errors }) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        assert!(field_errors(r#"{"name":"a"}"#)["count"][0].contains("required"));
+        let unknown = field_errors(r#"{"name":"a","count":1,"extra":2}"#);
+        assert!(
+            unknown["extra"][0].contains("not a known field"),
+            "{unknown:?}"
+        );
+        assert!(field_errors(r#"{"name":1,"count":1}"#).contains_key("name"));
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        assert!(matches!(
+            parse::<Sample>(b"{"),
+            Err(ApiError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse::<Sample>(br#"{"name":"a","count":1} trailing"#),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+}

@@ -1,0 +1,73 @@
+//! The OpenAPI 3.1 document (collected from the served routes) and its offline UI at `/docs`.
+
+use actix_web::{App, HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{self, OpenApi as Document};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "AI Story Creator API",
+        description = "Upload photos and get stories written from them. Errors are \
+                       application/problem+json (RFC 9457).",
+        license(name = "MIT"),
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "users", description = "Your own account"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Access token from POST /api/v1/auth/login"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document for the routes [`crate::routes::configure`] serves.
+pub fn document() -> Document {
+    let (_, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::routes::configure)
+        .split_for_parts();
+    document.openapi = openapi::OpenApiVersion::Version31;
+    document
+}
+
+/// `GET /api/openapi.json` and the Swagger UI at `/docs` (vendored: works offline).
+pub fn configure(config: &mut web::ServiceConfig, document: Document) {
+    let json = serde_json::to_vec(&document).unwrap_or_default();
+    config
+        .route(
+            "/api/openapi.json",
+            web::get().to(move || {
+                let json = json.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(json)
+                }
+            }),
+        )
+        .service(web::redirect("/docs", "/docs/"))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document));
+}

@@ -1,0 +1,188 @@
+//! `/api/v1/auth`: register, login, refresh, logout.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use crate::error::Problem;
+use crate::extract::ValidJson;
+use crate::routes::users::UserPublic;
+use crate::{ApiError, AppState, Db, validation};
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3-32 of `[A-Za-z0-9_]`, unique.
+    #[validate(custom(function = "validation::username"))]
+    #[schema(example = "ada")]
+    pub username: String,
+    /// Unique; stored lower-case.
+    #[validate(custom(function = "validation::email"))]
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8-128 characters.
+    #[validate(custom(function = "validation::password"))]
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The username or the email address.
+    #[validate(
+        length(min = 1, max = 254),
+        custom(function = "validation::no_control_characters")
+    )]
+    #[schema(example = "ada")]
+    pub username: String,
+    #[validate(length(min = 1, max = 128))]
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[validate(length(min = 1, max = 256))]
+    pub refresh_token: String,
+}
+
+/// Tokens handed out by login and refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    /// Exchange at `POST /api/v1/auth/refresh` for new tokens; single use.
+    pub refresh_token: String,
+}
+
+/// Create an account.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserPublic),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/register")]
+pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let txn = db.txn().await?;
+    let user = service::users::register(&*txn, &body.username, &body.email, &body.password).await?;
+    Ok(HttpResponse::Created().json(UserPublic::from(user)))
+}
+
+/// Log in with username (or email) and password.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/login")]
+pub async fn login(
+    req: HttpRequest,
+    db: Db,
+    state: web::Data<AppState>,
+    body: ValidJson<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    // The TCP peer, not X-Forwarded-For: a client must not choose its own throttling key.
+    let address = req.peer_addr().map(|peer| peer.ip().to_string());
+    state.throttle.check(&body.username, address.as_deref())?;
+    let user = match service::auth::authenticate(db.pool(), &body.username, &body.password).await {
+        Ok(user) => user,
+        Err(error) => {
+            if matches!(error, service::ServiceError::Unauthenticated { .. }) {
+                state
+                    .throttle
+                    .record_failure(&body.username, address.as_deref());
+            }
+            return Err(error.into());
+        }
+    };
+    state.throttle.record_success(&body.username);
+    let txn = db.txn().await?;
+    let tokens =
+        service::auth::issue_tokens(&*txn, &state.access, state.refresh_ttl, user.id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(TokenResponse {
+            access_token: tokens.access_token,
+            token_type: "bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+        }))
+}
+
+/// Exchange a refresh token for new tokens (the old one stops working).
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Refresh token invalid, expired or reused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: ValidJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    // Its own transaction: a detected reuse revokes the family even though we answer 401.
+    let (user_id, refresh_token) =
+        service::auth::refresh::rotate(&state.db, &body.0.refresh_token, state.refresh_ttl).await?;
+    let (access_token, expires_in) = state.access.issue(user_id)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in,
+            refresh_token,
+        }))
+}
+
+/// Revoke a refresh token (and every token rotated from the same login).
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Logged out (also when the token was unknown)"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: ValidJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    service::auth::refresh::revoke(&state.db, &body.0.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,130 @@
+//! `/api/v1/users/me`: one's own account.
+
+use actix_web::{HttpResponse, delete, get, patch};
+use chrono::{DateTime, Utc};
+use entity::user;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use crate::error::Problem;
+use crate::extract::{AuthUser, ValidJson};
+use crate::{ApiError, Db, validation};
+
+/// An account as clients see it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPublic {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for UserPublic {
+    fn from(model: user::Model) -> Self {
+        UserPublic {
+            id: model.id,
+            username: model.username,
+            email: model.email,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+/// Changes to one's own account; every field optional.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[validate(custom(function = "validation::email"))]
+    pub email: Option<String>,
+    /// The new password; needs `current_password`. Signs out every other session.
+    #[validate(custom(function = "validation::password"))]
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    #[validate(length(min = 1, max = 128))]
+    #[schema(format = Password)]
+    pub current_password: Option<String>,
+}
+
+/// The user whose token this is (a deleted account's token no longer works).
+async fn current(db: &Db, auth: AuthUser) -> Result<user::Model, ApiError> {
+    service::users::find_user(db.pool(), auth.id)
+        .await
+        .map_err(|error| match error {
+            service::ServiceError::NotFound { .. } => ApiError::Unauthenticated {
+                detail: "the account of this token no longer exists".to_owned(),
+                invalid_token: true,
+            },
+            other => other.into(),
+        })
+}
+
+/// Your account.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your account", body = UserPublic),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/me")]
+pub async fn get_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(UserPublic::from(current(&db, auth).await?)))
+}
+
+/// Change your email or password.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "Updated account", body = UserPublic),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a wrong current password", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/me")]
+pub async fn patch_me(
+    db: Db,
+    auth: AuthUser,
+    body: ValidJson<UpdateMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    current(&db, auth).await?;
+    let body = body.0;
+    let txn = db.txn().await?;
+    let updated = service::users::update_account(
+        &*txn,
+        auth.id,
+        service::users::AccountChanges {
+            email: body.email,
+            new_password: body.password,
+            current_password: body.current_password,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(UserPublic::from(updated)))
+}
+
+/// Delete your account and everything it owns.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/me")]
+pub async fn delete_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+    current(&db, auth).await?;
+    let txn = db.txn().await?;
+    service::users::delete_account(&*txn, auth.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

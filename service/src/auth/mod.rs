@@ -1,0 +1,84 @@
+//! Accounts' authentication: password hashing, access tokens (JWT, verified without the
+//! database), refresh tokens (opaque, rotated, stored hashed) and login throttling.
+
+pub mod passwords;
+pub mod refresh;
+pub mod throttle;
+pub mod tokens;
+
+use entity::user;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+pub use throttle::LoginThrottle;
+pub use tokens::{AccessTokens, TokenError};
+
+use crate::ServiceError;
+
+/// What a successful login or refresh hands out.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user_id: i64,
+}
+
+/// The answer to any failed login: one message, whatever went wrong.
+pub fn bad_credentials() -> ServiceError {
+    ServiceError::Unauthenticated {
+        reason: "the username or password is wrong".to_owned(),
+    }
+}
+
+/// Checks a username-or-email and password. An unknown account costs the same argon2
+/// verification as a wrong password, so neither the answer nor its timing says which it was.
+#[tracing::instrument(skip(db, password))]
+pub async fn authenticate<C: ConnectionTrait>(
+    db: &C,
+    identifier: &str,
+    password: &str,
+) -> Result<user::Model, ServiceError> {
+    let identifier = identifier.trim();
+    let found = if identifier.contains('@') {
+        user::Entity::find()
+            .filter(user::Column::Email.eq(identifier.to_lowercase()))
+            .one(db)
+            .await?
+    } else {
+        user::Entity::find()
+            .filter(user::Column::Username.eq(identifier))
+            .one(db)
+            .await?
+    };
+    match found {
+        Some(account) => {
+            if passwords::verify(password, &account.password_hash).await? {
+                Ok(account)
+            } else {
+                Err(bad_credentials())
+            }
+        }
+        None => {
+            passwords::verify_against_dummy(password).await?;
+            Err(bad_credentials())
+        }
+    }
+}
+
+/// Logs a user in: a fresh access token and the first refresh token of a new family.
+pub async fn issue_tokens<C: ConnectionTrait>(
+    db: &C,
+    access: &AccessTokens,
+    refresh_ttl: std::time::Duration,
+    user_id: i64,
+) -> Result<IssuedTokens, ServiceError> {
+    let refresh_token = refresh::issue(db, user_id, None, refresh_ttl).await?;
+    let (access_token, expires_in) = access.issue(user_id)?;
+    Ok(IssuedTokens {
+        access_token,
+        expires_in,
+        refresh_token,
+        user_id,
+    })
+}

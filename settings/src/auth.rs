@@ -1,0 +1,150 @@
+use std::time::Duration;
+
+use crate::{ConfigError, Environment, Vars};
+
+/// Used in development and testing when `AISTORY_SECRET_KEY` is unset. Public, so never safe.
+const INSECURE_DEVELOPMENT_KEY: &str = "insecure-development-key-do-not-use-in-production!!";
+/// The shortest key production accepts (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Token signing and login throttling.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// HS256 key for access tokens.
+    pub secret_key: String,
+    /// Whether `secret_key` is the built-in development key (start-up warns loudly).
+    pub insecure_key: bool,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Failed logins allowed for one account within `login_window` before 429.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins allowed from one client address within `login_window` before 429.
+    pub login_max_failures_per_address: u32,
+    pub login_window: Duration,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret_key", &"***")
+            .field("insecure_key", &self.insecure_key)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field(
+                "login_max_failures_per_account",
+                &self.login_max_failures_per_account,
+            )
+            .field(
+                "login_max_failures_per_address",
+                &self.login_max_failures_per_address,
+            )
+            .field("login_window", &self.login_window)
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    pub(crate) fn from_vars(
+        vars: &Vars<'_>,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
+        let (secret_key, insecure_key) = match vars.get("AISTORY_SECRET_KEY") {
+            Some(key) if key.len() >= MIN_SECRET_BYTES => (key, false),
+            Some(key) if environment != Environment::Production => {
+                // Short keys are tolerated outside production, with the same warning.
+                (key, true)
+            }
+            Some(key) => {
+                return Err(ConfigError::Invalid {
+                    var: "AISTORY_SECRET_KEY".to_owned(),
+                    value: format!("({} bytes, hidden)", key.len()),
+                    expected: format!(
+                        "a random secret of at least {MIN_SECRET_BYTES} bytes, e.g. from \
+                         `openssl rand -base64 48`"
+                    ),
+                });
+            }
+            None if environment == Environment::Production => {
+                return Err(ConfigError::Missing {
+                    var: "AISTORY_SECRET_KEY".to_owned(),
+                    why: format!(
+                        "production signs tokens with it; use a random secret of at least \
+                         {MIN_SECRET_BYTES} bytes, e.g. from `openssl rand -base64 48`"
+                    ),
+                });
+            }
+            None => (INSECURE_DEVELOPMENT_KEY.to_owned(), true),
+        };
+        let access_token_ttl =
+            bounded_seconds(vars, "AISTORY_ACCESS_TOKEN_TTL_SECS", 900, 30, 86_400)?;
+        let refresh_token_ttl = bounded_seconds(
+            vars,
+            "AISTORY_REFRESH_TOKEN_TTL_SECS",
+            30 * 86_400,
+            60,
+            365 * 86_400,
+        )?;
+        let login_window = bounded_seconds(vars, "AISTORY_LOGIN_WINDOW_SECS", 900, 1, 86_400)?;
+        let login_max_failures_per_account = vars.parse_or(
+            "AISTORY_LOGIN_MAX_FAILURES",
+            5u32,
+            "a whole number from 1 to 1000",
+        )?;
+        let login_max_failures_per_address = vars.parse_or(
+            "AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            50u32,
+            "a whole number from 1 to 100000",
+        )?;
+        if login_max_failures_per_account == 0 {
+            return Err(ConfigError::invalid(
+                "AISTORY_LOGIN_MAX_FAILURES",
+                "0",
+                "a whole number from 1 to 1000",
+            ));
+        }
+        if login_max_failures_per_address == 0 {
+            return Err(ConfigError::invalid(
+                "AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                "0",
+                "a whole number from 1 to 100000",
+            ));
+        }
+        Ok(AuthSettings {
+            secret_key,
+            insecure_key,
+            access_token_ttl,
+            refresh_token_ttl,
+            login_max_failures_per_account,
+            login_max_failures_per_address,
+            login_window,
+        })
+    }
+
+    /// Development defaults with a given key (tests, tools).
+    pub fn for_key(secret_key: impl Into<String>) -> Self {
+        AuthSettings {
+            secret_key: secret_key.into(),
+            insecure_key: false,
+            access_token_ttl: Duration::from_secs(900),
+            refresh_token_ttl: Duration::from_secs(30 * 86_400),
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 50,
+            login_window: Duration::from_secs(900),
+        }
+    }
+}
+
+fn bounded_seconds(
+    vars: &Vars<'_>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let expected = format!("a whole number of seconds from {min} to {max}");
+    let value = vars.parse_or(name, default, &expected)?;
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
+    }
+    Ok(Duration::from_secs(value))
+}
