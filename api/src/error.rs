@@ -200,6 +200,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooManyRequests { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
             }
+            ServiceError::TooLarge { limit_bytes } => ApiError::PayloadTooLarge {
+                detail: format!("the photo is larger than the limit of {limit_bytes} bytes"),
+            },
+            ServiceError::UnsupportedMedia { detail } => ApiError::UnsupportedMediaType { detail },
+            ServiceError::BadRequest { detail } => ApiError::BadRequest { detail },
             ServiceError::Unavailable(cause) => ApiError::Unavailable {
                 cause: cause.to_string(),
             },

@@ -31,6 +31,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub enum StartupError {
     #[error(transparent)]
     Database(#[from] service::DbError),
+    #[error("object storage (AISTORY_STORAGE_URL): {0}")]
+    Storage(#[from] service::storage::StorageError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -59,6 +61,7 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        let storage = service::storage::Storage::from_url(&settings.storage.url)?;
         let db = service::init_db(&settings.database, settings.environment).await?;
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -83,6 +86,8 @@ impl Application {
                 auth.login_max_failures_per_address,
                 auth.login_window,
             ),
+            storage,
+            max_upload_bytes: settings.storage.max_upload_bytes,
         });
         let document = openapi::document();
         let server = HttpServer::new(move || {
@@ -147,4 +152,6 @@ pub struct AppState {
     pub access: AccessTokens,
     pub refresh_ttl: Duration,
     pub throttle: LoginThrottle,
+    pub storage: service::storage::Storage,
+    pub max_upload_bytes: u64,
 }

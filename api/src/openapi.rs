@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "Your own account"),
+        (name = "photos", description = "Upload, list, download and manage your photos"),
     )
 )]
 struct ApiDoc;

@@ -25,6 +25,15 @@ pub enum ServiceError {
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The upload is larger than allowed.
+    #[error("the photo is larger than the limit of {limit_bytes} bytes")]
+    TooLarge { limit_bytes: u64 },
+    /// The bytes are not an accepted kind of image.
+    #[error("{detail}")]
+    UnsupportedMedia { detail: String },
+    /// A request that cannot be served as sent (e.g. direct upload without an S3 store).
+    #[error("{detail}")]
+    BadRequest { detail: String },
     /// The database could not be reached or had no free connection: try again later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),

@@ -3,7 +3,10 @@
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod images;
+pub mod photos;
 pub mod schema;
+pub mod storage;
 pub mod unit_of_work;
 pub mod users;
 

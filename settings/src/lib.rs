@@ -8,6 +8,7 @@
 mod auth;
 mod database;
 mod error;
+mod storage;
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use std::str::FromStr;
 pub use auth::{AuthSettings, MIN_SECRET_BYTES};
 pub use database::{DatabaseSettings, redact_url};
 pub use error::ConfigError;
+pub use storage::StorageSettings;
 
 /// Which environment the process runs in; selects the database URL and start-up behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,7 @@ pub struct Settings {
     pub environment: Environment,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub storage: StorageSettings,
     pub host: String,
     pub port: u16,
     pub log_format: LogFormat,
@@ -104,6 +107,7 @@ impl Settings {
         let (environment, database) = database_from_lookup(&lookup)?;
         let vars = Vars(&lookup);
         let auth = AuthSettings::from_vars(&vars, environment)?;
+        let storage = StorageSettings::from_vars(&vars)?;
         let host = vars
             .get("AISTORY_HOST")
             .unwrap_or_else(|| "127.0.0.1".to_owned());
@@ -124,6 +128,7 @@ impl Settings {
             environment,
             database,
             auth,
+            storage,
             host,
             port,
             log_format,

@@ -234,3 +234,23 @@ fn development_falls_back_to_an_insecure_key_and_says_so() {
         "AISTORY_ACCESS_TOKEN_TTL_SECS"
     );
 }
+
+#[test]
+fn storage_defaults_and_validation() {
+    let settings = parse(&[]).unwrap();
+    assert_eq!(settings.storage.url, "file://./data/objects");
+    assert_eq!(settings.storage.max_upload_bytes, 20_971_520);
+    for good in ["memory://", "s3://bucket", "file:///var/lib/aistory"] {
+        parse(&[("AISTORY_STORAGE_URL", good)]).unwrap();
+    }
+    for bad in ["ftp://x", "s3://", "s3://bucket/with/path", "file://"] {
+        assert_eq!(
+            invalid_var(parse(&[("AISTORY_STORAGE_URL", bad)])),
+            "AISTORY_STORAGE_URL"
+        );
+    }
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_MAX_UPLOAD_BYTES", "lots")])),
+        "AISTORY_MAX_UPLOAD_BYTES"
+    );
+}

@@ -3,7 +3,7 @@ use std::time::Duration;
 use actix_web::web;
 use api::Application;
 use sea_orm::DatabaseConnection;
-use settings::{AuthSettings, DatabaseSettings, Environment, LogFormat, Settings};
+use settings::{AuthSettings, DatabaseSettings, Environment, LogFormat, Settings, StorageSettings};
 
 use crate::{Backend, TestDatabase};
 
@@ -15,8 +15,9 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
-    // Dropped last: the database goes away after the server.
+    // Dropped last: the database and the store go away after the server.
     pub database: TestDatabase,
+    pub store: Option<crate::TestStore>,
 }
 
 /// Settings for a test server on `database`: environment `testing`, port 0.
@@ -30,6 +31,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         environment: Environment::Testing,
         database: db_settings,
         auth: AuthSettings::for_key("test-secret-key-of-at-least-32-bytes!!"),
+        storage: StorageSettings::for_url("memory://"),
         host: "127.0.0.1".to_owned(),
         port: 0,
         log_format: LogFormat::Pretty,
@@ -65,8 +67,36 @@ async fn spawn_app_custom<F>(
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
+    spawn_full(backend, None, adjust, extra_routes).await
+}
+
+/// [`spawn_app`] on `backend` with the object store `store`, settings changed by `adjust`.
+pub async fn spawn_app_with_store(
+    backend: Backend,
+    store: crate::Store,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    spawn_full(backend, Some(store), adjust, |_| {}).await
+}
+
+async fn spawn_full<F>(
+    backend: Backend,
+    store: Option<crate::Store>,
+    adjust: impl FnOnce(&mut Settings),
+    extra_routes: F,
+) -> Option<TestApp>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let store = match store {
+        Some(kind) => Some(crate::TestStore::create(kind)?),
+        None => None,
+    };
     let database = TestDatabase::create(backend).await?;
     let mut settings = test_settings(&database);
+    if let Some(store) = &store {
+        settings.storage.url = store.url.clone();
+    }
     adjust(&mut settings);
     let application = Application::build_with(&settings, extra_routes)
         .await
@@ -85,6 +115,7 @@ where
             .unwrap_or_else(|error| panic!("building the HTTP client failed: {error}")),
         handle,
         database,
+        store,
     })
 }
 

@@ -8,9 +8,15 @@
 
 mod app;
 mod database;
+pub mod images;
+mod store;
 
-pub use app::{TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_with, test_settings};
+pub use app::{
+    TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_with, spawn_app_with_store,
+    test_settings,
+};
 pub use database::{Backend, TestDatabase};
+pub use store::{Store, TestStore};
 
 /// Declares one test per backend for each async test function `name(backend: Backend)`:
 /// `name::sqlite`, `name::postgres`, `name::mysql`.
@@ -33,5 +39,32 @@ macro_rules! backend_tests {
                 }
             }
         )*
+    };
+}
+
+/// Declares one test per backend and store for each async test function
+/// `name(backend: Backend, store: Store)`: `name::sqlite_memory`, `name::postgres_s3`, ...
+#[macro_export]
+macro_rules! store_backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                $crate::store_backend_tests!(@one $name, sqlite_memory, Sqlite, Memory);
+                $crate::store_backend_tests!(@one $name, sqlite_file, Sqlite, File);
+                $crate::store_backend_tests!(@one $name, sqlite_s3, Sqlite, S3);
+                $crate::store_backend_tests!(@one $name, postgres_memory, Postgres, Memory);
+                $crate::store_backend_tests!(@one $name, postgres_file, Postgres, File);
+                $crate::store_backend_tests!(@one $name, postgres_s3, Postgres, S3);
+                $crate::store_backend_tests!(@one $name, mysql_memory, MySql, Memory);
+                $crate::store_backend_tests!(@one $name, mysql_file, MySql, File);
+                $crate::store_backend_tests!(@one $name, mysql_s3, MySql, S3);
+            }
+        )*
+    };
+    (@one $name:ident, $test:ident, $backend:ident, $store:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            super::$name($crate::Backend::$backend, $crate::Store::$store).await
+        }
     };
 }

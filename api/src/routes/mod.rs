@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod photos;
 pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -25,6 +26,17 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(auth::login)
                 .service(auth::refresh)
                 .service(auth::logout),
+        )
+        .service(
+            scope("/api/v1/photos")
+                .service(photos::create_direct_upload)
+                .service(photos::upload)
+                .service(photos::list)
+                .service(photos::get_one)
+                .service(photos::rename)
+                .service(photos::delete_one)
+                .service(photos::content)
+                .service(photos::complete_direct_upload),
         )
         .service(
             scope("/api/v1/users")

@@ -7,4 +7,5 @@ mod health;
 mod migrations;
 mod models;
 mod openapi;
+mod photos;
 mod unit_of_work;

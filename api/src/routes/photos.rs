@@ -1,0 +1,568 @@
+//! `/api/v1/photos`: upload (streamed), direct-to-bucket upload, list, read, rename, delete,
+//! download.
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, patch, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use entity::photo;
+use entity::photo_status::PhotoStatus;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::error::Problem;
+use crate::extract::{AuthUser, ValidJson};
+use crate::{ApiError, AppState, Db, validation};
+
+/// A photo as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoPublic {
+    pub id: i64,
+    /// `pending`, `uploaded`, `processing`, `completed` or `failed`.
+    #[schema(example = "uploaded")]
+    pub status: String,
+    pub title: Option<String>,
+    #[schema(example = "image/jpeg")]
+    pub content_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// Hex SHA-256 of the bytes (also the download's ETag).
+    pub checksum_sha256: Option<String>,
+    /// When the photo was taken (EXIF), if known.
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Why processing failed, for `failed` photos.
+    pub error: Option<String>,
+    /// Where to download the bytes.
+    #[schema(example = "/api/v1/photos/1/content")]
+    pub content_url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<photo::Model> for PhotoPublic {
+    fn from(model: photo::Model) -> Self {
+        PhotoPublic {
+            content_url: format!("/api/v1/photos/{}/content", model.id),
+            id: model.id,
+            status: model.status.to_string(),
+            title: model.title,
+            content_type: model.content_type,
+            size_bytes: model.size_bytes,
+            width: model.width,
+            height: model.height,
+            checksum_sha256: model.checksum_sha256,
+            taken_at: model.taken_at,
+            error: model.error,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+/// The multipart form of an upload.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The image: JPEG, PNG, WebP, GIF or HEIC (decided from its bytes).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Optional title, up to 200 characters.
+    title: Option<String>,
+}
+
+/// Largest title accepted, in characters.
+const TITLE_CHARS: usize = 200;
+/// Multipart framing and the title field on top of the photo itself.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+
+fn check_title(title: &str) -> Result<String, ApiError> {
+    let invalid = |message: &str| ApiError::Validation {
+        errors: [("title".to_owned(), vec![message.to_owned()])].into(),
+    };
+    if title.chars().count() > TITLE_CHARS {
+        return Err(invalid("must be at most 200 characters long"));
+    }
+    if validation::no_control_characters(title).is_err() {
+        return Err(invalid("must not contain control characters (such as NUL)"));
+    }
+    Ok(title.trim().to_owned())
+}
+
+/// Upload a photo (multipart: `file`, optional `title`). The bytes are streamed to storage.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; status `uploaded`", body = PhotoPublic),
+        (status = 400, description = "Malformed multipart body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than AISTORY_MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart, or not an accepted image", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing file, unknown field or invalid title", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("")]
+pub async fn upload(
+    req: HttpRequest,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let is_multipart = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|mime| mime.essence_str() == "multipart/form-data");
+    if !is_multipart {
+        return Err(ApiError::UnsupportedMediaType {
+            detail: "send the photo as multipart/form-data with a `file` field".to_owned(),
+        });
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.max_upload_bytes + MULTIPART_OVERHEAD) {
+        return Err(ServiceTooLarge(state.max_upload_bytes).into());
+    }
+    let mut form = Multipart::new(req.headers(), payload);
+    let mut title: Option<String> = None;
+    let mut stored: Option<photo::Model> = None;
+    let malformed = |error: actix_multipart::MultipartError| ApiError::BadRequest {
+        detail: format!("the multipart body is malformed: {error}"),
+    };
+    while let Some(mut field) = form.try_next().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "title" => {
+                let bytes = match field.bytes(4 * 1024).await {
+                    Ok(Ok(bytes)) => bytes,
+                    Ok(Err(error)) => return Err(malformed(error)),
+                    Err(_) => {
+                        return Err(ApiError::Validation {
+                            errors: [(
+                                "title".to_owned(),
+                                vec!["must be at most 200 characters long".to_owned()],
+                            )]
+                            .into(),
+                        });
+                    }
+                };
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::Validation {
+                    errors: [("title".to_owned(), vec!["must be UTF-8 text".to_owned()])].into(),
+                })?;
+                let text = check_title(&text)?;
+                title = (!text.is_empty()).then_some(text);
+                if let Some(photo) = &stored {
+                    let renamed =
+                        service::photos::rename_photo(&state.db, auth.id, photo.id, title.clone())
+                            .await?;
+                    stored = Some(renamed);
+                }
+            }
+            "file" if stored.is_none() => {
+                let chunks = field.by_ref().map(|chunk| {
+                    chunk.map_err(|error| service::photos::StreamError(error.to_string()))
+                });
+                let photo = service::photos::upload(
+                    &state.db,
+                    &state.storage,
+                    auth.id,
+                    title.clone(),
+                    state.max_upload_bytes,
+                    chunks,
+                )
+                .await?;
+                stored = Some(photo);
+            }
+            other => {
+                if let Some(photo) = stored.take() {
+                    service::photos::delete_photo(&state.db, &state.storage, auth.id, photo.id)
+                        .await?;
+                }
+                let what = if other == "file" {
+                    "a second `file`"
+                } else {
+                    "an unknown field"
+                };
+                return Err(ApiError::Validation {
+                    errors: [(
+                        if other.is_empty() {
+                            "form".to_owned()
+                        } else {
+                            other.to_owned()
+                        },
+                        vec![format!("{what}: send one `file` and an optional `title`")],
+                    )]
+                    .into(),
+                });
+            }
+        }
+    }
+    match stored {
+        Some(photo) => Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
+            .json(PhotoPublic::from(photo))),
+        None => Err(ApiError::Validation {
+            errors: [("file".to_owned(), vec!["is required".to_owned()])].into(),
+        }),
+    }
+}
+
+struct ServiceTooLarge(u64);
+
+impl From<ServiceTooLarge> for ApiError {
+    fn from(limit: ServiceTooLarge) -> Self {
+        service::ServiceError::TooLarge {
+            limit_bytes: limit.0,
+        }
+        .into()
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only photos in this status.
+    pub status: Option<String>,
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of photos.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoPage {
+    pub items: Vec<PhotoPublic>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("p:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("p:").and_then(|id| id.parse().ok()))
+        .ok_or_else(|| ApiError::Validation {
+            errors: [(
+                "cursor".to_owned(),
+                vec!["is not a cursor this API returned".to_owned()],
+            )]
+            .into(),
+        })
+}
+
+fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
+    serde_json::from_value(serde_json::Value::String(status.to_owned())).map_err(|_| {
+        ApiError::Validation {
+            errors: [(
+                "status".to_owned(),
+                vec!["must be one of pending, uploaded, processing, completed, failed".to_owned()],
+            )]
+            .into(),
+        }
+    })
+}
+
+/// Your photos, newest first.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of photos", body = PhotoPage),
+        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("")]
+pub async fn list(
+    db: Db,
+    auth: AuthUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Validation {
+            errors: [("limit".to_owned(), vec!["must be from 1 to 100".to_owned()])].into(),
+        });
+    }
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (rows, next) =
+        service::photos::list_photos(db.pool(), auth.id, status, limit, after).await?;
+    Ok(HttpResponse::Ok().json(PhotoPage {
+        items: rows.into_iter().map(PhotoPublic::from).collect(),
+        next_cursor: next.map(encode_cursor),
+    }))
+}
+
+/// One photo.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "The photo", body = PhotoPublic),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}")]
+pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let photo = service::photos::get_photo(db.pool(), auth.id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    /// The new title (up to 200 characters), or null to clear it.
+    #[validate(
+        length(max = 200),
+        custom(function = "validation::no_control_characters")
+    )]
+    pub title: Option<String>,
+}
+
+/// Change a photo's title.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    request_body = RenameRequest,
+    responses(
+        (status = 200, description = "The renamed photo", body = PhotoPublic),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid title", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/{id}")]
+pub async fn rename(
+    db: Db,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: ValidJson<RenameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let title = body
+        .0
+        .title
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let txn = db.txn().await?;
+    let photo = service::photos::rename_photo(&*txn, auth.id, id.into_inner(), title).await?;
+    Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
+}
+
+/// Delete a photo and its bytes.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/{id}")]
+pub async fn delete_one(
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    service::photos::delete_photo(&state.db, &state.storage, auth.id, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Download the photo's bytes. `If-None-Match` with the ETag answers 304.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "The bytes, with Content-Type, Content-Length and ETag", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (ETag matched)"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours, or its bytes are not uploaded yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}/content")]
+pub async fn content(
+    req: HttpRequest,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let photo = service::photos::get_photo(&state.db, auth.id, id.into_inner()).await?;
+    let (Some(checksum), Some(size)) = (&photo.checksum_sha256, photo.size_bytes) else {
+        return Err(ApiError::NotFound {
+            what: "photo content (not uploaded yet)".to_owned(),
+        });
+    };
+    let etag = format!("\"{checksum}\"");
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    if matches {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
+    let stream = state
+        .storage
+        .stream(&photo.object_key)
+        .await
+        .map_err(service::ServiceError::from)?;
+    let content_type = photo
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=0, must-revalidate"))
+        .no_chunking(u64::try_from(size).unwrap_or(0))
+        .streaming(stream.map_err(|error| {
+            tracing::warn!(%error, "streaming a photo failed mid-way");
+            std::io::Error::other("storage stream failed")
+        })))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectUploadRequest {
+    /// image/jpeg, image/png, image/webp, image/gif or image/heic.
+    #[validate(length(min = 1, max = 100))]
+    #[schema(example = "image/jpeg")]
+    pub content_type: String,
+    /// Exact size of the file in bytes.
+    #[validate(range(min = 1))]
+    pub size_bytes: u64,
+    #[validate(
+        length(max = 200),
+        custom(function = "validation::no_control_characters")
+    )]
+    pub title: Option<String>,
+}
+
+/// Where and how to PUT the bytes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectUpload {
+    #[schema(example = "PUT")]
+    pub method: &'static str,
+    pub url: String,
+    /// Send exactly these headers: they are part of the signature.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectUploadResponse {
+    pub photo: PhotoPublic,
+    pub upload: DirectUpload,
+}
+
+/// Start a direct-to-bucket upload (S3 stores): a `pending` photo and a presigned PUT URL.
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    request_body = DirectUploadRequest,
+    responses(
+        (status = 201, description = "PUT the bytes to `upload.url`, then POST .../complete", body = DirectUploadResponse),
+        (status = 400, description = "Malformed JSON, or the store is not S3", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Declared size over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON, or not an accepted image type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/uploads")]
+pub async fn create_direct_upload(
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    body: ValidJson<DirectUploadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let title = body
+        .title
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let (photo, presigned) = service::photos::create_direct_upload(
+        &state.db,
+        &state.storage,
+        auth.id,
+        &body.content_type,
+        body.size_bytes,
+        state.max_upload_bytes,
+        title,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(DirectUploadResponse {
+        photo: PhotoPublic::from(photo),
+        upload: DirectUpload {
+            method: "PUT",
+            url: presigned.url,
+            headers: presigned.headers.into_iter().collect(),
+            expires_in: presigned.expires_in.as_secs(),
+        },
+    }))
+}
+
+/// Finish a direct upload: the object is checked (present, within the limit, an image).
+#[utoipa::path(
+    tag = "photos",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "Stored; status `uploaded`", body = PhotoPublic),
+        (status = 400, description = "The store is not S3", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pending, or nothing uploaded yet", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The object is over the limit (it was deleted)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The object is not an accepted image (it was deleted)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/{id}/complete")]
+pub async fn complete_direct_upload(
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let photo = service::photos::complete_direct_upload(
+        &state.db,
+        &state.storage,
+        auth.id,
+        id.into_inner(),
+        state.max_upload_bytes,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
+}

@@ -1,0 +1,142 @@
+//! What a photo's own bytes say: its type (from magic numbers, never the declared
+//! Content-Type), its size in pixels (from the header, no decode) and when it was taken (EXIF).
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// Accepted image types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Heic,
+}
+
+impl ImageKind {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "image/jpeg",
+            ImageKind::Png => "image/png",
+            ImageKind::Webp => "image/webp",
+            ImageKind::Gif => "image/gif",
+            ImageKind::Heic => "image/heic",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "jpg",
+            ImageKind::Png => "png",
+            ImageKind::Webp => "webp",
+            ImageKind::Gif => "gif",
+            ImageKind::Heic => "heic",
+        }
+    }
+
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        match content_type.trim().to_ascii_lowercase().as_str() {
+            "image/jpeg" | "image/jpg" => Some(ImageKind::Jpeg),
+            "image/png" => Some(ImageKind::Png),
+            "image/webp" => Some(ImageKind::Webp),
+            "image/gif" => Some(ImageKind::Gif),
+            "image/heic" | "image/heif" => Some(ImageKind::Heic),
+            _ => None,
+        }
+    }
+}
+
+/// The accepted types, for messages.
+pub const ACCEPTED: &str = "JPEG, PNG, WebP, GIF or HEIC";
+
+/// How many leading bytes [`sniff`] needs.
+pub const SNIFF_BYTES: usize = 16;
+/// How many leading bytes are kept to read dimensions and EXIF from.
+pub const HEADER_BYTES: usize = 256 * 1024;
+
+/// The type of an image from its first bytes, or `None` when it is not one we accept.
+pub fn sniff(head: &[u8]) -> Option<ImageKind> {
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(ImageKind::Jpeg);
+    }
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some(ImageKind::Png);
+    }
+    if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        return Some(ImageKind::Gif);
+    }
+    if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        return Some(ImageKind::Webp);
+    }
+    if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        let brand = &head[8..12];
+        if [
+            b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+        ]
+        .iter()
+        .any(|known| brand == *known)
+        {
+            return Some(ImageKind::Heic);
+        }
+    }
+    None
+}
+
+/// Width and height from the header bytes, when they can be read.
+pub fn dimensions(header: &[u8]) -> Option<(i32, i32)> {
+    let size = imagesize::blob_size(header).ok()?;
+    Some((
+        i32::try_from(size.width).ok()?,
+        i32::try_from(size.height).ok()?,
+    ))
+}
+
+/// When the photo was taken, from EXIF `DateTimeOriginal` (with `OffsetTimeOriginal` when
+/// present; local time is taken as UTC otherwise).
+pub fn taken_at(header: &[u8]) -> Option<DateTime<Utc>> {
+    let exif = exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(header))
+        .ok()?;
+    let field = exif.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)?;
+    let exif::Value::Ascii(values) = &field.value else {
+        return None;
+    };
+    let mut when = exif::DateTime::from_ascii(values.first()?).ok()?;
+    if let Some(offset) = exif.get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)
+        && let exif::Value::Ascii(values) = &offset.value
+        && let Some(text) = values.first()
+    {
+        let _ = when.parse_offset(text);
+    }
+    let local = NaiveDate::from_ymd_opt(
+        i32::from(when.year),
+        u32::from(when.month),
+        u32::from(when.day),
+    )?
+    .and_hms_opt(
+        u32::from(when.hour),
+        u32::from(when.minute),
+        u32::from(when.second),
+    )?;
+    let utc = local - chrono::Duration::minutes(i64::from(when.offset.unwrap_or(0)));
+    Some(DateTime::from_naive_utc_and_offset(utc, Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_magic_numbers() {
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Some(ImageKind::Jpeg)
+        );
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some(ImageKind::Png));
+        assert_eq!(sniff(b"GIF89a......"), Some(ImageKind::Gif));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageKind::Webp));
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), Some(ImageKind::Heic));
+        assert_eq!(sniff(b"%PDF-1.7 ......."), None);
+        assert_eq!(sniff(b""), None);
+    }
+}

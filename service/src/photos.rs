@@ -1,0 +1,423 @@
+//! Photos: upload (streamed to object storage), direct-to-bucket upload, listing, reading,
+//! renaming, deleting, and the status lifecycle every change of status goes through.
+
+pub mod lifecycle;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use entity::photo;
+use entity::photo_status::PhotoStatus;
+use futures_util::{Stream, StreamExt};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+
+use crate::ServiceError;
+use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, SNIFF_BYTES};
+use crate::storage::{PresignedPut, Storage, StorageError};
+
+pub use lifecycle::change_status;
+
+/// How long a presigned upload URL stays valid.
+pub const DIRECT_UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+impl From<StorageError> for ServiceError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => ServiceError::NotFound {
+                what: "photo content",
+            },
+            StorageError::NotS3 => ServiceError::BadRequest {
+                detail: "direct upload needs an S3 store (AISTORY_STORAGE_URL=s3://BUCKET); \
+                         upload with POST /api/v1/photos instead"
+                    .to_owned(),
+            },
+            other => ServiceError::Unexpected(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+/// An error of the incoming byte stream (the client went away, a broken body).
+#[derive(Debug, thiserror::Error)]
+#[error("the upload was interrupted: {0}")]
+pub struct StreamError(pub String);
+
+fn object_key(user_id: i64, kind: ImageKind) -> String {
+    format!(
+        "users/{user_id}/photos/{}.{}",
+        uuid::Uuid::new_v4(),
+        kind.extension()
+    )
+}
+
+/// Removes a pending photo's row and object unless disarmed: runs when an upload fails or its
+/// request is dropped mid-way (client disconnect), so nothing half-done remains.
+struct PendingCleanup {
+    pool: DatabaseConnection,
+    storage: Storage,
+    photo_id: i64,
+    key: String,
+    armed: bool,
+}
+
+impl PendingCleanup {
+    async fn run_now(mut self) {
+        self.armed = false;
+        cleanup_pending(&self.pool, &self.storage, self.photo_id, &self.key).await;
+    }
+}
+
+impl Drop for PendingCleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (pool, storage, id, key) = (
+            self.pool.clone(),
+            self.storage.clone(),
+            self.photo_id,
+            std::mem::take(&mut self.key),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { cleanup_pending(&pool, &storage, id, &key).await });
+        }
+    }
+}
+
+async fn cleanup_pending(pool: &DatabaseConnection, storage: &Storage, photo_id: i64, key: &str) {
+    if let Err(error) = storage.delete(key).await {
+        tracing::warn!(%error, key, "removing the object of a failed upload failed");
+    }
+    let deleted = photo::Entity::delete_many()
+        .filter(photo::Column::Id.eq(photo_id))
+        .filter(photo::Column::Status.eq(PhotoStatus::Pending))
+        .exec(pool)
+        .await;
+    if let Err(error) = deleted {
+        tracing::warn!(%error, photo_id, "removing the row of a failed upload failed");
+    }
+}
+
+/// What the bytes of an upload turned out to be.
+struct Inspected {
+    size: u64,
+    sha256: String,
+    width: Option<i32>,
+    height: Option<i32>,
+    taken_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn inspect(header: &[u8], size: u64, hasher: Sha256) -> Inspected {
+    let dims = images::dimensions(header);
+    Inspected {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+        width: dims.map(|(w, _)| w),
+        height: dims.map(|(_, h)| h),
+        taken_at: images::taken_at(header),
+    }
+}
+
+async fn mark_uploaded(
+    pool: &DatabaseConnection,
+    photo_id: i64,
+    inspected: Inspected,
+) -> Result<photo::Model, ServiceError> {
+    let txn = pool.begin().await?;
+    let model = change_status(&txn, photo_id, PhotoStatus::Uploaded, |active| {
+        active.size_bytes = Set(Some(i64::try_from(inspected.size).unwrap_or(i64::MAX)));
+        active.checksum_sha256 = Set(Some(inspected.sha256.clone()));
+        active.width = Set(inspected.width);
+        active.height = Set(inspected.height);
+        active.taken_at = Set(inspected.taken_at);
+    })
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Streams an upload into the store while it arrives: the type is decided from the first
+/// bytes, the size limit enforced as bytes come (whatever the client declared), SHA-256,
+/// dimensions and EXIF read on the way. The row goes `pending` -> `uploaded`; on any failure,
+/// or if this future is dropped, neither the object nor the row remains.
+pub async fn upload<S>(
+    pool: &DatabaseConnection,
+    storage: &Storage,
+    user_id: i64,
+    title: Option<String>,
+    max_bytes: u64,
+    mut chunks: S,
+) -> Result<photo::Model, ServiceError>
+where
+    S: Stream<Item = Result<Bytes, StreamError>> + Unpin,
+{
+    // Enough bytes to tell the type, before anything is created.
+    let mut head: Vec<u8> = Vec::new();
+    while head.len() < SNIFF_BYTES {
+        match chunks.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(error)) => {
+                return Err(ServiceError::BadRequest {
+                    detail: error.to_string(),
+                });
+            }
+            None => break,
+        }
+    }
+    let Some(kind) = images::sniff(&head) else {
+        return Err(ServiceError::UnsupportedMedia {
+            detail: format!(
+                "the file is not an image we accept ({ACCEPTED}); its type is decided from its bytes"
+            ),
+        });
+    };
+    if head.len() as u64 > max_bytes {
+        return Err(ServiceError::TooLarge {
+            limit_bytes: max_bytes,
+        });
+    }
+
+    let key = object_key(user_id, kind);
+    let row = photo::ActiveModel {
+        user_id: Set(user_id),
+        object_key: Set(key.clone()),
+        status: Set(PhotoStatus::Pending),
+        title: Set(title),
+        content_type: Set(Some(kind.content_type().to_owned())),
+        ..Default::default()
+    }
+    .insert(pool)
+    .await?;
+    let cleanup = PendingCleanup {
+        pool: pool.clone(),
+        storage: storage.clone(),
+        photo_id: row.id,
+        key: key.clone(),
+        armed: true,
+    };
+
+    let result = async {
+        let mut upload = storage.start_upload(&key).await?;
+        let mut hasher = Sha256::new();
+        let mut size = head.len() as u64;
+        hasher.update(&head);
+        upload.write(&head).await?;
+        let mut header = head;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    upload.abort().await.ok();
+                    return Err(ServiceError::BadRequest {
+                        detail: error.to_string(),
+                    });
+                }
+            };
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                upload.abort().await.ok();
+                return Err(ServiceError::TooLarge {
+                    limit_bytes: max_bytes,
+                });
+            }
+            if header.len() < HEADER_BYTES {
+                let take = (HEADER_BYTES - header.len()).min(chunk.len());
+                header.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(&chunk);
+            upload.write(&chunk).await?;
+        }
+        upload.finish().await?;
+        Ok::<_, ServiceError>(inspect(&header, size, hasher))
+    }
+    .await;
+
+    match result {
+        Ok(inspected) => match mark_uploaded(pool, row.id, inspected).await {
+            Ok(model) => {
+                let mut cleanup = cleanup;
+                cleanup.armed = false;
+                Ok(model)
+            }
+            Err(error) => {
+                cleanup.run_now().await;
+                Err(error)
+            }
+        },
+        Err(error) => {
+            cleanup.run_now().await;
+            Err(error)
+        }
+    }
+}
+
+/// Starts a direct-to-bucket upload: a `pending` row and a presigned PUT bound to the
+/// declared type and size.
+pub async fn create_direct_upload(
+    pool: &DatabaseConnection,
+    storage: &Storage,
+    user_id: i64,
+    content_type: &str,
+    size_bytes: u64,
+    max_bytes: u64,
+    title: Option<String>,
+) -> Result<(photo::Model, PresignedPut), ServiceError> {
+    let Some(kind) = ImageKind::from_content_type(content_type) else {
+        return Err(ServiceError::UnsupportedMedia {
+            detail: format!("content_type must be an image type we accept ({ACCEPTED})"),
+        });
+    };
+    if size_bytes > max_bytes {
+        return Err(ServiceError::TooLarge {
+            limit_bytes: max_bytes,
+        });
+    }
+    let key = object_key(user_id, kind);
+    let presigned =
+        storage.presign_put(&key, kind.content_type(), size_bytes, DIRECT_UPLOAD_EXPIRY)?;
+    let row = photo::ActiveModel {
+        user_id: Set(user_id),
+        object_key: Set(key),
+        status: Set(PhotoStatus::Pending),
+        title: Set(title),
+        content_type: Set(Some(kind.content_type().to_owned())),
+        ..Default::default()
+    }
+    .insert(pool)
+    .await?;
+    Ok((row, presigned))
+}
+
+/// Finishes a direct upload: the object must be there, within the limit and an accepted
+/// image; then the photo is `uploaded`. A refused object is deleted with its row.
+pub async fn complete_direct_upload(
+    pool: &DatabaseConnection,
+    storage: &Storage,
+    user_id: i64,
+    photo_id: i64,
+    max_bytes: u64,
+) -> Result<photo::Model, ServiceError> {
+    let photo = get_photo(pool, user_id, photo_id).await?;
+    if !matches!(storage.kind(), crate::storage::StorageKind::S3 { .. }) {
+        return Err(StorageError::NotS3.into());
+    }
+    if photo.status != PhotoStatus::Pending {
+        return Err(ServiceError::InvalidTransition {
+            from: photo.status.to_string(),
+            to: PhotoStatus::Uploaded.to_string(),
+        });
+    }
+    let size = match storage.size(&photo.object_key).await {
+        Ok(size) => size,
+        Err(StorageError::NotFound) => {
+            return Err(ServiceError::Conflict {
+                what: "the object has not been uploaded yet: PUT it to the presigned URL first"
+                    .to_owned(),
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let refuse = |error: ServiceError| async {
+        cleanup_pending(pool, storage, photo.id, &photo.object_key).await;
+        Err(error)
+    };
+    if size > max_bytes {
+        return refuse(ServiceError::TooLarge {
+            limit_bytes: max_bytes,
+        })
+        .await;
+    }
+    let header = storage
+        .range(&photo.object_key, 0..size.min(HEADER_BYTES as u64))
+        .await?;
+    if images::sniff(&header).is_none() {
+        return refuse(ServiceError::UnsupportedMedia {
+            detail: format!("the uploaded object is not an image we accept ({ACCEPTED})"),
+        })
+        .await;
+    }
+    let mut hasher = Sha256::new();
+    let mut stream = storage.stream(&photo.object_key).await?;
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    mark_uploaded(pool, photo.id, inspect(&header, size, hasher)).await
+}
+
+/// One of the user's photos; another user's answers `NotFound` exactly like a missing one.
+pub async fn get_photo<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    photo_id: i64,
+) -> Result<photo::Model, ServiceError> {
+    photo::Entity::find_by_id(photo_id)
+        .filter(photo::Column::UserId.eq(user_id))
+        .one(db)
+        .await?
+        .ok_or(ServiceError::NotFound { what: "photo" })
+}
+
+/// A page of the user's photos, newest first. `after` is the id the previous page ended at;
+/// ids only grow, so pages stay stable while new photos arrive.
+pub async fn list_photos<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    status: Option<PhotoStatus>,
+    limit: u64,
+    after: Option<i64>,
+) -> Result<(Vec<photo::Model>, Option<i64>), ServiceError> {
+    let mut query = photo::Entity::find().filter(photo::Column::UserId.eq(user_id));
+    if let Some(status) = status {
+        query = query.filter(photo::Column::Status.eq(status));
+    }
+    if let Some(after) = after {
+        query = query.filter(photo::Column::Id.lt(after));
+    }
+    let mut rows = query
+        .order_by_desc(photo::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| row.id)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// Sets (or clears) a photo's title.
+pub async fn rename_photo<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    photo_id: i64,
+    title: Option<String>,
+) -> Result<photo::Model, ServiceError> {
+    let photo = get_photo(db, user_id, photo_id).await?;
+    let mut active: photo::ActiveModel = photo.into();
+    active.title = Set(title);
+    Ok(active.update(db).await?)
+}
+
+/// Deletes the row, then the object. A failure to delete the object is logged (the photo is
+/// gone for the user either way).
+pub async fn delete_photo(
+    pool: &DatabaseConnection,
+    storage: &Storage,
+    user_id: i64,
+    photo_id: i64,
+) -> Result<(), ServiceError> {
+    let photo = get_photo(pool, user_id, photo_id).await?;
+    photo::Entity::delete_many()
+        .filter(photo::Column::Id.eq(photo.id))
+        .exec(pool)
+        .await?;
+    if let Err(error) = storage.delete(&photo.object_key).await {
+        tracing::warn!(%error, key = photo.object_key, "deleting a photo's object failed");
+    }
+    Ok(())
+}
