@@ -61,8 +61,24 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        Self::build_observed(settings, extra_routes, None).await
+    }
+
+    /// [`Self::build_with`], reporting every statement the server sends to `observer`
+    /// (tests count round trips per request with it).
+    pub async fn build_observed<F>(
+        settings: &Settings,
+        extra_routes: F,
+        observer: Option<service::StatementObserver>,
+    ) -> Result<Self, StartupError>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
-        let db = service::init_db(&settings.database, settings.environment).await?;
+        let mut db = service::init_db(&settings.database, settings.environment).await?;
+        if let Some(observer) = &observer {
+            service::observe_statements(&mut db, observer.clone());
+        }
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -88,6 +104,7 @@ impl Application {
             ),
             storage,
             max_upload_bytes: settings.storage.max_upload_bytes,
+            observer,
         });
         let document = openapi::document();
         let server = HttpServer::new(move || {
@@ -154,4 +171,6 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub storage: service::storage::Storage,
     pub max_upload_bytes: u64,
+    /// Sees every statement (tests only).
+    pub observer: Option<service::StatementObserver>,
 }

@@ -14,7 +14,7 @@ pub use db::{
     DbError, close_db_connection, create_database_tables, init_db, verify_database_connection,
 };
 pub use error::ServiceError;
-pub use unit_of_work::{UnitOfWork, get_db};
+pub use unit_of_work::{StatementObserver, UnitOfWork, get_db, observe_statements};
 
 pub use sea_orm;
 pub use settings;

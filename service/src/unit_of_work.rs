@@ -4,10 +4,20 @@
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
+/// Sees every statement sent (tests count round trips with it): the SQL of each statement
+/// through SeaORM, and `BEGIN` / `COMMIT` / `ROLLBACK` from the unit of work.
+pub type StatementObserver = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Installs `observer` on a pool, so every statement sent through it is reported.
+pub fn observe_statements(pool: &mut DatabaseConnection, observer: StatementObserver) {
+    pool.set_metric_callback(move |info| observer(&info.statement.sql));
+}
+
 /// A request's database access. Cheap to create; opens no transaction until [`Self::txn`].
 pub struct UnitOfWork {
     pool: DatabaseConnection,
     txn: Mutex<Option<DatabaseTransaction>>,
+    observer: Option<StatementObserver>,
 }
 
 /// The guide's `get_db`: a fresh unit of work over the pool.
@@ -29,6 +39,19 @@ impl UnitOfWork {
         UnitOfWork {
             pool,
             txn: Mutex::new(None),
+            observer: None,
+        }
+    }
+
+    /// Reports `BEGIN`, `COMMIT` and `ROLLBACK` to `observer`.
+    pub fn with_observer(mut self, observer: Option<StatementObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn observe(&self, what: &str) {
+        if let Some(observer) = &self.observer {
+            observer(what);
         }
     }
 
@@ -36,6 +59,7 @@ impl UnitOfWork {
     pub async fn txn(&self) -> Result<MappedMutexGuard<'_, DatabaseTransaction>, DbErr> {
         let mut slot = self.txn.lock().await;
         if slot.is_none() {
+            self.observe("BEGIN");
             *slot = Some(self.pool.begin().await?);
         }
         MutexGuard::try_map(slot, Option::as_mut)
@@ -56,7 +80,10 @@ impl UnitOfWork {
     /// must not report success.
     pub async fn commit(&self) -> Result<Outcome, DbErr> {
         match self.txn.lock().await.take() {
-            Some(txn) => txn.commit().await.map(|()| Outcome::Committed),
+            Some(txn) => {
+                self.observe("COMMIT");
+                txn.commit().await.map(|()| Outcome::Committed)
+            }
             None => Ok(Outcome::Untouched),
         }
     }
@@ -64,7 +91,10 @@ impl UnitOfWork {
     /// Rolls the transaction back if one was begun.
     pub async fn rollback(&self) -> Result<Outcome, DbErr> {
         match self.txn.lock().await.take() {
-            Some(txn) => txn.rollback().await.map(|()| Outcome::RolledBack),
+            Some(txn) => {
+                self.observe("ROLLBACK");
+                txn.rollback().await.map(|()| Outcome::RolledBack)
+            }
             None => Ok(Outcome::Untouched),
         }
     }

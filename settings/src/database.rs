@@ -7,6 +7,10 @@ use crate::{ConfigError, Environment, Vars};
 /// How long an idle pooled connection is kept before it is closed and replaced (the guide's
 /// "recycled after 5 minutes of inactivity").
 pub const IDLE_RECYCLE: Duration = Duration::from_secs(300);
+/// Pre-ping: a pooled connection idle at least this long is tested before it is handed out.
+/// Busy connections are not pinged, so a read costs one round trip; a connection that broke
+/// while busy fails its statement and is discarded by the pool.
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// Database connection and pool settings.
 #[derive(Clone, PartialEq, Eq)]
@@ -151,7 +155,7 @@ impl DatabaseSettings {
         options
             .connect_timeout(self.connect_timeout)
             .acquire_timeout(self.acquire_timeout)
-            .test_before_acquire(true)
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .sqlx_logging(self.echo)
             .sqlx_logging_level(tracing::log::LevelFilter::Info);
         if self.is_sqlite_memory() {

@@ -170,7 +170,11 @@ fn echo_and_pool_settings_are_read() {
         options.get_idle_timeout(),
         Some(Some(Duration::from_secs(300)))
     );
-    assert!(options.get_test_before_acquire());
+    assert_eq!(
+        options.get_test_before_acquire_if_idle_for(),
+        Some(Duration::from_secs(5)),
+        "pre-ping connections idle for 5 s or more"
+    );
     assert!(options.get_sqlx_logging());
     assert!(options.get_connect_timeout().is_some());
     assert!(options.get_acquire_timeout().is_some());

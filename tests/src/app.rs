@@ -79,11 +79,54 @@ pub async fn spawn_app_with_store(
     spawn_full(backend, Some(store), adjust, |_| {}).await
 }
 
+/// Every statement a server sent, in order (see [`spawn_app_counting`]).
+#[derive(Clone, Default)]
+pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatementLog {
+    /// Forgets what was logged so far.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The statements logged since the last [`Self::clear`].
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// [`spawn_app`] whose every statement (and BEGIN/COMMIT/ROLLBACK) is logged.
+pub async fn spawn_app_counting(backend: Backend) -> Option<(TestApp, StatementLog)> {
+    let log = StatementLog::default();
+    let sink = log.clone();
+    let observer: service::StatementObserver = std::sync::Arc::new(move |sql: &str| {
+        sink.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sql.to_owned());
+    });
+    let app = spawn_inner(backend, None, |_| {}, |_| {}, Some(observer)).await?;
+    Some((app, log))
+}
+
 async fn spawn_full<F>(
     backend: Backend,
     store: Option<crate::Store>,
     adjust: impl FnOnce(&mut Settings),
     extra_routes: F,
+) -> Option<TestApp>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    spawn_inner(backend, store, adjust, extra_routes, None).await
+}
+
+async fn spawn_inner<F>(
+    backend: Backend,
+    store: Option<crate::Store>,
+    adjust: impl FnOnce(&mut Settings),
+    extra_routes: F,
+    observer: Option<service::StatementObserver>,
 ) -> Option<TestApp>
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
@@ -98,7 +141,7 @@ where
         settings.storage.url = store.url.clone();
     }
     adjust(&mut settings);
-    let application = Application::build_with(&settings, extra_routes)
+    let application = Application::build_observed(&settings, extra_routes, observer)
         .await
         .unwrap_or_else(|error| panic!("the server did not start: {error}"));
     let port = application.port();

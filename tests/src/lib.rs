@@ -12,8 +12,8 @@ pub mod images;
 mod store;
 
 pub use app::{
-    TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_with, spawn_app_with_store,
-    test_settings,
+    StatementLog, TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_counting,
+    spawn_app_with, spawn_app_with_store, test_settings,
 };
 pub use database::{Backend, TestDatabase};
 pub use store::{Store, TestStore};

@@ -8,4 +8,5 @@ mod migrations;
 mod models;
 mod openapi;
 mod photos;
+mod read_path;
 mod unit_of_work;
