@@ -32,7 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-AISTORY_DATABASE_URL="$base/$db" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
+# Both the server and pgbench reach PostgreSQL the same way: DB_PARAMS (default: no TLS on
+# loopback) is appended to both URLs.
+params=${DB_PARAMS-?sslmode=disable}
+AISTORY_DATABASE_URL="$base/$db$params" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
   AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 \
   AISTORY_DB_POOL_SIZE=${POOL_SIZE:-16} AISTORY_DB_MAX_OVERFLOW=${POOL_OVERFLOW:-16} \
   RUST_LOG=warn target/release/api >"$work/server.log" 2>&1 &
@@ -80,7 +83,7 @@ run_wrk() { # mode connections
     wrk -t2 -c"$2" -d"${seconds}s" --latency -s bench/read_path.lua "http://127.0.0.1:$port" 2>"$work/wrk.err"
 }
 run_pgbench() { # connections
-  pgbench -S -M prepared -n -c "$1" -j 2 -T "$seconds" "$base/$pgb" 2>/dev/null | awk '/^tps/ {print $3}'
+  pgbench -S -M prepared -n -c "$1" -j 2 -T "$seconds" "$base/$pgb$params" 2>/dev/null | awk '/^tps/ {print $3}'
 }
 field() { awk -v key="$1" '$1 == key {print $2}'; }
 
@@ -88,6 +91,11 @@ printf "%-28s %5s %10s %9s %9s %10s %7s\n" endpoint conns "req/s" p50 p99 pgbenc
 for connections in 16 64; do
   ceiling=$(run_pgbench "$connections")
   for mode in one page; do
+    seconds_saved=$seconds; seconds=3; run_wrk $mode "$connections" >/dev/null; seconds=$seconds_saved  # warm-up
+    if [ -n "${PERF_OUT:-}" ] && [ "$mode$connections" = one16 ]; then
+      # Optional: where the CPU goes during this run (perf report -i $PERF_OUT --sort comm,dso).
+      perf record -a -g -o "$PERF_OUT" -- sleep 4 >/dev/null 2>&1 &
+    fi
     out=$(run_wrk $mode "$connections")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | field "50%")

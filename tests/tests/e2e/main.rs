@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! End-to-end tests: one binary, every test on SQLite, PostgreSQL and MariaDB.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 

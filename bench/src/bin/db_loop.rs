@@ -1,0 +1,54 @@
+//! The database client's own ceiling: 16 tasks sending pgbench's `-S` query through SeaORM
+//! (sqlx) for a few seconds, no HTTP involved. Compares what the server adds on top.
+//! Run: `target/release/db_loop URL_OF_A_PGBENCH_DATABASE [TASKS] [SECONDS]`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: db_loop URL [TASKS] [SECONDS]"))?;
+    let tasks: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(16);
+    let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(tasks as u32)
+        .min_connections(tasks as u32)
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let db = db.clone();
+        let done = done.clone();
+        handles.push(tokio::spawn(async move {
+            let mut aid: i64 = task as i64 * 7919;
+            while Instant::now() < deadline {
+                aid = (aid * 48271 + 11) % 1_000_000 + 1;
+                let statement = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+                    [aid.into()],
+                );
+                if db.query_one_raw(statement).await.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await?;
+    }
+    println!(
+        "{tasks} tasks: {:.0} queries/s through SeaORM",
+        done.load(Ordering::Relaxed) as f64 / seconds as f64
+    );
+    Ok(())
+}
