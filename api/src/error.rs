@@ -47,6 +47,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 422 with one message for one field.
+    pub fn field(field: &str, message: &str) -> Self {
+        ApiError::Validation {
+            errors: [(field.to_owned(), vec![message.to_owned()])].into(),
+        }
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         ApiError::Internal {
             cause: cause.to_string(),

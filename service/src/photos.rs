@@ -139,6 +139,26 @@ async fn mark_uploaded(
     Ok(model)
 }
 
+/// The `pending` row a new photo starts as.
+async fn insert_pending(
+    pool: &DatabaseConnection,
+    user_id: i64,
+    key: &str,
+    kind: ImageKind,
+    title: Option<String>,
+) -> Result<photo::Model, ServiceError> {
+    Ok(photo::ActiveModel {
+        user_id: Set(user_id),
+        object_key: Set(key.to_owned()),
+        status: Set(PhotoStatus::Pending),
+        title: Set(title),
+        content_type: Set(Some(kind.content_type().to_owned())),
+        ..Default::default()
+    }
+    .insert(pool)
+    .await?)
+}
+
 /// Streams an upload into the store while it arrives: the type is decided from the first
 /// bytes, the size limit enforced as bytes come (whatever the client declared), SHA-256,
 /// dimensions and EXIF read on the way. The row goes `pending` -> `uploaded`; on any failure,
@@ -181,16 +201,7 @@ where
     }
 
     let key = object_key(user_id, kind);
-    let row = photo::ActiveModel {
-        user_id: Set(user_id),
-        object_key: Set(key.clone()),
-        status: Set(PhotoStatus::Pending),
-        title: Set(title),
-        content_type: Set(Some(kind.content_type().to_owned())),
-        ..Default::default()
-    }
-    .insert(pool)
-    .await?;
+    let row = insert_pending(pool, user_id, &key, kind, title).await?;
     let cleanup = PendingCleanup {
         pool: pool.clone(),
         storage: storage.clone(),

@@ -81,9 +81,7 @@ const TITLE_CHARS: usize = 200;
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
 fn check_title(title: &str) -> Result<String, ApiError> {
-    let invalid = |message: &str| ApiError::Validation {
-        errors: [("title".to_owned(), vec![message.to_owned()])].into(),
-    };
+    let invalid = |message: &str| ApiError::field("title", message);
     if title.chars().count() > TITLE_CHARS {
         return Err(invalid("must be at most 200 characters long"));
     }
@@ -146,18 +144,14 @@ pub async fn upload(
                     Ok(Ok(bytes)) => bytes,
                     Ok(Err(error)) => return Err(malformed(error)),
                     Err(_) => {
-                        return Err(ApiError::Validation {
-                            errors: [(
-                                "title".to_owned(),
-                                vec!["must be at most 200 characters long".to_owned()],
-                            )]
-                            .into(),
-                        });
+                        return Err(ApiError::field(
+                            "title",
+                            "must be at most 200 characters long",
+                        ));
                     }
                 };
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::Validation {
-                    errors: [("title".to_owned(), vec!["must be UTF-8 text".to_owned()])].into(),
-                })?;
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::field("title", "must be UTF-8 text"))?;
                 let text = check_title(&text)?;
                 title = (!text.is_empty()).then_some(text);
                 if let Some(photo) = &stored {
@@ -210,9 +204,7 @@ pub async fn upload(
         Some(photo) => Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
             .json(PhotoPublic::from(photo))),
-        None => Err(ApiError::Validation {
-            errors: [("file".to_owned(), vec!["is required".to_owned()])].into(),
-        }),
+        None => Err(ApiError::field("file", "is required")),
     }
 }
 
@@ -257,24 +249,15 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("p:").and_then(|id| id.parse().ok()))
-        .ok_or_else(|| ApiError::Validation {
-            errors: [(
-                "cursor".to_owned(),
-                vec!["is not a cursor this API returned".to_owned()],
-            )]
-            .into(),
-        })
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))
 }
 
 fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
     serde_json::from_value(serde_json::Value::String(status.to_owned())).map_err(|_| {
-        ApiError::Validation {
-            errors: [(
-                "status".to_owned(),
-                vec!["must be one of pending, uploaded, processing, completed, failed".to_owned()],
-            )]
-            .into(),
-        }
+        ApiError::field(
+            "status",
+            "must be one of pending, uploaded, processing, completed, failed",
+        )
     })
 }
 
@@ -299,9 +282,7 @@ pub async fn list(
     let query = query.into_inner();
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::Validation {
-            errors: [("limit".to_owned(), vec!["must be from 1 to 100".to_owned()])].into(),
-        });
+        return Err(ApiError::field("limit", "must be from 1 to 100"));
     }
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
