@@ -54,6 +54,10 @@ impl From<DbErr> for ServiceError {
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => ServiceError::NotFound {
                 what: "referenced record",
             },
+            // The row went away between reading and updating it (a concurrent delete).
+            _ if matches!(error, DbErr::RecordNotUpdated) => {
+                ServiceError::NotFound { what: "record" }
+            }
             _ if is_unavailable(&error) => ServiceError::Unavailable(error),
             _ => ServiceError::Unexpected(error.into()),
         }

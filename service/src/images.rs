@@ -119,7 +119,14 @@ pub fn taken_at(header: &[u8]) -> Option<DateTime<Utc>> {
         u32::from(when.second),
     )?;
     let utc = local - chrono::Duration::minutes(i64::from(when.offset.unwrap_or(0)));
-    Some(DateTime::from_naive_utc_and_offset(utc, Utc))
+    let taken = DateTime::from_naive_utc_and_offset(utc, Utc);
+    // A camera clock can say anything; keep only dates a photo can have (and every database
+    // can store).
+    let earliest = NaiveDate::from_ymd_opt(1826, 1, 1)?
+        .and_hms_opt(0, 0, 0)?
+        .and_utc();
+    let latest = Utc::now() + chrono::Duration::days(1);
+    (earliest..=latest).contains(&taken).then_some(taken)
 }
 
 #[cfg(test)]

@@ -87,17 +87,28 @@ impl Drop for PendingCleanup {
     }
 }
 
+/// Removes a failed upload: the row first, and the object only if the row was still
+/// `pending` (had the photo meanwhile become `uploaded`, e.g. a commit that reported an error
+/// but went through, its object must stay).
 async fn cleanup_pending(pool: &DatabaseConnection, storage: &Storage, photo_id: i64, key: &str) {
-    if let Err(error) = storage.delete(key).await {
-        tracing::warn!(%error, key, "removing the object of a failed upload failed");
-    }
     let deleted = photo::Entity::delete_many()
         .filter(photo::Column::Id.eq(photo_id))
         .filter(photo::Column::Status.eq(PhotoStatus::Pending))
         .exec(pool)
         .await;
-    if let Err(error) = deleted {
-        tracing::warn!(%error, photo_id, "removing the row of a failed upload failed");
+    let row_gone = match deleted {
+        Ok(result) if result.rows_affected == 1 => true,
+        Ok(_) => matches!(
+            photo::Entity::find_by_id(photo_id).one(pool).await,
+            Ok(None)
+        ),
+        Err(error) => {
+            tracing::warn!(%error, photo_id, "removing the row of a failed upload failed");
+            false
+        }
+    };
+    if row_gone && let Err(error) = storage.delete(key).await {
+        tracing::warn!(%error, key, "removing the object of a failed upload failed");
     }
 }
 
@@ -137,6 +148,11 @@ async fn mark_uploaded(
     .await?;
     txn.commit().await?;
     Ok(model)
+}
+
+/// Where a direct upload's client writes the bytes of the photo whose key is `key`.
+pub fn staging_key(key: &str) -> String {
+    format!("staging/{key}")
 }
 
 /// The `pending` row a new photo starts as.
@@ -287,18 +303,15 @@ pub async fn create_direct_upload(
         });
     }
     let key = object_key(user_id, kind);
-    let presigned =
-        storage.presign_put(&key, kind.content_type(), size_bytes, DIRECT_UPLOAD_EXPIRY)?;
-    let row = photo::ActiveModel {
-        user_id: Set(user_id),
-        object_key: Set(key),
-        status: Set(PhotoStatus::Pending),
-        title: Set(title),
-        content_type: Set(Some(kind.content_type().to_owned())),
-        ..Default::default()
-    }
-    .insert(pool)
-    .await?;
+    // The client writes to a staging key; completion copies the checked bytes to the photo's
+    // own key, so a second PUT with the (still valid) URL cannot replace a verified photo.
+    let presigned = storage.presign_put(
+        &staging_key(&key),
+        kind.content_type(),
+        size_bytes,
+        DIRECT_UPLOAD_EXPIRY,
+    )?;
+    let row = insert_pending(pool, user_id, &key, kind, title).await?;
     Ok((row, presigned))
 }
 
@@ -321,7 +334,8 @@ pub async fn complete_direct_upload(
             to: PhotoStatus::Uploaded.to_string(),
         });
     }
-    let size = match storage.size(&photo.object_key).await {
+    let staging = staging_key(&photo.object_key);
+    let size = match storage.size(&staging).await {
         Ok(size) => size,
         Err(StorageError::NotFound) => {
             return Err(ServiceError::Conflict {
@@ -332,6 +346,7 @@ pub async fn complete_direct_upload(
         Err(error) => return Err(error.into()),
     };
     let refuse = |error: ServiceError| async {
+        storage.delete(&staging).await.ok();
         cleanup_pending(pool, storage, photo.id, &photo.object_key).await;
         Err(error)
     };
@@ -341,19 +356,33 @@ pub async fn complete_direct_upload(
         })
         .await;
     }
-    let header = storage
-        .range(&photo.object_key, 0..size.min(HEADER_BYTES as u64))
-        .await?;
+    // Check the copy, which the client cannot touch, in one pass: size, type, hash, header.
+    storage.copy(&staging, &photo.object_key).await?;
+    storage.delete(&staging).await.ok();
+    let mut hasher = Sha256::new();
+    let mut header: Vec<u8> = Vec::new();
+    let mut size = 0u64;
+    let mut stream = storage.stream(&photo.object_key).await?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > max_bytes {
+            return refuse(ServiceError::TooLarge {
+                limit_bytes: max_bytes,
+            })
+            .await;
+        }
+        if header.len() < HEADER_BYTES {
+            let take = (HEADER_BYTES - header.len()).min(chunk.len());
+            header.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+    }
     if images::sniff(&header).is_none() {
         return refuse(ServiceError::UnsupportedMedia {
             detail: format!("the uploaded object is not an image we accept ({ACCEPTED})"),
         })
         .await;
-    }
-    let mut hasher = Sha256::new();
-    let mut stream = storage.stream(&photo.object_key).await?;
-    while let Some(chunk) = stream.next().await {
-        hasher.update(&chunk?);
     }
     mark_uploaded(pool, photo.id, inspect(&header, size, hasher)).await
 }

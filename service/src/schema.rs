@@ -55,22 +55,93 @@ impl SchemaDescription {
         self
     }
 
-    /// Human-readable differences from `other` (empty when equal).
-    pub fn differences(&self, other: &SchemaDescription) -> Vec<String> {
+    /// Human-readable differences from `other` (empty when equal), one line per table,
+    /// column, index, foreign key or check that differs. `self` is called `left_name` and
+    /// `other` `right_name` in the lines (e.g. "migrations" and "entities").
+    pub fn differences_named(
+        &self,
+        other: &SchemaDescription,
+        left_name: &str,
+        right_name: &str,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         let names: BTreeSet<&String> = self.tables.keys().chain(other.tables.keys()).collect();
         for name in names {
-            match (self.tables.get(name), other.tables.get(name)) {
-                (Some(_), None) => out.push(format!("table {name}: only on the left")),
-                (None, Some(_)) => out.push(format!("table {name}: only on the right")),
-                (Some(left), Some(right)) if left != right => out.push(format!(
-                    "table {name}:\n  left:  {left:?}\n  right: {right:?}"
-                )),
-                _ => {}
+            let (left, right) = match (self.tables.get(name), other.tables.get(name)) {
+                (Some(_), None) => {
+                    out.push(format!("table {name}: in {left_name}, not in {right_name}"));
+                    continue;
+                }
+                (None, Some(_)) => {
+                    out.push(format!("table {name}: in {right_name}, not in {left_name}"));
+                    continue;
+                }
+                (Some(left), Some(right)) => (left, right),
+                (None, None) => continue,
+            };
+            let columns: BTreeSet<&String> =
+                left.columns.keys().chain(right.columns.keys()).collect();
+            for column in columns {
+                match (left.columns.get(column), right.columns.get(column)) {
+                    (Some(_), None) => out.push(format!(
+                        "column {name}.{column}: in {left_name}, not in {right_name}"
+                    )),
+                    (None, Some(_)) => out.push(format!(
+                        "column {name}.{column}: in {right_name}, not in {left_name}"
+                    )),
+                    (Some(l), Some(r)) if l != r => out.push(format!(
+                        "column {name}.{column}: {left_name} {l:?}, {right_name} {r:?}"
+                    )),
+                    _ => {}
+                }
+            }
+            for index in left.indexes.difference(&right.indexes) {
+                out.push(format!(
+                    "index on {name}{index:?}: in {left_name}, not in {right_name}"
+                ));
+            }
+            for index in right.indexes.difference(&left.indexes) {
+                out.push(format!(
+                    "index on {name}{index:?}: in {right_name}, not in {left_name}"
+                ));
+            }
+            for key in left.foreign_keys.difference(&right.foreign_keys) {
+                out.push(format!(
+                    "foreign key on {name}{key:?}: in {left_name}, not in {right_name}"
+                ));
+            }
+            for key in right.foreign_keys.difference(&left.foreign_keys) {
+                out.push(format!(
+                    "foreign key on {name}{key:?}: in {right_name}, not in {left_name}"
+                ));
+            }
+            for check in left.checks.symmetric_difference(&right.checks) {
+                out.push(format!("check on {name}: {check} differs"));
             }
         }
         out
     }
+
+    /// [`Self::differences_named`] with the sides called left and right.
+    pub fn differences(&self, other: &SchemaDescription) -> Vec<String> {
+        self.differences_named(other, "left", "right")
+    }
+}
+
+/// What differs between the schema the migrations produce and the one the entities declare,
+/// on a scratch database of `db`'s kind: `migrations_db` and `entities_db` must be two empty
+/// databases of the same backend. Empty when they agree (CHECK constraints, which entities
+/// cannot declare, are left out).
+pub async fn drift(
+    migrations_db: &sea_orm::DatabaseConnection,
+    entities_db: &sea_orm::DatabaseConnection,
+) -> Result<Vec<String>, DbErr> {
+    use migration::MigratorTrait;
+    migration::Migrator::up(migrations_db, None).await?;
+    create_tables_from_entities(entities_db).await?;
+    let migrated = inspect(migrations_db).await?.without_checks();
+    let declared = inspect(entities_db).await?.without_checks();
+    Ok(migrated.differences_named(&declared, "migrations", "entities"))
 }
 
 /// Reads the schema of the database `db` is connected to (its current schema on PostgreSQL),
@@ -484,7 +555,31 @@ fn sqlite_checks(sql: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_checks;
+    use super::*;
+
+    #[test]
+    fn differences_name_the_column() {
+        let column = ColumnDescription {
+            data_type: "integer".to_owned(),
+            nullable: true,
+            default: None,
+            primary_key: false,
+        };
+        let mut left = SchemaDescription::default();
+        left.tables.entry("photos".to_owned()).or_default();
+        let mut right = left.clone();
+        right
+            .tables
+            .get_mut("photos")
+            .unwrap()
+            .columns
+            .insert("rating".to_owned(), column);
+        let lines = left.differences_named(&right, "migrations", "entities");
+        assert_eq!(
+            lines,
+            vec!["column photos.rating: in entities, not in migrations"]
+        );
+    }
 
     #[test]
     fn finds_check_clauses() {

@@ -95,17 +95,17 @@ impl AuthSettings {
             50u32,
             "a whole number from 1 to 100000",
         )?;
-        if login_max_failures_per_account == 0 {
+        if !(1..=1000).contains(&login_max_failures_per_account) {
             return Err(ConfigError::invalid(
                 "AISTORY_LOGIN_MAX_FAILURES",
-                "0",
+                &login_max_failures_per_account.to_string(),
                 "a whole number from 1 to 1000",
             ));
         }
-        if login_max_failures_per_address == 0 {
+        if !(1..=100_000).contains(&login_max_failures_per_address) {
             return Err(ConfigError::invalid(
                 "AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS",
-                "0",
+                &login_max_failures_per_address.to_string(),
                 "a whole number from 1 to 100000",
             ));
         }

@@ -108,19 +108,12 @@ pub async fn login(
     let body = body.0;
     // The TCP peer, not X-Forwarded-For: a client must not choose its own throttling key.
     let address = req.peer_addr().map(|peer| peer.ip().to_string());
-    state.throttle.check(&body.username, address.as_deref())?;
-    let user = match service::auth::authenticate(db.pool(), &body.username, &body.password).await {
-        Ok(user) => user,
-        Err(error) => {
-            if matches!(error, service::ServiceError::Unauthenticated { .. }) {
-                state
-                    .throttle
-                    .record_failure(&body.username, address.as_deref());
-            }
-            return Err(error.into());
-        }
-    };
-    state.throttle.record_success(&body.username);
+    // Counted before the (slow) password check, so parallel guesses cannot slip through.
+    state.throttle.attempt(&body.username, address.as_deref())?;
+    let user = service::auth::authenticate(db.pool(), &body.username, &body.password).await?;
+    state
+        .throttle
+        .record_success(&body.username, address.as_deref());
     let txn = db.txn().await?;
     let tokens =
         service::auth::issue_tokens(&*txn, &state.access, state.refresh_ttl, user.id).await?;

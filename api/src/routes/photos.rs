@@ -131,15 +131,41 @@ pub async fn upload(
         return Err(ServiceTooLarge(state.max_upload_bytes).into());
     }
     let mut form = Multipart::new(req.headers(), payload);
-    let mut title: Option<String> = None;
     let mut stored: Option<photo::Model> = None;
+    let outcome = read_upload_form(&mut form, &auth, &state, &mut stored).await;
+    match (outcome, stored) {
+        (Ok(()), Some(photo)) => Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
+            .json(PhotoPublic::from(photo))),
+        (Ok(()), None) => Err(ApiError::field("file", "is required")),
+        (Err(error), stored) => {
+            // Whatever failed after the file was stored, the client gets no photo: remove it.
+            if let Some(photo) = stored {
+                service::photos::delete_photo(&state.db, &state.storage, auth.id, photo.id).await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Reads the parts of an upload form: one `file` (streamed to storage as it arrives) and at
+/// most one `title`, in either order. The stored photo is left in `stored`.
+async fn read_upload_form(
+    form: &mut Multipart,
+    auth: &AuthUser,
+    state: &AppState,
+    stored: &mut Option<photo::Model>,
+) -> Result<(), ApiError> {
+    let mut title: Option<String> = None;
+    let mut seen_title = false;
     let malformed = |error: actix_multipart::MultipartError| ApiError::BadRequest {
         detail: format!("the multipart body is malformed: {error}"),
     };
     while let Some(mut field) = form.try_next().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
-            "title" => {
+            "title" if !seen_title => {
+                seen_title = true;
                 let bytes = match field.bytes(4 * 1024).await {
                     Ok(Ok(bytes)) => bytes,
                     Ok(Err(error)) => return Err(malformed(error)),
@@ -154,11 +180,11 @@ pub async fn upload(
                     .map_err(|_| ApiError::field("title", "must be UTF-8 text"))?;
                 let text = check_title(&text)?;
                 title = (!text.is_empty()).then_some(text);
-                if let Some(photo) = &stored {
+                if let Some(photo) = stored.as_ref() {
                     let renamed =
                         service::photos::rename_photo(&state.db, auth.id, photo.id, title.clone())
                             .await?;
-                    stored = Some(renamed);
+                    *stored = Some(renamed);
                 }
             }
             "file" if stored.is_none() => {
@@ -174,38 +200,23 @@ pub async fn upload(
                     chunks,
                 )
                 .await?;
-                stored = Some(photo);
+                *stored = Some(photo);
             }
             other => {
-                if let Some(photo) = stored.take() {
-                    service::photos::delete_photo(&state.db, &state.storage, auth.id, photo.id)
-                        .await?;
-                }
-                let what = if other == "file" {
-                    "a second `file`"
-                } else {
-                    "an unknown field"
+                let what = match other {
+                    "file" => "a second `file`",
+                    "title" => "a second `title`",
+                    _ => "an unknown field",
                 };
-                return Err(ApiError::Validation {
-                    errors: [(
-                        if other.is_empty() {
-                            "form".to_owned()
-                        } else {
-                            other.to_owned()
-                        },
-                        vec![format!("{what}: send one `file` and an optional `title`")],
-                    )]
-                    .into(),
-                });
+                let field = if other.is_empty() { "form" } else { other };
+                return Err(ApiError::field(
+                    field,
+                    &format!("{what}: send one `file` and an optional `title`"),
+                ));
             }
         }
     }
-    match stored {
-        Some(photo) => Ok(HttpResponse::Created()
-            .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
-            .json(PhotoPublic::from(photo))),
-        None => Err(ApiError::field("file", "is required")),
-    }
+    Ok(())
 }
 
 struct ServiceTooLarge(u64);
@@ -268,9 +279,9 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of photos", body = PhotoPage),
-        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query string (e.g. a limit that is not a number)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid status, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid status, a limit outside 1-100, or an unknown cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]

@@ -1,6 +1,6 @@
 //! `/api/v1/users/me`: one's own account.
 
-use actix_web::{HttpResponse, delete, get, patch};
+use actix_web::{HttpResponse, delete, get, patch, web};
 use chrono::{DateTime, Utc};
 use entity::user;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson};
-use crate::{ApiError, Db, validation};
+use crate::{ApiError, AppState, Db, validation};
 
 /// An account as clients see it (never the password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,7 +39,8 @@ impl From<user::Model> for UserPublic {
 pub struct UpdateMeRequest {
     #[validate(custom(function = "validation::email"))]
     pub email: Option<String>,
-    /// The new password; needs `current_password`. Signs out every other session.
+    /// The new password; needs `current_password`. Revokes every refresh token of the
+    /// account (access tokens already issued stay valid until they expire).
     #[validate(custom(function = "validation::password"))]
     #[schema(format = Password)]
     pub password: Option<String>,
@@ -122,9 +123,13 @@ pub async fn patch_me(
     )
 )]
 #[delete("/me")]
-pub async fn delete_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn delete_me(
+    db: Db,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     current(&db, auth).await?;
-    let txn = db.txn().await?;
-    service::users::delete_account(&*txn, auth.id).await?;
+    // The rows go first (committed), then the objects: never a row without its bytes.
+    service::users::delete_account_with_objects(&state.db, &state.storage, auth.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

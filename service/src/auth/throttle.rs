@@ -43,6 +43,15 @@ impl LoginThrottle {
         )
     }
 
+    /// Counts an attempt up front (so parallel guesses cannot all pass before the first
+    /// failure is recorded) and refuses with `TooManyRequests` while the account or the
+    /// address is over its limit. A successful login calls [`Self::record_success`].
+    pub fn attempt(&self, account: &str, address: Option<&str>) -> Result<(), ServiceError> {
+        self.check(account, address)?;
+        self.record_failure(account, address);
+        Ok(())
+    }
+
     /// Refuses with `TooManyRequests` while the account or the address is over its limit.
     pub fn check(&self, account: &str, address: Option<&str>) -> Result<(), ServiceError> {
         let (account_key, address_key) = Self::keys(account, address);
@@ -100,14 +109,18 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful login clears the account's count (not the address's).
-    pub fn record_success(&self, account: &str) {
-        let (account_key, _) = Self::keys(account, None);
+    /// A successful login clears the account's count and takes back the address's count
+    /// for this attempt.
+    pub fn record_success(&self, account: &str, address: Option<&str>) {
+        let (account_key, address_key) = Self::keys(account, address);
         let mut windows = self
             .windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         windows.remove(&account_key);
+        if let Some(window) = address_key.and_then(|key| windows.get_mut(&key)) {
+            window.failures = window.failures.saturating_sub(1);
+        }
     }
 }
 
@@ -141,5 +154,22 @@ mod tests {
         assert!(throttle.check("ann", None).is_err());
         std::thread::sleep(Duration::from_millis(40));
         assert!(throttle.check("ann", None).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod attempt_tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_counted_before_the_outcome_is_known() {
+        let throttle = LoginThrottle::new(3, 100, Duration::from_secs(60));
+        // Three guesses in flight at once: the fourth is refused before any of them finish.
+        for _ in 0..3 {
+            throttle.attempt("ann", Some("1.1.1.1")).unwrap();
+        }
+        assert!(throttle.attempt("ann", Some("1.1.1.1")).is_err());
+        throttle.record_success("ann", Some("1.1.1.1"));
+        assert!(throttle.attempt("ann", Some("1.1.1.1")).is_ok());
     }
 }

@@ -184,6 +184,15 @@ impl Storage {
         }
     }
 
+    /// Copies an object within the store (server-side on S3).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        match self.store.copy(&Path::from(from), &Path::from(to)).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Deletes the object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match self.store.delete(&Path::from(key)).await {

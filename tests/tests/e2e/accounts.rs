@@ -454,7 +454,9 @@ async fn patch_me_changes_email_and_password(backend: Backend) {
 }
 
 async fn delete_me_removes_everything_owned(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) =
+        aistory_tests::spawn_app_with_store(backend, aistory_tests::Store::File, |_| {}).await
+    else {
         return;
     };
     let tokens = app.signed_up("dana").await;
@@ -476,6 +478,21 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
         .await
         .unwrap();
     }
+    // And one real upload, whose object must go too.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(aistory_tests::images::png(4, 4)).file_name("a.png"),
+    );
+    let uploaded = app
+        .client
+        .post(app.url("/api/v1/photos"))
+        .bearer_auth(&tokens.access)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    assert_eq!(app.store.as_ref().unwrap().files().len(), 1);
     let deleted = app
         .request(
             Method::DELETE,
@@ -486,6 +503,10 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert!(User::find_by_id(id).one(&app.db).await.unwrap().is_none());
+    assert!(
+        app.store.as_ref().unwrap().files().is_empty(),
+        "the account's objects were left behind"
+    );
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
     let tokens_left = entity::refresh_token::Entity::find()
         .all(&app.db)

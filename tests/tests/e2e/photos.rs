@@ -317,6 +317,21 @@ async fn refusals_are_clear(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    // A bad title after the file: refused, and the stored file is removed again.
+    let late_title = Form::new()
+        .part("file", Part::bytes(png(4, 4)).file_name("a.png"))
+        .text("title", "t".repeat(201));
+    problem(
+        upload(&app, &tokens.access, late_title).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let two_titles = form(png(4, 4), "image/png", Some("one")).text("title", "two");
+    problem(
+        upload(&app, &tokens.access, two_titles).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     // Bad listing parameters.
     for query in [
         "limit=0",
@@ -629,6 +644,23 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
         )
         .await;
     assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
+    // The presigned URL is still valid, but writing again cannot replace the verified photo.
+    let mut other_bytes = bytes.clone();
+    other_bytes[bytes.len() / 2] ^= 0xFF;
+    put(&started["upload"], other_bytes).await;
+    let again = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/photos/{id}/content"),
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(
+        again.bytes().await.unwrap().to_vec(),
+        bytes,
+        "a second PUT replaced the photo"
+    );
     // Completing twice is an invalid transition, naming both states.
     let again = problem(complete(id).await, StatusCode::CONFLICT).await;
     assert!(
@@ -686,12 +718,14 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
     let storage = service::storage::Storage::from_url(&app.store.as_ref().unwrap().url).unwrap();
     let mut large = png(8, 8);
     large.resize(100 * 1024, 0);
-    storage.put(&key, large.into()).await.unwrap();
+    let staging = service::photos::staging_key(&key);
+    storage.put(&staging, large.into()).await.unwrap();
     problem(complete(sneaky_id).await, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert!(
-        !storage.exists(&key).await.unwrap(),
+        !storage.exists(&staging).await.unwrap(),
         "the oversized object was not deleted"
     );
+    assert!(!storage.exists(&key).await.unwrap());
     assert!(
         Photo::find_by_id(sneaky_id)
             .one(&app.db)
