@@ -12,7 +12,7 @@ use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -137,6 +137,16 @@ pub async fn revoke(pool: &DatabaseConnection, presented: &str) -> Result<(), Se
 }
 
 async fn revoke_family<C: ConnectionTrait>(db: &C, family_id: &str) -> Result<(), ServiceError> {
+    // Lock the family's rows first: a rotation in flight holds the lock on the token it
+    // rotates, so this waits for it to commit, and the UPDATE below (a new statement) then
+    // also sees the successor it inserted. SQLite serialises writers by itself.
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        refresh_token::Entity::find()
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .lock_exclusive()
+            .all(db)
+            .await?;
+    }
     let now = entity::timestamps::now();
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
