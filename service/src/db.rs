@@ -139,3 +139,16 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     }
     Ok(pending)
 }
+
+/// Begins a transaction meant to write. On SQLite it starts `IMMEDIATE`, taking the write
+/// lock up front: a deferred transaction that reads and then writes fails at once with
+/// "database is locked" when another writer got in between, and the busy time-out cannot
+/// help it; an immediate one waits its turn. Other backends begin as usual.
+pub async fn begin_write(pool: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    pool.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

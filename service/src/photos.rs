@@ -11,7 +11,7 @@ use entity::photo_status::PhotoStatus;
 use futures_util::{Stream, StreamExt};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
@@ -137,7 +137,7 @@ async fn mark_uploaded(
     photo_id: i64,
     inspected: Inspected,
 ) -> Result<photo::Model, ServiceError> {
-    let txn = pool.begin().await?;
+    let txn = crate::db::begin_write(pool).await?;
     let model = change_status(&txn, photo_id, PhotoStatus::Uploaded, |active| {
         active.size_bytes = Set(Some(i64::try_from(inspected.size).unwrap_or(i64::MAX)));
         active.checksum_sha256 = Set(Some(inspected.sha256.clone()));

@@ -1,7 +1,7 @@
 //! The per-request unit of work (the guide's `get_db`): one transaction, begun on first use,
 //! committed or rolled back once by whoever owns the request.
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 /// Sees every statement sent (tests count round trips with it): the SQL of each statement
@@ -60,7 +60,7 @@ impl UnitOfWork {
         let mut slot = self.txn.lock().await;
         if slot.is_none() {
             self.observe("BEGIN");
-            *slot = Some(self.pool.begin().await?);
+            *slot = Some(crate::db::begin_write(&self.pool).await?);
         }
         MutexGuard::try_map(slot, Option::as_mut)
             .map_err(|_| DbErr::Custom("the transaction was not begun".to_owned()))

@@ -12,7 +12,7 @@ use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
@@ -68,7 +68,7 @@ pub async fn rotate(
     presented: &str,
     ttl: Duration,
 ) -> Result<(i64, String), ServiceError> {
-    let txn = pool.begin().await?;
+    let txn = crate::db::begin_write(pool).await?;
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
         .one(&txn)
