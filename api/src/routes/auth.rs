@@ -15,15 +15,20 @@ use crate::{ApiError, AppState, Db, validation};
 pub struct RegisterRequest {
     /// 3-32 of `[A-Za-z0-9_]`, unique.
     #[validate(custom(function = "validation::username"))]
-    #[schema(example = "ada")]
+    #[schema(
+        example = "ada",
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_]+$"
+    )]
     pub username: String,
     /// Unique; stored lower-case.
     #[validate(custom(function = "validation::email"))]
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 8-128 characters.
     #[validate(custom(function = "validation::password"))]
-    #[schema(example = "correct horse battery staple", format = Password)]
+    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -35,10 +40,10 @@ pub struct LoginRequest {
         length(min = 1, max = 254),
         custom(function = "validation::no_control_characters")
     )]
-    #[schema(example = "ada")]
+    #[schema(example = "ada", min_length = 1, max_length = 254)]
     pub username: String,
     #[validate(length(min = 1, max = 128))]
-    #[schema(example = "correct horse battery staple", format = Password)]
+    #[schema(example = "correct horse battery staple", format = Password, min_length = 1, max_length = 128)]
     pub password: String,
 }
 
@@ -46,6 +51,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub refresh_token: String,
 }
 

@@ -237,6 +237,7 @@ pub struct ListQuery {
     /// Only photos in this status.
     pub status: Option<String>,
     /// Page size, 1-100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -295,8 +296,21 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be from 1 to 100"));
     }
-    let status = query.status.as_deref().map(parse_status).transpose()?;
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // An empty parameter (`?cursor=`) means "not given".
+    let given = |value: &Option<String>| {
+        value
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let status = given(&query.status)
+        .as_deref()
+        .map(parse_status)
+        .transpose()?;
+    let after = given(&query.cursor)
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?;
     let (rows, next) =
         service::photos::list_photos(db.pool(), auth.id, status, limit, after).await?;
     Ok(HttpResponse::Ok().json(PhotoPage {
@@ -393,7 +407,11 @@ pub async fn delete_one(
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
     responses(
-        (status = 200, description = "The bytes, with Content-Type, Content-Length and ETag", content_type = "application/octet-stream"),
+        (status = 200, description = "The bytes, with Content-Type (the photo's own), Content-Length and ETag",
+            content(
+                (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
+                (Vec<u8> = "image/gif"), (Vec<u8> = "image/heic")
+            )),
         (status = 304, description = "Not modified (ETag matched)"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours, or its bytes are not uploaded yet", body = Problem, content_type = "application/problem+json"),
@@ -452,10 +470,11 @@ pub async fn content(
 pub struct DirectUploadRequest {
     /// image/jpeg, image/png, image/webp, image/gif or image/heic.
     #[validate(length(min = 1, max = 100))]
-    #[schema(example = "image/jpeg")]
+    #[schema(example = "image/jpeg", min_length = 1, max_length = 100)]
     pub content_type: String,
     /// Exact size of the file in bytes.
     #[validate(range(min = 1))]
+    #[schema(minimum = 1)]
     pub size_bytes: u64,
     #[validate(
         length(max = 200),
