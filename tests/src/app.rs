@@ -270,6 +270,11 @@ impl TestApp {
         self.login(username, "correct horse battery").await
     }
 
+    /// A handle that stops the server (`stop(true)` is what SIGTERM and Ctrl-C do).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.handle.clone()
+    }
+
     /// Stops the server and waits for it (in-flight requests finish first).
     pub async fn stop(&self) {
         self.handle.stop(true).await;

@@ -55,3 +55,40 @@ async fn unknown_paths_are_problem_json(backend: Backend) {
     assert!(body["type"].is_string());
     assert!(body["detail"].as_str().unwrap().contains("/no/such/thing"));
 }
+
+/// Graceful stop (what SIGTERM and Ctrl-C trigger): in-flight requests finish, new ones are
+/// refused, the pool is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_lets_in_flight_requests_finish() {
+    async fn slow() -> actix_web::HttpResponse {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        actix_web::HttpResponse::Ok().body("finished")
+    }
+    let Some(app) = aistory_tests::spawn_app_with(Backend::Sqlite, |config| {
+        config.route("/probe/slow", actix_web::web::get().to(slow));
+    })
+    .await
+    else {
+        return;
+    };
+    let in_flight = tokio::spawn(app.client.get(app.url("/probe/slow")).send());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stopped = tokio::spawn({
+        let handle = app.handle();
+        async move { handle.stop(true).await }
+    });
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "finished");
+    stopped.await.unwrap();
+    // Stopped: no new connections are served.
+    let after = reqwest::Client::new()
+        .get(app.url("/health"))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        after.is_err(),
+        "the server still answers after a graceful stop"
+    );
+}
