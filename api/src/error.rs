@@ -24,8 +24,9 @@ pub enum ApiError {
     },
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("this method is not allowed on this path")]
-    MethodNotAllowed,
+    /// `allow` lists the methods the path does serve (the `Allow` header).
+    #[error("this method is not allowed on this path; allowed: {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("{detail}")]
     Conflict { detail: String },
     #[error("{detail}")]
@@ -66,7 +67,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => "Unauthorized",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::NotFound { .. } => "Not found",
-            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
@@ -83,7 +84,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => "/problems/unauthorized",
             ApiError::TooManyRequests { .. } => "/problems/too-many-requests",
             ApiError::NotFound { .. } => "/problems/not-found",
-            ApiError::MethodNotAllowed => "/problems/method-not-allowed",
+            ApiError::MethodNotAllowed { .. } => "/problems/method-not-allowed",
             ApiError::Conflict { .. } => "/problems/conflict",
             ApiError::PayloadTooLarge { .. } => "/problems/payload-too-large",
             ApiError::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
@@ -138,7 +139,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -171,6 +172,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, allow.clone()));
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

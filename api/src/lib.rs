@@ -89,6 +89,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let auth = &settings.auth;
+        let document = openapi::document();
         let state = web::Data::new(AppState {
             db: db.clone(),
             ready_timeout: settings
@@ -105,8 +106,8 @@ impl Application {
             storage,
             max_upload_bytes: settings.storage.max_upload_bytes,
             observer,
+            routes: openapi::RouteTable::from_document(&document),
         });
-        let document = openapi::document();
         let server = HttpServer::new(move || {
             let document = document.clone();
             App::new()
@@ -173,4 +174,6 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Sees every statement (tests only).
     pub observer: Option<service::StatementObserver>,
+    /// Which methods each path serves (for `Allow` on 405).
+    pub routes: openapi::RouteTable,
 }

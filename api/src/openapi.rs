@@ -72,3 +72,55 @@ pub fn configure(config: &mut web::ServiceConfig, document: Document) {
         .service(web::redirect("/docs", "/docs/"))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document));
 }
+
+/// The methods each documented path serves, to answer `Allow` on a 405.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl RouteTable {
+    pub fn from_document(document: &Document) -> Self {
+        let mut table = Vec::new();
+        for (path, item) in &document.paths.paths {
+            let segments = path.split('/').map(str::to_owned).collect();
+            let mut methods = Vec::new();
+            for (method, present) in [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ] {
+                if present {
+                    methods.push(method);
+                }
+            }
+            if methods.contains(&"GET") {
+                methods.push("HEAD");
+            }
+            table.push((segments, methods));
+        }
+        RouteTable(table)
+    }
+
+    /// `GET, HEAD` and the like for a concrete path (`{id}` segments match anything).
+    pub fn allowed(&self, path: &str) -> String {
+        let wanted: Vec<&str> = path.split('/').collect();
+        let mut methods: Vec<&str> = Vec::new();
+        for (segments, serves) in &self.0 {
+            let matches = segments.len() == wanted.len()
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(pattern, actual)| pattern.starts_with('{') || pattern == actual);
+            if matches {
+                methods.extend(
+                    serves
+                        .iter()
+                        .filter(|m| !methods.contains(m))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        methods.join(", ")
+    }
+}

@@ -50,7 +50,11 @@ pub fn configure(config: &mut ServiceConfig) {
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     // The path exists, only not with this method.
     if req.resource_map().has_resource(req.path()) {
-        return Err(ApiError::MethodNotAllowed);
+        let allow = req
+            .app_data::<web::Data<crate::AppState>>()
+            .map(|state| state.routes.allowed(req.path()))
+            .unwrap_or_default();
+        return Err(ApiError::MethodNotAllowed { allow });
     }
     Err(ApiError::NotFound {
         what: format!("{} {}", req.method(), req.path()),

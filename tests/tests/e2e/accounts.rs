@@ -558,5 +558,6 @@ async fn request_ids_and_bare_errors(backend: Backend) {
         .request(Method::GET, "/api/v1/auth/login", None, None)
         .await;
     assert!(wrong_method.headers().contains_key("x-request-id"));
+    assert_eq!(wrong_method.headers()["allow"], "POST");
     problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 }
