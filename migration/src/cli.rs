@@ -60,6 +60,15 @@ pub enum Command {
     Refresh,
     /// Roll back all applied migrations.
     Reset,
+    /// Write a new, empty migration `mYYYYMMDD_HHMMSS_NAME.rs` into migration/src and
+    /// register it (needs no database).
+    Generate {
+        /// e.g. add_photo_rating (a-z, 0-9, _)
+        name: String,
+        /// Write into this directory instead of this crate's src/ (tests).
+        #[arg(long, hide = true)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Migrate up or down to a revision: `base`, `head`, a migration name or a unique prefix.
     To {
         /// e.g. m20261125_000001_create_users, m20261125_000001, base, head
@@ -69,7 +78,10 @@ pub enum Command {
 
 impl Command {
     fn is_destructive(&self) -> bool {
-        !matches!(self, Command::Status | Command::Up { .. })
+        !matches!(
+            self,
+            Command::Status | Command::Up { .. } | Command::Generate { .. }
+        )
     }
 }
 
@@ -98,6 +110,13 @@ fn init_logging() {
 
 /// Runs one parsed command; errors are returned as the message to show.
 pub async fn execute(cli: Cli) -> Result<(), String> {
+    if let Command::Generate { name, dir } = &cli.command {
+        let dir = dir.clone().unwrap_or_else(crate::generate::default_dir);
+        let module = crate::generate::generate(&dir, name, chrono::Utc::now())?;
+        println!("created {}", dir.join(format!("{module}.rs")).display());
+        println!("registered it in {}", dir.join("lib.rs").display());
+        return Ok(());
+    }
     // An explicit URL stands in for every AISTORY_DATABASE_URL* variable; pool settings and
     // the environment still come from AISTORY_*.
     let explicit = cli
@@ -145,7 +164,7 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     let result = crate::with_migration_lock(&db, async |db| {
         let before = crate::applied_migrations(db).await?;
         match &cli.command {
-            Command::Status => {}
+            Command::Status | Command::Generate { .. } => {}
             Command::Up { num } => Migrator::up(db, *num).await?,
             Command::Down { num } => Migrator::down(db, Some(*num)).await?,
             Command::Fresh => Migrator::fresh(db).await?,

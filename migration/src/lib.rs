@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 pub mod cli;
+pub mod generate;
 mod lock;
 mod revision;
 

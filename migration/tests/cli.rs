@@ -236,3 +236,34 @@ fn production_refuses_destructive_commands_without_yes() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--yes"), "{stderr}");
 }
+
+#[test]
+fn generate_writes_and_registers_from_any_directory() {
+    let dir = std::env::temp_dir().join(format!("aistory-cli-generate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs");
+    std::fs::copy(lib, dir.join("lib.rs")).unwrap();
+    let output = Command::new(BIN)
+        .current_dir(std::env::temp_dir())
+        .args(["generate", "add_photo_rating", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with("_add_photo_rating.rs"))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let module = created[0].trim_end_matches(".rs");
+    let registered = std::fs::read_to_string(dir.join("lib.rs")).unwrap();
+    assert!(registered.contains(&format!("mod {module};")));
+    assert!(registered.contains(&format!("Box::new({module}::Migration),")));
+    std::fs::remove_dir_all(&dir).ok();
+}
