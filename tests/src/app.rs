@@ -221,6 +221,27 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
     }
 
+    /// Uploads a small PNG as `token`'s user; panics unless 201. Returns the photo.
+    pub async fn upload_png(&self, token: &str) -> serde_json::Value {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(crate::images::png(4, 4)).file_name("a.png"),
+        );
+        let response = self
+            .client
+            .post(self.url("/api/v1/photos"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("uploading failed: {error}"));
+        assert_eq!(response.status(), 201, "uploading a PNG");
+        response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
     /// Registers `username` (email `username@example.com`, the given password); panics unless 201.
     pub async fn register(&self, username: &str, password: &str) -> serde_json::Value {
         let response = self

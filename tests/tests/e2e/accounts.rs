@@ -479,19 +479,7 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
         .unwrap();
     }
     // And one real upload, whose object must go too.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(aistory_tests::images::png(4, 4)).file_name("a.png"),
-    );
-    let uploaded = app
-        .client
-        .post(app.url("/api/v1/photos"))
-        .bearer_auth(&tokens.access)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    app.upload_png(&tokens.access).await;
     assert_eq!(app.store.as_ref().unwrap().files().len(), 1);
     let deleted = app
         .request(

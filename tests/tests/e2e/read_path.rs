@@ -1,9 +1,7 @@
 //! Guard for the read path: each read endpoint costs exactly one SELECT (no BEGIN/COMMIT, no
 //! session lookup), so a change that adds a round trip fails here.
 
-use aistory_tests::images::png;
 use aistory_tests::{Backend, backend_tests, spawn_app_counting};
-use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 
 backend_tests!(one_photo_and_one_page_cost_one_select_each);
@@ -15,19 +13,7 @@ async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
     let tokens = app.signed_up("reader").await;
     let mut id = 0;
     for _ in 0..3 {
-        let form = Form::new().part("file", Part::bytes(png(4, 4)).file_name("a.png"));
-        let response = app
-            .client
-            .post(app.url("/api/v1/photos"))
-            .bearer_auth(&tokens.access)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        id = response.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_i64()
-            .unwrap();
+        id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
     }
 
     for (path, what) in [
