@@ -4,6 +4,7 @@
 //! `created_at` / `updated_at` kept by [`timestamps`], and [`ToDict::to_dict`] for a JSON
 //! view of the row.
 
+pub mod job;
 pub mod photo;
 pub mod photo_status;
 pub mod refresh_token;
@@ -37,3 +38,4 @@ pub trait ToDict: serde::Serialize {
 impl ToDict for user::Model {}
 impl ToDict for photo::Model {}
 impl ToDict for refresh_token::Model {}
+impl ToDict for job::Model {}

@@ -102,7 +102,7 @@ async fn every_command(variable: Option<&str>) {
         return;
     };
     let status = db.stdout(&["status"]);
-    assert!(status.contains("0 applied, 3 pending"), "{status}");
+    assert!(status.contains("0 applied, 4 pending"), "{status}");
 
     let up = db.stdout(&["up", "-n", "1"]);
     assert!(
@@ -111,21 +111,21 @@ async fn every_command(variable: Option<&str>) {
     );
     let up = db.stdout(&["up"]);
     assert!(up.contains("m20261125_000002_create_photos"), "{up}");
-    assert!(db.stdout(&["status"]).contains("3 applied, 0 pending"));
+    assert!(db.stdout(&["status"]).contains("4 applied, 0 pending"));
 
     let down = db.stdout(&["down", "-n", "1"]);
     assert!(
-        down.contains("rolled back m20261125_000003_create_refresh_tokens"),
+        down.contains("rolled back m20261125_000004_create_jobs"),
         "{down}"
     );
-    assert!(db.stdout(&["status"]).contains("2 applied, 1 pending"));
+    assert!(db.stdout(&["status"]).contains("3 applied, 1 pending"));
 
     let to = db.stdout(&["to", "m20261125_000001"]);
     assert!(
         to.contains("rolled back m20261125_000002_create_photos"),
         "{to}"
     );
-    assert!(db.stdout(&["status"]).contains("1 applied, 2 pending"));
+    assert!(db.stdout(&["status"]).contains("1 applied, 3 pending"));
     let to = db.stdout(&["to", "base"]);
     assert!(
         to.contains("rolled back m20261125_000001_create_users"),
@@ -139,18 +139,18 @@ async fn every_command(variable: Option<&str>) {
 
     assert!(
         db.stdout(&["refresh"])
-            .contains("re-applied all 3 migrations")
+            .contains("re-applied all 4 migrations")
     );
     assert!(
         db.stdout(&["fresh"])
-            .contains("re-applied all 3 migrations")
+            .contains("re-applied all 4 migrations")
     );
     let reset = db.stdout(&["reset"]);
     assert!(
         reset.contains("rolled back m20261125_000001_create_users"),
         "{reset}"
     );
-    assert!(db.stdout(&["status"]).contains("0 applied, 3 pending"));
+    assert!(db.stdout(&["status"]).contains("0 applied, 4 pending"));
 
     // A revision that does not exist is refused with the known ones listed.
     let output = Command::new(BIN)
@@ -194,8 +194,8 @@ async fn four_concurrent_processes(variable: &str) {
             .count();
     }
     // Each migration was applied by exactly one of the four processes.
-    assert_eq!(applied_lines, 3);
-    assert!(db.stdout(&["status"]).contains("3 applied, 0 pending"));
+    assert_eq!(applied_lines, 4);
+    assert!(db.stdout(&["status"]).contains("4 applied, 0 pending"));
     db.drop_database().await;
 }
 

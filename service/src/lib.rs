@@ -5,6 +5,7 @@ pub mod db;
 pub mod error;
 pub mod images;
 pub mod photos;
+pub mod queue;
 pub mod schema;
 pub mod storage;
 pub mod unit_of_work;

@@ -169,7 +169,8 @@ pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(
         .builder()
         .register(entity::user::Entity)
         .register(entity::photo::Entity)
-        .register(entity::refresh_token::Entity);
+        .register(entity::refresh_token::Entity)
+        .register(entity::job::Entity);
     builder.apply(db).await
 }
 

@@ -9,5 +9,6 @@ mod migrations;
 mod models;
 mod openapi;
 mod photos;
+mod queue;
 mod read_path;
 mod unit_of_work;

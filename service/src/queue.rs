@@ -1,0 +1,279 @@
+//! The durable job queue, in the database.
+//!
+//! - [`enqueue`] takes the caller's connection: inside a transaction, the job commits or rolls
+//!   back with the change that caused it.
+//! - [`claim`] hands out due jobs with `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL/MariaDB
+//!   (an `IMMEDIATE` transaction on SQLite), each under a lease: a live worker extends it
+//!   ([`extend_lease`]), a dead one lets it expire and the job is claimed again.
+//! - [`fail`] retries with exponential backoff and jitter, up to `max_attempts`, then leaves the
+//!   job `failed` with the last error. [`release`] hands a stopping worker's jobs back.
+//!
+//! Handlers must be idempotent: a job whose worker died after doing the work but before
+//! [`complete`] runs again. Times come from the workers' clocks (keep them in sync).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::job::{self, JobStatus};
+use rand::Rng;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::ServiceError;
+
+/// Attempts before a job is given up by default.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 5;
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10 * 60);
+
+fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Adds a job, due now, on `db` (the caller's transaction, so it commits with the change).
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<job::Model, ServiceError> {
+    enqueue_at(
+        db,
+        kind,
+        payload,
+        entity::timestamps::now(),
+        DEFAULT_MAX_ATTEMPTS,
+    )
+    .await
+}
+
+/// Adds a job due at `run_at`, tried at most `max_attempts` times.
+pub async fn enqueue_at<C: ConnectionTrait>(
+    db: &C,
+    kind: &str,
+    payload: &serde_json::Value,
+    run_at: DateTime<Utc>,
+    max_attempts: i32,
+) -> Result<job::Model, ServiceError> {
+    Ok(job::ActiveModel {
+        kind: Set(kind.to_owned()),
+        payload: Set(payload.to_string()),
+        status: Set(JobStatus::Queued),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(max_attempts, 1)),
+        run_at: Set(run_at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Claims up to `limit` due jobs of `kinds` for `worker`, each leased for `lease`: queued jobs
+/// whose time has come, and running jobs whose lease has expired (their worker died). A job
+/// whose lease expired with no attempts left is marked `failed` instead.
+pub async fn claim(
+    pool: &DatabaseConnection,
+    worker: &str,
+    kinds: &[&str],
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<job::Model>, ServiceError> {
+    let txn = crate::db::begin_write(pool).await?;
+    let now = entity::timestamps::now();
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(job::Column::Status.eq(JobStatus::Queued))
+                .add(job::Column::RunAt.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(job::Column::Status.eq(JobStatus::Running))
+                .add(job::Column::LockedUntil.lt(now)),
+        );
+    let mut query = job::Entity::find()
+        .filter(due)
+        .filter(job::Column::Kind.is_in(kinds.iter().copied()))
+        .order_by_asc(job::Column::RunAt)
+        .order_by_asc(job::Column::Id)
+        .limit(limit);
+    if txn.get_database_backend() != DbBackend::Sqlite {
+        // Other workers skip the rows this one is taking instead of waiting for them.
+        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let candidates = query.all(&txn).await?;
+    let until = later(now, lease);
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for mut candidate in candidates {
+        if candidate.status == JobStatus::Running && candidate.attempts >= candidate.max_attempts {
+            job::Entity::update_many()
+                .col_expr(job::Column::Status, Expr::value(JobStatus::Failed))
+                .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+                .col_expr(
+                    job::Column::LockedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    job::Column::LastError,
+                    Expr::value(format!(
+                        "its worker stopped before finishing, {} times",
+                        candidate.attempts
+                    )),
+                )
+                .col_expr(job::Column::UpdatedAt, Expr::value(now))
+                .filter(job::Column::Id.eq(candidate.id))
+                .exec(&txn)
+                .await?;
+            continue;
+        }
+        job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Running))
+            .col_expr(job::Column::LockedBy, Expr::value(worker))
+            .col_expr(job::Column::LockedUntil, Expr::value(until))
+            .col_expr(
+                job::Column::Attempts,
+                Expr::col(job::Column::Attempts).add(1),
+            )
+            .col_expr(job::Column::UpdatedAt, Expr::value(now))
+            .filter(job::Column::Id.eq(candidate.id))
+            .exec(&txn)
+            .await?;
+        candidate.status = JobStatus::Running;
+        candidate.locked_by = Some(worker.to_owned());
+        candidate.locked_until = Some(until);
+        candidate.attempts += 1;
+        candidate.updated_at = now;
+        claimed.push(candidate);
+    }
+    txn.commit().await?;
+    Ok(claimed)
+}
+
+/// Only the worker holding a running job may change it.
+fn held_by(job_id: i64, worker: &str) -> Condition {
+    Condition::all()
+        .add(job::Column::Id.eq(job_id))
+        .add(job::Column::LockedBy.eq(worker))
+        .add(job::Column::Status.eq(JobStatus::Running))
+}
+
+/// Extends a running job's lease; `false` when `worker` no longer holds it.
+pub async fn extend_lease<C: ConnectionTrait>(
+    db: &C,
+    job_id: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, ServiceError> {
+    let now = entity::timestamps::now();
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::LockedUntil, Expr::value(later(now, lease)))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(held_by(job_id, worker))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Marks a job done; `false` when `worker` lost it (its lease expired and another worker
+/// claimed it), in which case the other worker's run counts.
+pub async fn complete<C: ConnectionTrait>(
+    db: &C,
+    job_id: i64,
+    worker: &str,
+) -> Result<bool, ServiceError> {
+    let now = entity::timestamps::now();
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Succeeded))
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(held_by(job_id, worker))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s ... up to [`MAX_BACKOFF`], each
+/// with up to 25% random jitter so failed jobs do not retry in lockstep.
+pub fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    let base = Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF);
+    let jitter = rand::thread_rng().gen_range(0.0..0.25);
+    base.mul_f64(1.0 + jitter).min(MAX_BACKOFF)
+}
+
+/// Records a failed attempt: retried after [`backoff`] while attempts remain, else `failed`
+/// with `error` kept. Returns the job's new status, or `None` when `worker` had lost it.
+pub async fn fail<C: ConnectionTrait>(
+    db: &C,
+    job: &job::Model,
+    worker: &str,
+    error: &str,
+) -> Result<Option<JobStatus>, ServiceError> {
+    let now = entity::timestamps::now();
+    let give_up = job.attempts >= job.max_attempts;
+    let status = if give_up {
+        JobStatus::Failed
+    } else {
+        JobStatus::Queued
+    };
+    let mut update = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(status))
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::LastError, Expr::value(error.to_owned()))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now));
+    if !give_up {
+        update = update.col_expr(
+            job::Column::RunAt,
+            Expr::value(later(now, backoff(job.attempts))),
+        );
+    }
+    let result = update.filter(held_by(job.id, worker)).exec(db).await?;
+    Ok((result.rows_affected == 1).then_some(status))
+}
+
+/// Hands back every job `worker` holds (a clean shutdown): queued again at once, and the
+/// interrupted attempt not counted.
+pub async fn release<C: ConnectionTrait>(db: &C, worker: &str) -> Result<u64, ServiceError> {
+    let now = entity::timestamps::now();
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Queued))
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).sub(1),
+        )
+        .col_expr(job::Column::RunAt, Expr::value(now))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::LockedBy.eq(worker))
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= Duration::from_secs(1) && backoff(1) < Duration::from_millis(1260));
+        assert!(backoff(4) >= Duration::from_secs(8) && backoff(4) < Duration::from_secs(11));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+        assert!(backoff(0) >= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,253 @@
+//! The durable job queue on every backend: transactional enqueue, leases, retries with
+//! backoff, release on shutdown, and concurrent workers running each job exactly once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aistory_tests::{Backend, TestDatabase, backend_tests};
+use entity::job::{self, JobStatus};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel,
+    PaginatorTrait, TransactionTrait,
+};
+use serde_json::json;
+use service::queue;
+use settings::DatabaseSettings;
+
+backend_tests!(
+    a_job_commits_or_rolls_back_with_its_change,
+    a_dead_workers_lease_expires_and_the_job_runs_again,
+    failures_back_off_and_finally_fail,
+    release_hands_jobs_back,
+    concurrent_workers_run_each_job_exactly_once,
+);
+
+async fn migrated(backend: Backend) -> Option<(TestDatabase, DatabaseConnection)> {
+    let database = TestDatabase::create(backend).await?;
+    let db = database.connect().await;
+    Migrator::up(&db, None).await.unwrap();
+    Some((database, db))
+}
+
+const KINDS: &[&str] = &["count"];
+
+async fn a_job_commits_or_rolls_back_with_its_change(backend: Backend) {
+    let Some((_database, db)) = migrated(backend).await else {
+        return;
+    };
+    let txn = db.begin().await.unwrap();
+    queue::enqueue(&txn, "count", &json!({"n": 1}))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(job::Entity::find().count(&db).await.unwrap(), 0);
+
+    let txn = db.begin().await.unwrap();
+    queue::enqueue(&txn, "count", &json!({"n": 2}))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let jobs = job::Entity::find().all(&db).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, JobStatus::Queued);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&jobs[0].payload).unwrap(),
+        json!({"n": 2})
+    );
+    // Another kind is not handed to a worker that does not ask for it.
+    assert!(
+        queue::claim(&db, "w", &["other"], 10, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_dead_workers_lease_expires_and_the_job_runs_again(backend: Backend) {
+    let Some((_database, db)) = migrated(backend).await else {
+        return;
+    };
+    queue::enqueue(&db, "count", &json!({})).await.unwrap();
+    let first = queue::claim(&db, "w1", KINDS, 10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempts, 1);
+    // Held: nobody else gets it, and only its holder may finish it.
+    assert!(
+        queue::claim(&db, "w2", KINDS, 10, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!queue::complete(&db, first[0].id, "w2").await.unwrap());
+    // A live worker keeps its lease; w1 "dies" instead.
+    assert!(
+        queue::extend_lease(&db, first[0].id, "w1", Duration::from_millis(500))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = queue::claim(&db, "w2", KINDS, 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the expired lease was not reclaimed");
+    assert_eq!(again[0].attempts, 2);
+    assert!(
+        !queue::complete(&db, first[0].id, "w1").await.unwrap(),
+        "w1 lost its lease"
+    );
+    assert!(queue::complete(&db, first[0].id, "w2").await.unwrap());
+    let done = job::Entity::find_by_id(first[0].id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert!(done.locked_by.is_none());
+}
+
+async fn make_due(db: &DatabaseConnection, id: i64) {
+    let mut active = job::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    active.run_at = Set(entity::timestamps::now() - chrono::Duration::seconds(1));
+    active.update(db).await.unwrap();
+}
+
+async fn failures_back_off_and_finally_fail(backend: Backend) {
+    let Some((_database, db)) = migrated(backend).await else {
+        return;
+    };
+    let now = entity::timestamps::now();
+    let created = queue::enqueue_at(&db, "count", &json!({}), now, 2)
+        .await
+        .unwrap();
+    let claimed = queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        queue::fail(&db, &claimed[0], "w", "boom 1").await.unwrap(),
+        Some(JobStatus::Queued)
+    );
+    let waiting = job::Entity::find_by_id(created.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.last_error.as_deref(), Some("boom 1"));
+    assert!(
+        waiting.run_at > entity::timestamps::now(),
+        "no backoff before the retry"
+    );
+    assert!(
+        queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    make_due(&db, created.id).await;
+    let retried = queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(retried[0].attempts, 2);
+    assert_eq!(
+        queue::fail(&db, &retried[0], "w", "boom 2").await.unwrap(),
+        Some(JobStatus::Failed)
+    );
+    let failed = job::Entity::find_by_id(created.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("boom 2"));
+    make_due(&db, created.id).await;
+    assert!(
+        queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn release_hands_jobs_back(backend: Backend) {
+    let Some((_database, db)) = migrated(backend).await else {
+        return;
+    };
+    for _ in 0..3 {
+        queue::enqueue(&db, "count", &json!({})).await.unwrap();
+    }
+    let claimed = queue::claim(&db, "stopping", KINDS, 10, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(queue::release(&db, "stopping").await.unwrap(), 3);
+    let again = queue::claim(&db, "other", KINDS, 10, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(
+        again.iter().all(|job| job.attempts == 1),
+        "a released attempt must not count"
+    );
+}
+
+async fn concurrent_workers_run_each_job_exactly_once(backend: Backend) {
+    let Some((database, db)) = migrated(backend).await else {
+        return;
+    };
+    const JOBS: usize = 300;
+    for n in 0..JOBS {
+        queue::enqueue(&db, "count", &json!({ "n": n }))
+            .await
+            .unwrap();
+    }
+    let runs: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        // Each worker with a pool of its own, as separate processes would have.
+        let pool = if backend == Backend::Sqlite {
+            db.clone()
+        } else {
+            sea_orm::Database::connect(
+                DatabaseSettings::for_url(database.url.clone()).connect_options(),
+            )
+            .await
+            .unwrap()
+        };
+        let runs = runs.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            loop {
+                let batch = queue::claim(&pool, &name, KINDS, 5, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                for job in batch {
+                    *runs.lock().unwrap().entry(job.id).or_default() += 1;
+                    assert!(queue::complete(&pool, job.id, &name).await.unwrap());
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), JOBS, "every job ran");
+    assert!(runs.values().all(|count| *count == 1), "a job ran twice");
+    let succeeded = job::Entity::find().all(&db).await.unwrap();
+    assert!(
+        succeeded
+            .iter()
+            .all(|job| job.status == JobStatus::Succeeded)
+    );
+}
