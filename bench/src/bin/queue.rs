@@ -1,0 +1,85 @@
+//! Queue throughput with a no-op job kind at 1, 2 and 4 workers on PostgreSQL: each worker
+//! has a pool of its own (as separate processes would), claims batches, completes each job.
+//! Run: `cargo build --release -p bench && target/release/queue [JOBS] [BATCH]` with
+//! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::time::{Duration, Instant};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database};
+use service::queue;
+use service::settings::DatabaseSettings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let jobs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(2000);
+    let batch: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
+    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let admin = Database::connect(admin_url.as_str()).await?;
+    for workers in [1usize, 2, 4] {
+        let name = format!("aistory_bench_queue_{workers}_{}", std::process::id());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let url = format!("{base}/{name}?sslmode=disable");
+        let result = run(&url, workers, jobs, batch).await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await?;
+        let (elapsed, done) = result?;
+        println!(
+            "{workers} worker(s): {done} no-op jobs in {:.2} s = {:.0} jobs/s (batch {batch})",
+            elapsed.as_secs_f64(),
+            done as f64 / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn run(
+    url: &str,
+    workers: usize,
+    jobs: usize,
+    batch: u64,
+) -> anyhow::Result<(Duration, usize)> {
+    let db = Database::connect(DatabaseSettings::for_url(url).connect_options()).await?;
+    Migrator::up(&db, None).await?;
+    for n in 0..jobs {
+        queue::enqueue(&db, "noop", &serde_json::json!({ "n": n })).await?;
+    }
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let mut options = DatabaseSettings::for_url(url).connect_options();
+        options.max_connections(2).min_connections(1);
+        let pool = Database::connect(options).await?;
+        handles.push(tokio::spawn(async move {
+            let name = format!("bench-worker-{w}");
+            let mut done = 0usize;
+            loop {
+                let claimed =
+                    queue::claim(&pool, &name, &["noop"], batch, Duration::from_secs(60)).await?;
+                if claimed.is_empty() {
+                    break;
+                }
+                for job in claimed {
+                    if queue::complete(&pool, job.id, &name).await? {
+                        done += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut done = 0;
+    for handle in handles {
+        done += handle.await??;
+    }
+    Ok((started.elapsed(), done))
+}
