@@ -128,7 +128,10 @@ pub async fn upload(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > state.max_upload_bytes + MULTIPART_OVERHEAD) {
-        return Err(ServiceTooLarge(state.max_upload_bytes).into());
+        return Err(service::ServiceError::TooLarge {
+            limit_bytes: state.max_upload_bytes,
+        }
+        .into());
     }
     let mut form = Multipart::new(req.headers(), payload);
     let mut stored: Option<photo::Model> = None;
@@ -217,17 +220,6 @@ async fn read_upload_form(
         }
     }
     Ok(())
-}
-
-struct ServiceTooLarge(u64);
-
-impl From<ServiceTooLarge> for ApiError {
-    fn from(limit: ServiceTooLarge) -> Self {
-        service::ServiceError::TooLarge {
-            limit_bytes: limit.0,
-        }
-        .into()
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -49,17 +49,22 @@ pub struct UpdateMeRequest {
     pub current_password: Option<String>,
 }
 
-/// The user whose token this is (a deleted account's token no longer works).
+/// A token whose account is gone no longer works: the service's "user not found" is a 401.
+fn account_gone(error: service::ServiceError) -> ApiError {
+    match error {
+        service::ServiceError::NotFound { what: "user" } => ApiError::Unauthenticated {
+            detail: "the account of this token no longer exists".to_owned(),
+            invalid_token: true,
+        },
+        other => other.into(),
+    }
+}
+
+/// The user whose token this is.
 async fn current(db: &Db, auth: AuthUser) -> Result<user::Model, ApiError> {
     service::users::find_user(db.pool(), auth.id)
         .await
-        .map_err(|error| match error {
-            service::ServiceError::NotFound { .. } => ApiError::Unauthenticated {
-                detail: "the account of this token no longer exists".to_owned(),
-                invalid_token: true,
-            },
-            other => other.into(),
-        })
+        .map_err(account_gone)
 }
 
 /// Your account.
@@ -97,7 +102,7 @@ pub async fn patch_me(
     auth: AuthUser,
     body: ValidJson<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    current(&db, auth).await?;
+    // update_account reads the account itself (a missing one is a 401 via account_gone).
     let body = body.0;
     let txn = db.txn().await?;
     let updated = service::users::update_account(
@@ -109,7 +114,8 @@ pub async fn patch_me(
             current_password: body.current_password,
         },
     )
-    .await?;
+    .await
+    .map_err(account_gone)?;
     Ok(HttpResponse::Ok().json(UserPublic::from(updated)))
 }
 
@@ -124,12 +130,13 @@ pub async fn patch_me(
 )]
 #[delete("/me")]
 pub async fn delete_me(
-    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    current(&db, auth).await?;
-    // The rows go first (committed), then the objects: never a row without its bytes.
-    service::users::delete_account_with_objects(&state.db, &state.storage, auth.id).await?;
+    // The rows go first (committed), then the objects: never a row without its bytes. A
+    // missing account is a 401 via account_gone.
+    service::users::delete_account_with_objects(&state.db, &state.storage, auth.id)
+        .await
+        .map_err(account_gone)?;
     Ok(HttpResponse::NoContent().finish())
 }
