@@ -242,6 +242,21 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
+    /// [`Self::request`], its body parsed as JSON (panics if it is not).
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+    ) -> serde_json::Value {
+        self.request(method, path, body, token)
+            .await
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{path} did not answer JSON: {error}"))
+    }
+
     /// Registers `username` (email `username@example.com`, the given password); panics unless 201.
     pub async fn register(&self, username: &str, password: &str) -> serde_json::Value {
         let response = self

@@ -462,11 +462,8 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
     let tokens = app.signed_up("dana").await;
     let keep = app.signed_up("kim").await;
     let me: Value = app
-        .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .json(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
     let id = me["id"].as_i64().unwrap();
     for key in ["a.jpg", "b.jpg"] {
         entity::photo::ActiveModel {

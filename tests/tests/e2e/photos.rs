@@ -61,6 +61,16 @@ async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
     body
 }
 
+/// The ids of a page of photos, in order.
+fn page_ids(page: &Value) -> Vec<i64> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex_string(&Sha256::digest(bytes))
 }
@@ -118,22 +128,14 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
 
     // Newest first, in pages.
     let page: Value = app
-        .request(
+        .json(
             Method::GET,
             "/api/v1/photos?limit=2",
             None,
             Some(&tokens.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<i64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect();
+        .await;
+    let ids: Vec<i64> = page_ids(&page);
     assert_eq!(
         ids,
         vec![
@@ -145,35 +147,24 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
     upload_ok(&app, &tokens, png(8, 8), "image/png").await;
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
-        .request(
+        .json(
             Method::GET,
             &format!("/api/v1/photos?limit=2&cursor={cursor}"),
             None,
             Some(&tokens.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<i64> = next["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect();
+        .await;
+    let ids: Vec<i64> = page_ids(&next);
     assert_eq!(ids, vec![first["id"].as_i64().unwrap()]);
     assert!(next["next_cursor"].is_null());
     let filtered: Value = app
-        .request(
+        .json(
             Method::GET,
             "/api/v1/photos?status=pending",
             None,
             Some(&tokens.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(filtered["items"].as_array().unwrap().len(), 0);
 
     // Download: identical bytes, type, length, ETag; If-None-Match answers 304.
@@ -207,28 +198,22 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
 
     // Rename, clear the title.
     let renamed: Value = app
-        .request(
+        .json(
             Method::PATCH,
             &format!("/api/v1/photos/{id}"),
             Some(&json!({"title": "Beach"})),
             Some(&tokens.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(renamed["title"], "Beach");
     let cleared: Value = app
-        .request(
+        .json(
             Method::PATCH,
             &format!("/api/v1/photos/{id}"),
             Some(&json!({"title": null})),
             Some(&tokens.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert!(cleared["title"].is_null());
 
     // Delete: row and object gone.
@@ -431,16 +416,13 @@ async fn another_users_photo_is_not_found(backend: Backend) {
     }
     // The owner's photo is untouched.
     let still: Value = app
-        .request(
+        .json(
             Method::GET,
             &format!("/api/v1/photos/{id}"),
             None,
             Some(&owner.access),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(still["title"], "a title");
 }
 
