@@ -195,6 +195,34 @@ fn table(schema: &mut SchemaDescription, name: String) -> &mut TableDescription 
     schema.tables.entry(name).or_default()
 }
 
+/// Foreign keys from rows of `t`, `ref_table`, `del` (the delete rule's name), `cols` and
+/// `ref_cols` (comma-separated): the shape both the PostgreSQL and the MySQL query return.
+fn add_foreign_keys(schema: &mut SchemaDescription, rows: Vec<QueryResult>) -> Result<(), DbErr> {
+    for row in rows {
+        let cols: String = row.try_get("", "cols")?;
+        let ref_cols: String = row.try_get("", "ref_cols")?;
+        table(schema, row.try_get("", "t")?)
+            .foreign_keys
+            .insert(ForeignKeyDescription {
+                columns: split_list(&cols),
+                references_table: row.try_get("", "ref_table")?,
+                references_columns: split_list(&ref_cols),
+                on_delete: row.try_get("", "del")?,
+            });
+    }
+    Ok(())
+}
+
+/// CHECK constraints from rows of `t` and `def`.
+fn add_checks(schema: &mut SchemaDescription, rows: Vec<QueryResult>) -> Result<(), DbErr> {
+    for row in rows {
+        table(schema, row.try_get("", "t")?)
+            .checks
+            .insert(row.try_get("", "def")?);
+    }
+    Ok(())
+}
+
 async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, DbErr> {
     let mut schema = SchemaDescription::default();
     let primary: BTreeSet<(String, String)> = rows(
@@ -275,9 +303,11 @@ async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescriptio
                 unique: row.try_get("", "is_unique")?,
             });
     }
-    for row in rows(
+    let fk_rows = rows(
         db,
-        "SELECT cl.relname::text AS t, rf.relname::text AS ref_table, con.confdeltype::text AS del,
+        "SELECT cl.relname::text AS t, rf.relname::text AS ref_table,
+                CASE con.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'
+                     WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END AS del,
                 array_to_string(array(
                     SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
@@ -293,28 +323,9 @@ async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescriptio
          WHERE con.contype = 'f' AND n.nspname = current_schema()",
         vec![],
     )
-    .await?
-    {
-        let del: String = row.try_get("", "del")?;
-        let on_delete = match del.as_str() {
-            "c" => "CASCADE",
-            "n" => "SET NULL",
-            "d" => "SET DEFAULT",
-            "r" => "RESTRICT",
-            _ => "NO ACTION",
-        };
-        let cols: String = row.try_get("", "cols")?;
-        let ref_cols: String = row.try_get("", "ref_cols")?;
-        table(&mut schema, row.try_get("", "t")?)
-            .foreign_keys
-            .insert(ForeignKeyDescription {
-                columns: split_list(&cols),
-                references_table: row.try_get("", "ref_table")?,
-                references_columns: split_list(&ref_cols),
-                on_delete: on_delete.to_owned(),
-            });
-    }
-    for row in rows(
+    .await?;
+    add_foreign_keys(&mut schema, fk_rows)?;
+    let check_rows = rows(
         db,
         "SELECT cl.relname::text AS t, pg_get_constraintdef(con.oid) AS def
          FROM pg_constraint con
@@ -323,12 +334,8 @@ async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescriptio
          WHERE con.contype = 'c' AND n.nspname = current_schema()",
         vec![],
     )
-    .await?
-    {
-        table(&mut schema, row.try_get("", "t")?)
-            .checks
-            .insert(row.try_get("", "def")?);
-    }
+    .await?;
+    add_checks(&mut schema, check_rows)?;
     Ok(schema)
 }
 
@@ -398,7 +405,7 @@ async fn inspect_mysql<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, 
                 unique: non_unique == 0,
             });
     }
-    for row in rows(
+    let fk_rows = rows(
         db,
         "SELECT CAST(k.TABLE_NAME AS CHAR) AS t, CAST(k.REFERENCED_TABLE_NAME AS CHAR) AS ref_table,
                 CAST(r.DELETE_RULE AS CHAR) AS del,
@@ -413,31 +420,16 @@ async fn inspect_mysql<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, 
          GROUP BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.REFERENCED_TABLE_NAME, r.DELETE_RULE",
         vec![],
     )
-    .await?
-    {
-        let cols: String = row.try_get("", "cols")?;
-        let ref_cols: String = row.try_get("", "ref_cols")?;
-        table(&mut schema, row.try_get("", "t")?)
-            .foreign_keys
-            .insert(ForeignKeyDescription {
-                columns: split_list(&cols),
-                references_table: row.try_get("", "ref_table")?,
-                references_columns: split_list(&ref_cols),
-                on_delete: row.try_get("", "del")?,
-            });
-    }
-    for row in rows(
+    .await?;
+    add_foreign_keys(&mut schema, fk_rows)?;
+    let check_rows = rows(
         db,
         "SELECT CAST(TABLE_NAME AS CHAR) AS t, CAST(CHECK_CLAUSE AS CHAR) AS def
          FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()",
         vec![],
     )
-    .await?
-    {
-        table(&mut schema, row.try_get("", "t")?)
-            .checks
-            .insert(row.try_get("", "def")?);
-    }
+    .await?;
+    add_checks(&mut schema, check_rows)?;
     Ok(schema)
 }
 
