@@ -33,6 +33,8 @@ pub enum StartupError {
     Database(#[from] service::DbError),
     #[error("object storage (AISTORY_STORAGE_URL): {0}")]
     Storage(#[from] service::storage::StorageError),
+    #[error("story provider (AISTORY_STORY_PROVIDER): {0}")]
+    Stories(service::ServiceError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -46,6 +48,8 @@ pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    /// `AISTORY_WORKERS` workers running in this process.
+    workers: Option<service::worker::Workers>,
 }
 
 impl Application {
@@ -76,6 +80,18 @@ impl Application {
     {
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
         let mut db = service::init_db(&settings.database, settings.environment).await?;
+        let stories = service::stories::provider_from_settings(&settings.story_provider)
+            .map_err(StartupError::Stories)?;
+        // Workers share the pool, but are started before the observer is installed: their
+        // polling is not the requests' statements.
+        let workers = (settings.workers.count > 0).then(|| {
+            service::worker::Workers::start(
+                db.clone(),
+                service::job_handlers(&storage, stories.clone(), &settings.workers),
+                service::worker::WorkerConfig::from_settings(&settings.workers),
+                settings.workers.count,
+            )
+        });
         if let Some(observer) = &observer {
             service::observe_statements(&mut db, observer.clone());
         }
@@ -104,6 +120,7 @@ impl Application {
                 auth.login_window,
             ),
             storage,
+            stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
             observer,
             routes: openapi::RouteTable::from_document(&document),
@@ -132,7 +149,12 @@ impl Application {
             source,
         })?
         .run();
-        Ok(Application { port, server, db })
+        Ok(Application {
+            port,
+            server,
+            db,
+            workers,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -148,6 +170,9 @@ impl Application {
     /// finish, then closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
         if let Err(error) = service::close_db_connection(self.db).await {
             tracing::warn!(%error, "closing the database pool failed");
         }
@@ -171,6 +196,8 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     pub throttle: LoginThrottle,
     pub storage: service::storage::Storage,
+    /// Who writes stories (asked at request time whether it can write a language).
+    pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,
     pub max_upload_bytes: u64,
     /// Sees every statement (tests only).
     pub observer: Option<service::StatementObserver>,

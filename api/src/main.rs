@@ -14,9 +14,12 @@ async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => serve().await,
         Some("check-schema") => check_schema().await,
+        Some("worker") => worker().await,
         Some("-h" | "--help" | "help") => {
             println!(
-                "usage: api [serve | check-schema]\n  serve         run the HTTP server (default)\n  \
+                "usage: api [serve | worker | check-schema]\n  serve         run the HTTP server (default), \
+                 with AISTORY_WORKERS workers inside\n  worker        run max(AISTORY_WORKERS, 1) workers \
+                 alone, no HTTP: scale them apart from the API, on any machine sharing the database\n  \
                  check-schema  compare the schema the migrations build with the one the entities \
                  declare (scratch SQLite in memory); exit 1 and list every difference if they disagree"
             );
@@ -59,6 +62,80 @@ async fn check_schema() -> ExitCode {
             eprintln!("error: the drift check failed: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Workers only: claim and run jobs until SIGTERM / Ctrl-C, then hand back what is held.
+async fn worker() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(settings.log_format, settings.database.echo);
+    tracing::info!(
+        environment = %settings.environment,
+        database = %redact_url(&settings.database.url),
+        "starting workers"
+    );
+    let started = async {
+        let storage = service::storage::Storage::from_url(&settings.storage.url)
+            .map_err(|error| format!("object storage (AISTORY_STORAGE_URL): {error}"))?;
+        let provider = service::stories::provider_from_settings(&settings.story_provider)
+            .map_err(|error| format!("story provider (AISTORY_STORY_PROVIDER): {error}"))?;
+        let db = service::init_db(&settings.database, settings.environment)
+            .await
+            .map_err(|error| error.to_string())?;
+        let count = settings.workers.count.max(1);
+        let workers = service::worker::Workers::start(
+            db.clone(),
+            service::job_handlers(&storage, provider, &settings.workers),
+            service::worker::WorkerConfig::from_settings(&settings.workers),
+            count,
+        );
+        Ok::<_, String>((db, workers))
+    }
+    .await;
+    let (db, workers) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            tracing::error!("start-up failed: {error}");
+            eprintln!("error: start-up failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing or handing back running jobs");
+    workers.shutdown().await;
+    if let Err(error) = service::close_db_connection(db).await {
+        tracing::warn!(%error, "closing the database pool failed");
+    }
+    tracing::info!("workers stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

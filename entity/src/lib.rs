@@ -8,6 +8,7 @@ pub mod job;
 pub mod photo;
 pub mod photo_status;
 pub mod refresh_token;
+pub mod story;
 pub mod timestamps;
 pub mod user;
 
@@ -18,6 +19,10 @@ pub mod prelude {
         Model as PhotoModel,
     };
     pub use crate::photo_status::PhotoStatus;
+    pub use crate::story::{
+        ActiveModel as StoryActiveModel, Column as StoryColumn, Entity as Story,
+        Model as StoryModel,
+    };
     pub use crate::user::{
         ActiveModel as UserActiveModel, Column as UserColumn, Entity as User, Model as UserModel,
     };
@@ -39,3 +44,4 @@ impl ToDict for user::Model {}
 impl ToDict for photo::Model {}
 impl ToDict for refresh_token::Model {}
 impl ToDict for job::Model {}
+impl ToDict for story::Model {}

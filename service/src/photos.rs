@@ -443,21 +443,28 @@ pub async fn rename_photo<C: ConnectionTrait>(
     Ok(active.update(db).await?)
 }
 
-/// Deletes the row, then the object. A failure to delete the object is logged (the photo is
-/// gone for the user either way).
+/// Deletes the photo (its stories go with it by cascade) and queues the deletion of its
+/// object in the same transaction: the object goes once the row is surely gone, retried until
+/// the store confirms.
 pub async fn delete_photo(
     pool: &DatabaseConnection,
-    storage: &Storage,
     user_id: i64,
     photo_id: i64,
 ) -> Result<(), ServiceError> {
-    let photo = get_photo(pool, user_id, photo_id).await?;
+    let txn = crate::db::begin_write(pool).await?;
+    let photo = get_photo(&txn, user_id, photo_id).await?;
     photo::Entity::delete_many()
         .filter(photo::Column::Id.eq(photo.id))
-        .exec(pool)
+        .exec(&txn)
         .await?;
-    if let Err(error) = storage.delete(&photo.object_key).await {
-        tracing::warn!(%error, key = photo.object_key, "deleting a photo's object failed");
-    }
+    crate::objects::enqueue_delete(
+        &txn,
+        &crate::objects::Deletion {
+            keys: vec![staging_key(&photo.object_key), photo.object_key],
+            prefixes: vec![],
+        },
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }

@@ -71,8 +71,10 @@ pub async fn enqueue_at<C: ConnectionTrait>(
 }
 
 /// Claims up to `limit` due jobs of `kinds` for `worker`, each leased for `lease`: queued jobs
-/// whose time has come, and running jobs whose lease has expired (their worker died). A job
-/// whose lease expired with no attempts left is marked `failed` instead.
+/// whose time has come, and running jobs whose lease has expired (their worker died).
+///
+/// A claimed job with `attempts > max_attempts` is one whose holders all died: the caller
+/// must not run it again but [`give_up`] (so its handler can record the failure).
 pub async fn claim(
     pool: &DatabaseConnection,
     worker: &str,
@@ -107,27 +109,6 @@ pub async fn claim(
     let until = later(now, lease);
     let mut claimed = Vec::with_capacity(candidates.len());
     for mut candidate in candidates {
-        if candidate.status == JobStatus::Running && candidate.attempts >= candidate.max_attempts {
-            job::Entity::update_many()
-                .col_expr(job::Column::Status, Expr::value(JobStatus::Failed))
-                .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
-                .col_expr(
-                    job::Column::LockedUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .col_expr(
-                    job::Column::LastError,
-                    Expr::value(format!(
-                        "its worker stopped before finishing, {} times",
-                        candidate.attempts
-                    )),
-                )
-                .col_expr(job::Column::UpdatedAt, Expr::value(now))
-                .filter(job::Column::Id.eq(candidate.id))
-                .exec(&txn)
-                .await?;
-            continue;
-        }
         job::Entity::update_many()
             .col_expr(job::Column::Status, Expr::value(JobStatus::Running))
             .col_expr(job::Column::LockedBy, Expr::value(worker))
@@ -215,8 +196,28 @@ pub async fn fail<C: ConnectionTrait>(
     worker: &str,
     error: &str,
 ) -> Result<Option<JobStatus>, ServiceError> {
+    finish_failed(db, job, worker, error, job.attempts >= job.max_attempts).await
+}
+
+/// Ends a job `failed` with `error` whatever attempts remain (a failure retrying cannot fix).
+/// Returns `false` when `worker` had lost it.
+pub async fn give_up<C: ConnectionTrait>(
+    db: &C,
+    job: &job::Model,
+    worker: &str,
+    error: &str,
+) -> Result<bool, ServiceError> {
+    Ok(finish_failed(db, job, worker, error, true).await?.is_some())
+}
+
+async fn finish_failed<C: ConnectionTrait>(
+    db: &C,
+    job: &job::Model,
+    worker: &str,
+    error: &str,
+    give_up: bool,
+) -> Result<Option<JobStatus>, ServiceError> {
     let now = entity::timestamps::now();
-    let give_up = job.attempts >= job.max_attempts;
     let status = if give_up {
         JobStatus::Failed
     } else {

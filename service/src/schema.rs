@@ -170,7 +170,8 @@ pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(
         .register(entity::user::Entity)
         .register(entity::photo::Entity)
         .register(entity::refresh_token::Entity)
-        .register(entity::job::Entity);
+        .register(entity::job::Entity)
+        .register(entity::story::Entity);
     builder.apply(db).await
 }
 

@@ -125,29 +125,23 @@ pub async fn delete_account<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), S
     Ok(())
 }
 
-/// Deletes user `id` with everything it owns: the rows (by cascade, committed first), then
-/// every object under `users/{id}/` and its staging area. An object that cannot be deleted is
-/// logged; the account is gone either way.
+/// Deletes user `id` with everything it owns: the rows (by cascade) and, through a job
+/// queued in the same transaction, every object under `users/{id}/` and its staging area.
 pub async fn delete_account_with_objects(
     pool: &sea_orm::DatabaseConnection,
-    storage: &crate::storage::Storage,
     id: i64,
 ) -> Result<(), ServiceError> {
-    delete_account(pool, id).await?;
-    for prefix in [format!("users/{id}"), format!("staging/users/{id}")] {
-        match storage.list(&prefix).await {
-            Ok(keys) => {
-                for key in keys {
-                    if let Err(error) = storage.delete(&key).await {
-                        tracing::warn!(%error, key, "deleting an object of a deleted account failed");
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, prefix, "listing a deleted account's objects failed")
-            }
-        }
-    }
+    let txn = crate::db::begin_write(pool).await?;
+    delete_account(&txn, id).await?;
+    crate::objects::enqueue_delete(
+        &txn,
+        &crate::objects::Deletion {
+            keys: vec![],
+            prefixes: vec![format!("users/{id}"), format!("staging/users/{id}")],
+        },
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod auth;
 mod database;
 mod error;
 mod storage;
+mod stories;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +18,7 @@ pub use auth::{AuthSettings, MIN_SECRET_BYTES};
 pub use database::{DatabaseSettings, redact_url};
 pub use error::ConfigError;
 pub use storage::StorageSettings;
+pub use stories::{OpenAiSettings, StoryProviderSettings, WorkerSettings};
 
 /// Which environment the process runs in; selects the database URL and start-up behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,10 @@ pub struct Settings {
     pub host: String,
     pub port: u16,
     pub log_format: LogFormat,
+    /// Background workers (story generation, object deletion, sweeps).
+    pub workers: WorkerSettings,
+    /// Who writes the stories.
+    pub story_provider: StoryProviderSettings,
 }
 
 impl Settings {
@@ -124,6 +130,8 @@ impl Settings {
             _ => LogFormat::Pretty,
         };
         let log_format = vars.parse_or("AISTORY_LOG_FORMAT", default_format, "pretty or json")?;
+        let workers = WorkerSettings::from_vars(&vars)?;
+        let story_provider = StoryProviderSettings::from_vars(&vars)?;
         Ok(Settings {
             environment,
             database,
@@ -132,6 +140,8 @@ impl Settings {
             host,
             port,
             log_format,
+            workers,
+            story_provider,
         })
     }
 }

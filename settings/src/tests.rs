@@ -258,3 +258,68 @@ fn storage_defaults_and_validation() {
         "AISTORY_MAX_UPLOAD_BYTES"
     );
 }
+
+#[test]
+fn workers_and_story_provider_default_to_one_builtin_worker() {
+    let settings = parse(&[]).unwrap();
+    assert_eq!(settings.workers.count, 1);
+    assert_eq!(settings.workers.lease, Duration::from_secs(60));
+    assert_eq!(settings.story_provider, StoryProviderSettings::Builtin);
+    let settings = parse(&[("AISTORY_WORKERS", "0"), ("AISTORY_WORKER_LEASE_SECS", "5")]).unwrap();
+    assert_eq!(settings.workers.count, 0);
+    assert_eq!(settings.workers.lease, Duration::from_secs(5));
+}
+
+#[test]
+fn the_openai_provider_needs_its_endpoint_and_model() {
+    let missing = parse(&[("AISTORY_STORY_PROVIDER", "openai")]).unwrap_err();
+    assert!(
+        matches!(&missing, ConfigError::Missing { var, .. } if var == "AISTORY_AI_BASE_URL"),
+        "{missing}"
+    );
+    let missing = parse(&[
+        ("AISTORY_STORY_PROVIDER", "openai"),
+        ("AISTORY_AI_BASE_URL", "http://127.0.0.1:9/v1/"),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(&missing, ConfigError::Missing { var, .. } if var == "AISTORY_AI_MODEL"),
+        "{missing}"
+    );
+    let settings = parse(&[
+        ("AISTORY_STORY_PROVIDER", "OpenAI"),
+        ("AISTORY_AI_BASE_URL", "http://127.0.0.1:9/v1/"),
+        ("AISTORY_AI_MODEL", "gpt-4o-mini"),
+        ("AISTORY_AI_API_KEY", "sk-secret"),
+        ("AISTORY_AI_TIMEOUT_SECS", "7"),
+    ])
+    .unwrap();
+    let StoryProviderSettings::OpenAi(openai) = settings.story_provider else {
+        panic!("expected the openai provider");
+    };
+    assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(openai.api_key.as_deref(), Some("sk-secret"));
+    assert_eq!(openai.timeout, Duration::from_secs(7));
+    assert!(!format!("{openai:?}").contains("sk-secret"));
+}
+
+#[test]
+fn malformed_worker_and_provider_values_name_their_variable() {
+    for (var, value) in [
+        ("AISTORY_WORKERS", "many"),
+        ("AISTORY_WORKERS", "65"),
+        ("AISTORY_WORKER_LEASE_SECS", "0"),
+        ("AISTORY_WORKER_POLL_MS", "1"),
+        ("AISTORY_STORY_PROVIDER", "gpt"),
+    ] {
+        assert_eq!(invalid_var(parse(&[(var, value)])), var);
+    }
+    assert_eq!(
+        invalid_var(parse(&[
+            ("AISTORY_STORY_PROVIDER", "openai"),
+            ("AISTORY_AI_BASE_URL", "ftp://x"),
+            ("AISTORY_AI_MODEL", "m"),
+        ])),
+        "AISTORY_AI_BASE_URL"
+    );
+}

@@ -3,7 +3,10 @@ use std::time::Duration;
 use actix_web::web;
 use api::Application;
 use sea_orm::DatabaseConnection;
-use settings::{AuthSettings, DatabaseSettings, Environment, LogFormat, Settings, StorageSettings};
+use settings::{
+    AuthSettings, DatabaseSettings, Environment, LogFormat, Settings, StorageSettings,
+    StoryProviderSettings, WorkerSettings,
+};
 
 use crate::{Backend, TestDatabase};
 
@@ -35,6 +38,13 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         host: "127.0.0.1".to_owned(),
         port: 0,
         log_format: LogFormat::Pretty,
+        workers: WorkerSettings {
+            count: 1,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(25),
+            count_file: None,
+        },
+        story_provider: StoryProviderSettings::Builtin,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 pub mod photos;
+pub mod stories;
 pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -36,7 +37,16 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(photos::rename)
                 .service(photos::delete_one)
                 .service(photos::content)
-                .service(photos::complete_direct_upload),
+                .service(photos::complete_direct_upload)
+                .service(stories::request_story)
+                .service(stories::photo_story)
+                .service(stories::events),
+        )
+        .service(
+            scope("/api/v1/stories")
+                .service(stories::list)
+                .service(stories::get_one)
+                .service(stories::delete_one),
         )
         .service(
             scope("/api/v1/users")

@@ -144,7 +144,7 @@ pub async fn upload(
         (Err(error), stored) => {
             // Whatever failed after the file was stored, the client gets no photo: remove it.
             if let Some(photo) = stored {
-                service::photos::delete_photo(&state.db, &state.storage, auth.id, photo.id).await?;
+                service::photos::delete_photo(&state.db, auth.id, photo.id).await?;
             }
             Err(error)
         }
@@ -389,7 +389,7 @@ pub async fn delete_one(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    service::photos::delete_photo(&state.db, &state.storage, auth.id, id.into_inner()).await?;
+    service::photos::delete_photo(&state.db, auth.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -135,7 +135,7 @@ pub async fn delete_me(
 ) -> Result<HttpResponse, ApiError> {
     // The rows go first (committed), then the objects: never a row without its bytes. A
     // missing account is a 401 via account_gone.
-    service::users::delete_account_with_objects(&state.db, &state.storage, auth.id)
+    service::users::delete_account_with_objects(&state.db, auth.id)
         .await
         .map_err(account_gone)?;
     Ok(HttpResponse::NoContent().finish())

@@ -175,6 +175,15 @@ impl Storage {
         }
     }
 
+    /// The whole object in memory (bounded by the upload limit; workers decode photos).
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        match self.store.get(&Path::from(key)).await {
+            Ok(result) => Ok(result.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// A byte range of the object.
     pub async fn range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
         match self.store.get_range(&Path::from(key), range).await {

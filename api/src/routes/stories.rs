@@ -1,0 +1,390 @@
+//! Stories: request one for a photo, follow the photo's progress as server-sent events, read
+//! and delete stories.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, delete, get, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use entity::photo_status::PhotoStatus;
+use entity::story;
+use serde::{Deserialize, Serialize};
+use service::stories::Style;
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::photos::PhotoPublic;
+use crate::error::Problem;
+use crate::extract::{AuthUser, ValidJson};
+use crate::{ApiError, AppState, Db};
+
+/// A story as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoryPublic {
+    pub id: i64,
+    pub photo_id: i64,
+    pub title: String,
+    /// Paragraphs separated by blank lines.
+    pub body: String,
+    #[schema(example = "adventure")]
+    pub style: String,
+    #[schema(example = "en")]
+    pub language: String,
+    /// Who wrote it: `builtin` or `openai`.
+    #[schema(example = "builtin")]
+    pub provider: String,
+    pub model: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<story::Model> for StoryPublic {
+    fn from(model: story::Model) -> Self {
+        StoryPublic {
+            id: model.id,
+            photo_id: model.photo_id,
+            title: model.title,
+            body: model.body,
+            style: model.style,
+            language: model.language,
+            provider: model.provider,
+            model: model.model,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+/// The kind of story to write.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StyleName {
+    #[default]
+    Adventure,
+    Bedtime,
+    Mystery,
+    Poem,
+}
+
+impl From<StyleName> for Style {
+    fn from(name: StyleName) -> Self {
+        match name {
+            StyleName::Adventure => Style::Adventure,
+            StyleName::Bedtime => Style::Bedtime,
+            StyleName::Mystery => Style::Mystery,
+            StyleName::Poem => Style::Poem,
+        }
+    }
+}
+
+fn default_language() -> String {
+    "en".to_owned()
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoryRequestBody {
+    /// `adventure` (default), `bedtime`, `mystery` or `poem`.
+    #[serde(default)]
+    pub style: StyleName,
+    /// BCP 47 language tag (default `en`). The built-in writer writes English only.
+    #[serde(default = "default_language")]
+    #[validate(length(min = 2, max = 35))]
+    #[schema(
+        example = "en",
+        min_length = 2,
+        max_length = 35,
+        pattern = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
+    )]
+    pub language: String,
+}
+
+/// Ask for a story about a photo. The photo goes to `processing` and a worker writes the story;
+/// follow it at `/api/v1/photos/{id}/events` or poll the photo.
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    request_body = StoryRequestBody,
+    responses(
+        (status = 202, description = "Queued; the photo, now `processing`. Location: where the story will be",
+            body = PhotoPublic),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A story is already being written, or the photo is not uploaded yet", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown style, or a language the story writer cannot write", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/{id}/story")]
+pub async fn request_story(
+    db: Db,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: ValidJson<StoryRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let txn = db.txn().await?;
+    let photo = service::stories::request_story(
+        &*txn,
+        state.stories.as_ref(),
+        auth.id,
+        id.into_inner(),
+        body.style.into(),
+        &body.language,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/photos/{}/story", photo.id),
+        ))
+        .json(PhotoPublic::from(photo)))
+}
+
+/// The photo's newest story.
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "The newest story of the photo", body = StoryPublic),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours, or no story yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}/story")]
+pub async fn photo_story(
+    db: Db,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let story = service::stories::latest_story(db.pool(), auth.id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
+}
+
+/// How often the event stream looks at the photo.
+const EVENTS_POLL: Duration = Duration::from_millis(250);
+/// A comment line this often keeps proxies from closing a quiet stream.
+const EVENTS_KEEPALIVE: Duration = Duration::from_secs(15);
+/// The longest one stream stays open; clients reconnect.
+const EVENTS_MAX: Duration = Duration::from_secs(30 * 60);
+
+struct EventState {
+    state: web::Data<AppState>,
+    user_id: i64,
+    photo_id: i64,
+    last: Option<(PhotoStatus, Option<String>)>,
+    sent: u64,
+    last_write: Instant,
+    started: Instant,
+    done: bool,
+}
+
+fn event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+    web::Bytes::from(format!("event: {name}\nid: {id}\ndata: {json}\n\n"))
+}
+
+/// Follow a photo's status as server-sent events (`text/event-stream`): a `status` event with
+/// the photo now and at every change, until it is `completed` or `failed` (or deleted: a
+/// `deleted` event). A photo already `completed` or `failed` gets one event and the end.
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "Server-sent events: `event: status` with the photo as `data` (JSON), at each change",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}/events")]
+pub async fn events(
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let photo_id = id.into_inner();
+    // Unknown photos are a 404 before any stream starts.
+    service::photos::get_photo(&state.db, auth.id, photo_id).await?;
+    let start = EventState {
+        state,
+        user_id: auth.id,
+        photo_id,
+        last: None,
+        sent: 0,
+        last_write: Instant::now(),
+        started: Instant::now(),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            if st.last.is_some() {
+                tokio::time::sleep(EVENTS_POLL).await;
+            }
+            if st.started.elapsed() > EVENTS_MAX {
+                return None;
+            }
+            let photo =
+                match service::photos::get_photo(&st.state.db, st.user_id, st.photo_id).await {
+                    Ok(photo) => photo,
+                    Err(service::ServiceError::NotFound { .. }) => {
+                        st.done = true;
+                        st.sent += 1;
+                        let chunk = event(
+                            "deleted",
+                            st.sent,
+                            &serde_json::json!({ "id": st.photo_id }),
+                        );
+                        return Some((Ok::<_, actix_web::Error>(chunk), st));
+                    }
+                    Err(error) => {
+                        // A database blip: try again at the next poll.
+                        tracing::warn!(%error, "the event stream could not read the photo");
+                        if st.last_write.elapsed() >= EVENTS_KEEPALIVE {
+                            st.last_write = Instant::now();
+                            return Some((Ok(web::Bytes::from_static(b": waiting\n\n")), st));
+                        }
+                        continue;
+                    }
+                };
+            let now = (photo.status, photo.error.clone());
+            if st.last.as_ref() != Some(&now) {
+                st.done = matches!(photo.status, PhotoStatus::Completed | PhotoStatus::Failed);
+                st.last = Some(now);
+                st.sent += 1;
+                st.last_write = Instant::now();
+                let chunk = event("status", st.sent, &PhotoPublic::from(photo));
+                return Some((Ok(chunk), st));
+            }
+            if st.last_write.elapsed() >= EVENTS_KEEPALIVE {
+                st.last_write = Instant::now();
+                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), st));
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StoryListQuery {
+    /// Only the stories of this photo.
+    pub photo_id: Option<i64>,
+    /// Page size, 1-100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of stories.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoryPage {
+    pub items: Vec<StoryPublic>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("s:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("s:").and_then(|id| id.parse().ok()))
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))
+}
+
+/// Your stories, newest first.
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(StoryListQuery),
+    responses(
+        (status = 200, description = "A page of stories", body = StoryPage),
+        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A limit outside 1-100, or an unknown cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("")]
+pub async fn list(
+    db: Db,
+    auth: AuthUser,
+    query: web::Query<StoryListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 100"));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .filter(|cursor| !cursor.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
+    let (rows, next) =
+        service::stories::list_stories(db.pool(), auth.id, query.photo_id, limit, after).await?;
+    Ok(HttpResponse::Ok().json(StoryPage {
+        items: rows.into_iter().map(StoryPublic::from).collect(),
+        next_cursor: next.map(encode_cursor),
+    }))
+}
+
+/// One story.
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Story id")),
+    responses(
+        (status = 200, description = "The story", body = StoryPublic),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such story of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}")]
+pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let story = service::stories::get_story(db.pool(), auth.id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
+}
+
+/// Delete a story (the photo stays).
+#[utoipa::path(
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Story id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such story of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/{id}")]
+pub async fn delete_one(
+    db: Db,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let txn = db.txn().await?;
+    service::stories::delete_story(&*txn, auth.id, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

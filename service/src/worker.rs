@@ -1,0 +1,420 @@
+//! Workers: claim jobs from the durable queue ([`crate::queue`]) and run their handlers.
+//!
+//! Any number of workers, in any number of processes on any number of machines, share one
+//! database. Each claimed job is leased; a heartbeat extends the lease while the handler
+//! runs, so a job outlives no dead worker by more than one lease. On shutdown a worker stops
+//! claiming, gives its running job a grace period, and hands back what it still holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::job;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::{ServiceError, queue};
+
+/// Why a job did not finish.
+#[derive(Debug)]
+pub enum JobError {
+    /// Worth trying again later (a store or service that is down, a time-out): retried with
+    /// backoff while attempts remain. The message is kept as the job's last error.
+    Retry(String),
+    /// Retrying cannot help (a bad payload, a refused request): the job ends `failed` now.
+    Fail(String),
+    /// The worker lost the job (its lease expired and another worker took it): do nothing.
+    Lost,
+}
+
+impl From<ServiceError> for JobError {
+    fn from(error: ServiceError) -> Self {
+        JobError::Retry(format!("database: {error}"))
+    }
+}
+
+impl From<sea_orm::DbErr> for JobError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        JobError::Retry(format!("database: {error}"))
+    }
+}
+
+/// What a handler runs with.
+pub struct JobContext<'a> {
+    pub pool: &'a DatabaseConnection,
+    /// The claiming worker's id (the job's `locked_by`).
+    pub worker: &'a str,
+    pub job: &'a job::Model,
+}
+
+impl JobContext<'_> {
+    /// Completes the job inside `txn`, so the job's effects and its completion commit
+    /// together: a handler whose results are rows runs them exactly once. `Lost` when this
+    /// worker no longer holds the job (then roll back).
+    pub async fn complete_in(&self, txn: &DatabaseTransaction) -> Result<(), JobError> {
+        if queue::complete(txn, self.job.id, self.worker).await? {
+            Ok(())
+        } else {
+            Err(JobError::Lost)
+        }
+    }
+}
+
+/// The code that runs the jobs of one kind. Handlers must be idempotent: a worker can die
+/// after doing the work and before completing the job, and then the job runs again.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// The job kind this handler runs (`jobs.kind`).
+    fn kind(&self) -> &'static str;
+
+    /// Runs the job. On `Ok` the worker completes the job, unless the handler already did
+    /// (see [`JobContext::complete_in`]).
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError>;
+
+    /// Called in the transaction that marks the job `failed` for good, to record the failure
+    /// where users see it.
+    async fn gave_up(
+        &self,
+        _txn: &DatabaseTransaction,
+        _job: &job::Model,
+        _reason: &str,
+    ) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// The handlers a worker runs, by kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<&'static str, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, handler: impl Handler) -> Self {
+        self.handlers.insert(handler.kind(), Arc::new(handler));
+        self
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
+    }
+}
+
+/// How workers hold and look for jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// A claimed job's lease; the heartbeat renews it every third of it.
+    pub lease: Duration,
+    /// How long an idle worker waits before looking for jobs again.
+    pub poll_interval: Duration,
+    /// How long a running job may go on after shutdown begins before it is handed back.
+    pub shutdown_grace: Duration,
+    /// How often abandoned `pending` uploads are swept ([`crate::objects::sweep_pending`]);
+    /// `None`: never (in this process).
+    pub sweep_every: Option<Duration>,
+}
+
+impl WorkerConfig {
+    pub fn from_settings(settings: &settings::WorkerSettings) -> Self {
+        WorkerConfig {
+            lease: settings.lease,
+            poll_interval: settings.poll_interval,
+            shutdown_grace: Duration::from_secs(10),
+            sweep_every: Some(Duration::from_secs(60 * 60)),
+        }
+    }
+}
+
+/// A running set of workers (see [`Workers::start`]).
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    ids: Vec<String>,
+}
+
+/// A name for this process, unique among the processes sharing the database.
+fn process_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let host: String = host.chars().take(32).collect();
+    let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{host}-{}-{nonce}", std::process::id())
+}
+
+impl Workers {
+    /// Starts `count` workers on the current Tokio runtime.
+    pub fn start(
+        pool: DatabaseConnection,
+        registry: Registry,
+        config: WorkerConfig,
+        count: u16,
+    ) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let registry = Arc::new(registry);
+        let tag = process_tag();
+        let mut tasks = Vec::new();
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let id = format!("{tag}-{n}");
+            ids.push(id.clone());
+            let worker = Worker {
+                id,
+                pool: pool.clone(),
+                registry: registry.clone(),
+                config: config.clone(),
+                stopped: stopped.clone(),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        }
+        if count > 0 {
+            tracing::info!(count, kinds = ?registry.kinds(), "workers started");
+            if let Some(every) = config.sweep_every {
+                tasks.push(tokio::spawn(sweeper(pool, every, stopped)));
+            }
+        }
+        Workers { stop, tasks, ids }
+    }
+
+    /// The workers' ids (`jobs.locked_by` of the jobs they hold).
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Stops claiming, lets running jobs finish within the grace period, hands back what is
+    /// still held, and waits for every worker to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a worker task ended abnormally");
+            }
+        }
+    }
+}
+
+struct Worker {
+    id: String,
+    pool: DatabaseConnection,
+    registry: Arc<Registry>,
+    config: WorkerConfig,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let kinds = self.registry.kinds();
+        let mut idle = self.config.poll_interval;
+        while !*self.stopped.borrow() {
+            match queue::claim(&self.pool, &self.id, &kinds, 1, self.config.lease).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    idle = self.config.poll_interval;
+                    for job in jobs {
+                        self.execute(job).await;
+                    }
+                    continue;
+                }
+                Ok(_) => idle = self.config.poll_interval,
+                Err(error) => {
+                    // The database is away: look again later, backing off to 5 s.
+                    tracing::warn!(%error, worker = self.id, "claiming jobs failed");
+                    idle = (idle * 2).clamp(self.config.poll_interval, Duration::from_secs(5));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = self.stopped.changed() => {}
+            }
+        }
+        match queue::release(&self.pool, &self.id).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, worker = self.id, "handed jobs back"),
+            Err(error) => {
+                tracing::warn!(%error, worker = self.id, "handing jobs back failed; their leases will expire")
+            }
+        }
+    }
+
+    async fn execute(&self, job: job::Model) {
+        let span = tracing::info_span!("job", id = job.id, kind = job.kind, attempt = job.attempts);
+        self.execute_in_span(job).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, job: job::Model) {
+        let Some(handler) = self.registry.handlers.get(job.kind.as_str()).cloned() else {
+            // claim() only hands out the kinds we asked for.
+            return;
+        };
+        if job.attempts > job.max_attempts {
+            let reason = format!(
+                "its worker stopped before finishing, {} times",
+                job.max_attempts
+            );
+            self.record_failure(handler.as_ref(), &job, &reason, true)
+                .await;
+            return;
+        }
+        let started = std::time::Instant::now();
+        let ctx = JobContext {
+            pool: &self.pool,
+            worker: &self.id,
+            job: &job,
+        };
+        let result = {
+            let run = handler.run(&ctx);
+            let heartbeat = heartbeat(&self.pool, &self.id, job.id, self.config.lease);
+            let mut stopped = self.stopped.clone();
+            let grace = self.config.shutdown_grace;
+            let stop_after_grace = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                result = run => result,
+                lost = heartbeat => lost,
+                _ = stop_after_grace => {
+                    tracing::info!("shutting down: the job is handed back");
+                    return;
+                }
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(()) => {
+                if let Err(error) = queue::complete(&self.pool, job.id, &self.id).await {
+                    tracing::warn!(%error, "completing the job failed; it will run again");
+                } else {
+                    tracing::info!(elapsed_ms, "job done");
+                }
+            }
+            Err(JobError::Lost) => {
+                tracing::warn!(
+                    elapsed_ms,
+                    "the job's lease was lost; another worker has it"
+                )
+            }
+            Err(JobError::Retry(reason)) => {
+                self.record_failure(handler.as_ref(), &job, &reason, false)
+                    .await
+            }
+            Err(JobError::Fail(reason)) => {
+                self.record_failure(handler.as_ref(), &job, &reason, true)
+                    .await
+            }
+        }
+    }
+
+    /// Records a failed attempt (and, when it is the last, the handler's view of it) in one
+    /// transaction.
+    async fn record_failure(
+        &self,
+        handler: &dyn Handler,
+        job: &job::Model,
+        reason: &str,
+        now: bool,
+    ) {
+        let result = async {
+            let txn = crate::db::begin_write(&self.pool).await?;
+            let final_failure = if now || job.attempts >= job.max_attempts {
+                queue::give_up(&txn, job, &self.id, reason).await?
+            } else {
+                queue::fail(&txn, job, &self.id, reason).await?;
+                false
+            };
+            if final_failure {
+                handler.gave_up(&txn, job, reason).await?;
+            }
+            txn.commit().await?;
+            Ok::<_, ServiceError>(final_failure)
+        }
+        .await;
+        match result {
+            Ok(true) => tracing::warn!(reason, "the job failed for good"),
+            Ok(false) => tracing::info!(reason, "the job failed; it will be retried"),
+            Err(error) => {
+                tracing::warn!(%error, reason, "recording a job failure failed; its lease will expire")
+            }
+        }
+    }
+}
+
+/// Extends the lease every third of it; resolves (with `Lost`) only if the job was lost.
+async fn heartbeat(
+    pool: &DatabaseConnection,
+    worker: &str,
+    job_id: i64,
+    lease: Duration,
+) -> Result<(), JobError> {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match queue::extend_lease(pool, job_id, worker, lease).await {
+            Ok(true) => {}
+            Ok(false) => return Err(JobError::Lost),
+            // A blip: the next beat tries again, well before the lease runs out.
+            Err(error) => tracing::warn!(%error, "extending the lease failed"),
+        }
+    }
+}
+
+/// Sweeps abandoned uploads now and then every `every`, until stopped.
+async fn sweeper(pool: DatabaseConnection, every: Duration, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        match crate::objects::sweep_pending(&pool, crate::objects::PENDING_MAX_AGE).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "swept abandoned uploads"),
+            Err(error) => tracing::warn!(%error, "sweeping abandoned uploads failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// The `diagnostic.count` job kind: appends the job's id to a file, one line per run, so a
+/// test or an operator can check that each job ran exactly once.
+pub struct CountRuns {
+    pub path: std::path::PathBuf,
+}
+
+/// The kind [`CountRuns`] runs.
+pub const COUNT: &str = "diagnostic.count";
+
+#[async_trait::async_trait]
+impl Handler for CountRuns {
+    fn kind(&self) -> &'static str {
+        COUNT
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        use std::io::Write;
+        let line = format!("{}\n", ctx.job.id);
+        let path = self.path.clone();
+        // Payload {"sleep_ms": N} makes the job take a while (to kill a worker mid-job).
+        let sleep_ms = serde_json::from_str::<serde_json::Value>(&ctx.job.payload)
+            .ok()
+            .and_then(|payload| payload.get("sleep_ms")?.as_u64())
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(sleep_ms.min(60_000))).await;
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            file.write_all(line.as_bytes())
+        })
+        .await
+        .map_err(|error| JobError::Retry(error.to_string()))?
+        .map_err(|error| JobError::Retry(format!("writing the count file failed: {error}")))
+    }
+}
