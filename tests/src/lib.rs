@@ -68,3 +68,20 @@ macro_rules! store_backend_tests {
         }
     };
 }
+
+/// Waits (up to 15 s) until `check` holds; fails the test naming `what` otherwise. For effects
+/// of background workers.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -286,7 +286,7 @@ fn time_of_day(hour: u32) -> &'static str {
         5..=7 => "at dawn",
         8..=11 => "in the morning",
         12..=16 => "in the afternoon",
-        17..=20 => "in the evening",
+        17..=21 => "in the evening",
         _ => "in the middle of the night",
     }
 }
@@ -342,16 +342,13 @@ fn compose(facts: &Facts, style: Style, dice: &mut Dice) -> StoryDraft {
     let place = place_phrase(facts.place);
     let when = match facts.taken {
         Some(taken) => format!(
-            "{} on {} {}, {} {} {}",
+            "{} on {}, {} {} {} (a {} day)",
             time_of_day(taken.hour()),
             taken.format("%A"),
             taken.day(),
             taken.format("%B"),
             taken.year(),
-            format_args!(
-                "(a {} day)",
-                season(taken.month(), facts.place.is_some_and(|(lat, _)| lat < 0.0))
-            )
+            season(taken.month(), facts.place.is_some_and(|(lat, _)| lat < 0.0))
         ),
         None => "on a day no calendar recorded".to_owned(),
     };

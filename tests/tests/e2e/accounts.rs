@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aistory_tests::{Backend, TestApp, backend_tests, spawn_app, spawn_app_configured};
+use aistory_tests::{Backend, TestApp, backend_tests, eventually, spawn_app, spawn_app_configured};
 use entity::prelude::*;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
@@ -488,10 +488,12 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert!(User::find_by_id(id).one(&app.db).await.unwrap().is_none());
-    assert!(
-        app.store.as_ref().unwrap().files().is_empty(),
-        "the account's objects were left behind"
-    );
+    // The objects go through a job queued in the deleting transaction.
+    let store = app.store.as_ref().unwrap();
+    eventually("the account's objects are deleted", || async {
+        store.files().is_empty()
+    })
+    .await;
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
     let tokens_left = entity::refresh_token::Entity::find()
         .all(&app.db)

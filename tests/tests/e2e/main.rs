@@ -11,4 +11,5 @@ mod openapi;
 mod photos;
 mod queue;
 mod read_path;
+mod stories;
 mod unit_of_work;

@@ -24,6 +24,12 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/api/v1/photos/{id}"),
     ("get", "/api/v1/photos/{id}/content"),
     ("post", "/api/v1/photos/{id}/complete"),
+    ("post", "/api/v1/photos/{id}/story"),
+    ("get", "/api/v1/photos/{id}/story"),
+    ("get", "/api/v1/photos/{id}/events"),
+    ("get", "/api/v1/stories"),
+    ("get", "/api/v1/stories/{id}"),
+    ("delete", "/api/v1/stories/{id}"),
 ];
 
 #[tokio::test]
