@@ -442,10 +442,13 @@ enum Reply {
     Malformed,
 }
 
+/// One request the fake received: path, `Authorization` header, JSON body.
+type Seen = (String, Option<String>, Value);
+
 #[derive(Clone, Default)]
 struct Fake {
     script: Arc<Mutex<VecDeque<Reply>>>,
-    seen: Arc<Mutex<Vec<(String, Option<String>, Value)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn fake_endpoint(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) -> HttpResponse {
@@ -689,7 +692,7 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
         .as_i64()
         .unwrap();
     let kept = app.upload_png(&tokens.access).await;
-    let mut insert_pending = |age_hours: i64, key: String| {
+    let insert_pending = |age_hours: i64, key: String| {
         let db = app.db.clone();
         async move {
             let created = entity::timestamps::now() - chrono::Duration::hours(age_hours);

@@ -1,0 +1,271 @@
+//! `api worker` as real processes sharing one database: a worker killed with SIGKILL mid-job
+//! loses the job to another after its lease, and four worker processes run each of 1,000 jobs
+//! exactly once. Jobs of the `diagnostic.count` kind append their id to a file per run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aistory_tests::{Backend, TestDatabase};
+use entity::job::{self, JobStatus};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+use service::queue;
+use service::worker::COUNT;
+
+const BIN: &str = env!("CARGO_BIN_EXE_api");
+
+struct Scratch {
+    database: TestDatabase,
+    pool: DatabaseConnection,
+    dir: PathBuf,
+}
+
+impl Scratch {
+    async fn new(backend: Backend) -> Option<Scratch> {
+        let database = TestDatabase::create(backend).await?;
+        let settings = settings::DatabaseSettings::for_url(database.url.clone());
+        let pool = service::init_db(&settings, settings::Environment::Testing)
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("aistory-workers-{}", database.name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Scratch {
+            database,
+            pool,
+            dir,
+        })
+    }
+
+    fn count_file(&self) -> PathBuf {
+        self.dir.join("runs.txt")
+    }
+
+    /// Starts `api worker` with `workers` workers and a lease of `lease_secs`.
+    fn worker(&self, name: &str, workers: u16, lease_secs: u64) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        Command::new(BIN)
+            .arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AISTORY_ENVIRONMENT", "testing")
+            .env("AISTORY_DATABASE_URL", &self.database.url)
+            .env("AISTORY_DB_POOL_SIZE", "1")
+            .env("AISTORY_DB_MAX_OVERFLOW", "2")
+            .env("AISTORY_STORAGE_URL", "memory://")
+            .env("AISTORY_WORKERS", workers.to_string())
+            .env("AISTORY_WORKER_LEASE_SECS", lease_secs.to_string())
+            .env("AISTORY_WORKER_POLL_MS", "50")
+            .env("AISTORY_WORKER_COUNT_FILE", self.count_file())
+            .env("RUST_LOG", "info")
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "log") {
+                out += &format!(
+                    "--- {}\n{}\n",
+                    entry.path().display(),
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                );
+            }
+        }
+        out
+    }
+
+    async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !check().await {
+            if Instant::now() > deadline {
+                panic!("timed out waiting until {what}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn finish(self) {
+        self.pool.close().await.ok();
+        std::fs::remove_dir_all(&self.dir).ok();
+        drop(self.database);
+    }
+}
+
+fn runs(path: &Path) -> Vec<i64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.trim().parse().unwrap())
+        .collect()
+}
+
+fn terminate(child: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the worker did not stop within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
+    let Some(scratch) = Scratch::new(backend).await else {
+        return;
+    };
+    // Slow enough to be killed in the middle of it.
+    let job = queue::enqueue(&scratch.pool, COUNT, &json!({"sleep_ms": 3000}))
+        .await
+        .unwrap();
+    let mut first = scratch.worker("first", 1, 2);
+    let pool = scratch.pool.clone();
+    scratch
+        .wait_until(
+            "the first worker holds the job",
+            Duration::from_secs(30),
+            async || {
+                let row = job::Entity::find_by_id(job.id)
+                    .one(&pool)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.status == JobStatus::Running
+            },
+        )
+        .await;
+    first.kill().unwrap(); // SIGKILL: no release, no cleanup
+    first.wait().unwrap();
+    let killed_at = Instant::now();
+    let held = job::Entity::find_by_id(job.id)
+        .one(&pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        held.status,
+        JobStatus::Running,
+        "a dead worker's job stays claimed"
+    );
+
+    let mut second = scratch.worker("second", 1, 2);
+    scratch
+        .wait_until(
+            "the job succeeds on the second worker",
+            Duration::from_secs(60),
+            async || {
+                let row = job::Entity::find_by_id(job.id)
+                    .one(&pool)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.status == JobStatus::Succeeded
+            },
+        )
+        .await;
+    // Not before the 2 s lease ran out, plus the 3 s of work.
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(3500),
+        "{:?}",
+        killed_at.elapsed()
+    );
+    let done = job::Entity::find_by_id(job.id)
+        .one(&pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.attempts, 2, "claimed once by each worker");
+    assert_ne!(held.locked_by, None);
+    // The first run died before its effect; the second ran to the end: one run counted.
+    assert_eq!(runs(&scratch.count_file()), vec![job.id]);
+
+    terminate(&mut second);
+    assert!(wait_exit(&mut second, Duration::from_secs(20)).success());
+    scratch.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_job_runs_again_after_its_lease_postgres() {
+    a_killed_workers_job_runs_again_after_its_lease(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_job_runs_again_after_its_lease_mysql() {
+    a_killed_workers_job_runs_again_after_its_lease(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_worker_processes_run_each_of_1000_jobs_exactly_once() {
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    let mut ids = HashSet::new();
+    let txn = sea_orm::TransactionTrait::begin(&scratch.pool)
+        .await
+        .unwrap();
+    for _ in 0..1000 {
+        ids.insert(queue::enqueue(&txn, COUNT, &json!({})).await.unwrap().id);
+    }
+    txn.commit().await.unwrap();
+    let mut workers: Vec<Child> = (0..4)
+        .map(|n| scratch.worker(&format!("worker{n}"), 1, 30))
+        .collect();
+    let pool = scratch.pool.clone();
+    scratch
+        .wait_until(
+            "all 1,000 jobs succeed",
+            Duration::from_secs(180),
+            async || {
+                job::Entity::find()
+                    .filter(job::Column::Status.ne(JobStatus::Succeeded))
+                    .count(&pool)
+                    .await
+                    .unwrap()
+                    == 0
+            },
+        )
+        .await;
+    for worker in &mut workers {
+        terminate(worker);
+    }
+    for worker in &mut workers {
+        assert!(wait_exit(worker, Duration::from_secs(20)).success());
+    }
+    let ran = runs(&scratch.count_file());
+    assert_eq!(ran.len(), 1000, "each job ran once: no more, no fewer");
+    assert_eq!(ran.iter().copied().collect::<HashSet<_>>(), ids);
+    // All four processes were running.
+    let logs = scratch.logs();
+    assert_eq!(logs.matches("workers started").count(), 4, "{logs}");
+    let rows = job::Entity::find().all(&scratch.pool).await.unwrap();
+    let holders: HashSet<_> = rows.iter().map(|row| row.attempts).collect();
+    assert_eq!(
+        holders,
+        HashSet::from([1]),
+        "no job needed a second attempt"
+    );
+    scratch.finish().await;
+}
