@@ -1,14 +1,19 @@
-//! Queue throughput with a no-op job kind at 1, 2 and 4 workers on PostgreSQL: each worker
-//! has a pool of its own (as separate processes would), claims batches, completes each job.
+//! Queue throughput with a no-op job kind at 1, 2 and 4 workers on PostgreSQL, each worker
+//! with a pool of its own (as separate processes would):
+//! - raw: a loop that claims batches of BATCH and completes each job (the queue's ceiling);
+//! - runtime: the real workers (`service::worker::Workers`, as `api worker` runs them): one
+//!   job per claim, a heartbeat per job, completion after the handler.
 //! Run: `cargo build --release -p bench && target/release/queue [JOBS] [BATCH]` with
 //! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::time::{Duration, Instant};
 
+use entity::job;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
 use service::queue;
 use service::settings::DatabaseSettings;
+use service::worker::{Handler, JobContext, JobError, Registry, WorkerConfig, Workers};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,12 +39,84 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let (elapsed, done) = result?;
         println!(
-            "{workers} worker(s): {done} no-op jobs in {:.2} s = {:.0} jobs/s (batch {batch})",
+            "raw, {workers} worker(s): {done} no-op jobs in {:.2} s = {:.0} jobs/s (batch {batch})",
             elapsed.as_secs_f64(),
             done as f64 / elapsed.as_secs_f64()
         );
     }
+    for workers in [1usize, 2, 4] {
+        let name = format!("aistory_bench_runtime_{workers}_{}", std::process::id());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let url = format!("{base}/{name}?sslmode=disable");
+        let result = run_runtime(&url, workers, jobs).await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await?;
+        let elapsed = result?;
+        println!(
+            "runtime, {workers} worker(s): {jobs} no-op jobs in {:.2} s = {:.0} jobs/s",
+            elapsed.as_secs_f64(),
+            jobs as f64 / elapsed.as_secs_f64()
+        );
+    }
     Ok(())
+}
+
+struct Noop;
+
+#[async_trait::async_trait]
+impl Handler for Noop {
+    fn kind(&self) -> &'static str {
+        "noop"
+    }
+
+    async fn run(&self, _ctx: &JobContext<'_>) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+async fn run_runtime(url: &str, workers: usize, jobs: usize) -> anyhow::Result<Duration> {
+    let db = Database::connect(DatabaseSettings::for_url(url).connect_options()).await?;
+    Migrator::up(&db, None).await?;
+    for n in 0..jobs {
+        queue::enqueue(&db, "noop", &serde_json::json!({ "n": n })).await?;
+    }
+    let config = WorkerConfig {
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(5),
+        sweep_every: None,
+    };
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        let mut options = DatabaseSettings::for_url(url).connect_options();
+        options.max_connections(3).min_connections(1);
+        let pool = Database::connect(options).await?;
+        running.push(Workers::start(
+            pool,
+            Registry::new().with(Noop),
+            config.clone(),
+            1,
+        ));
+    }
+    loop {
+        let left = job::Entity::find()
+            .filter(job::Column::Status.ne(job::JobStatus::Succeeded))
+            .count(&db)
+            .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    for workers in running {
+        workers.shutdown().await;
+    }
+    Ok(elapsed)
 }
 
 async fn run(
