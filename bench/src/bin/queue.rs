@@ -3,6 +3,7 @@
 //! - raw: a loop that claims batches of BATCH and completes each job (the queue's ceiling);
 //! - runtime: the real workers (`service::worker::Workers`, as `api worker` runs them): one
 //!   job per claim, a heartbeat per job, completion after the handler.
+//!
 //! Run: `cargo build --release -p bench && target/release/queue [JOBS] [BATCH]` with
 //! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
 
