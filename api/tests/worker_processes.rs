@@ -45,6 +45,10 @@ impl Scratch {
 
     /// Starts `api worker` with `workers` workers and a lease of `lease_secs`.
     fn worker(&self, name: &str, workers: u16, lease_secs: u64) -> Child {
+        self.worker_with(name, workers, lease_secs, 10)
+    }
+
+    fn worker_with(&self, name: &str, workers: u16, lease_secs: u64, grace_secs: u64) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         Command::new(BIN)
             .arg("worker")
@@ -58,6 +62,7 @@ impl Scratch {
             .env("AISTORY_WORKERS", workers.to_string())
             .env("AISTORY_WORKER_LEASE_SECS", lease_secs.to_string())
             .env("AISTORY_WORKER_POLL_MS", "50")
+            .env("AISTORY_WORKER_GRACE_SECS", grace_secs.to_string())
             .env("AISTORY_WORKER_COUNT_FILE", self.count_file())
             .env("RUST_LOG", "info")
             .current_dir(&self.dir)
@@ -267,5 +272,55 @@ async fn four_worker_processes_run_each_of_1000_jobs_exactly_once() {
         HashSet::from([1]),
         "no job needed a second attempt"
     );
+    scratch.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_hands_its_job_back() {
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    // Longer than the 1 s grace: the worker must give it back, not finish it.
+    let job = queue::enqueue(&scratch.pool, COUNT, &json!({"sleep_ms": 20000}))
+        .await
+        .unwrap();
+    let mut worker = scratch.worker_with("stopping", 1, 60, 1);
+    let pool = scratch.pool.clone();
+    scratch
+        .wait_until(
+            "the worker holds the job",
+            Duration::from_secs(30),
+            async || {
+                let row = job::Entity::find_by_id(job.id)
+                    .one(&pool)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.status == JobStatus::Running
+            },
+        )
+        .await;
+    let stopping = Instant::now();
+    terminate(&mut worker);
+    assert!(wait_exit(&mut worker, Duration::from_secs(20)).success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the grace was not bounded"
+    );
+    let back = job::Entity::find_by_id(job.id)
+        .one(&pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        back.status,
+        JobStatus::Queued,
+        "handed back at once, not after its 60 s lease"
+    );
+    assert_eq!(back.attempts, 0, "the interrupted attempt does not count");
+    assert_eq!(back.locked_by, None);
+    assert!(runs(&scratch.count_file()).is_empty());
+    let logs = scratch.logs();
+    assert!(logs.contains("handed jobs back"), "{logs}");
     scratch.finish().await;
 }

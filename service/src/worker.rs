@@ -127,7 +127,7 @@ impl WorkerConfig {
         WorkerConfig {
             lease: settings.lease,
             poll_interval: settings.poll_interval,
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: settings.shutdown_grace,
             sweep_every: Some(Duration::from_secs(60 * 60)),
         }
     }

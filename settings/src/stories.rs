@@ -12,6 +12,9 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How often an idle worker looks for due jobs (`AISTORY_WORKER_POLL_MS`).
     pub poll_interval: Duration,
+    /// How long a running job may go on after shutdown begins before it is handed back
+    /// (`AISTORY_WORKER_GRACE_SECS`).
+    pub shutdown_grace: Duration,
     /// Diagnostics (`AISTORY_WORKER_COUNT_FILE`): when set, workers also run `diagnostic.count`
     /// jobs, each appending its job id to this file, to check that every job runs once.
     pub count_file: Option<String>,
@@ -23,6 +26,7 @@ impl Default for WorkerSettings {
             count: 1,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
             count_file: None,
         }
     }
@@ -56,6 +60,12 @@ impl WorkerSettings {
             count,
             lease,
             poll_interval: Duration::from_millis(poll),
+            shutdown_grace: Duration::from_secs(vars.parse_or(
+                "AISTORY_WORKER_GRACE_SECS",
+                10u64,
+                "a number of seconds from 0 to 3600",
+            )?)
+            .min(Duration::from_secs(3600)),
             count_file: vars.get("AISTORY_WORKER_COUNT_FILE"),
         })
     }

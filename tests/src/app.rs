@@ -42,6 +42,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
             count: 1,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(25),
+            shutdown_grace: Duration::from_secs(5),
             count_file: None,
         },
         story_provider: StoryProviderSettings::Builtin,
