@@ -6,6 +6,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod schema_commands;
+
 use api::{Application, telemetry};
 use settings::{Settings, redact_url};
 
@@ -13,54 +15,24 @@ use settings::{Settings, redact_url};
 async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => serve().await,
-        Some("check-schema") => check_schema().await,
+        Some("check" | "check-schema") => schema_commands::check(&rest()).await,
+        Some("generate") => schema_commands::generate(&rest()).await,
         Some("worker") => worker().await,
         Some("-h" | "--help" | "help") => {
             println!(
-                "usage: api [serve | worker | check-schema]\n  serve         run the HTTP server (default), \
+                "usage: api [serve | worker | check | generate NAME [--autogenerate]]\n  serve         run the HTTP server (default), \
                  with AISTORY_WORKERS workers inside\n  worker        run max(AISTORY_WORKERS, 1) workers \
                  alone, no HTTP: scale them apart from the API, on any machine sharing the database\n  \
-                 check-schema  compare the schema the migrations build with the one the entities \
-                 declare (scratch SQLite in memory); exit 1 and list every difference if they disagree"
+                 check         compare the schema the migrations build with the one the entities \
+                 declare (scratch SQLite in memory); exit 1 and list every difference if they disagree\n  \
+                 generate      write a new migration; --autogenerate fills it with the changes \
+                 from the migrations' schema to the entities' (see `api generate --help`)"
             );
             ExitCode::SUCCESS
         }
         Some(other) => {
             eprintln!("error: unknown command {other:?}; try `api --help`");
             ExitCode::from(2)
-        }
-    }
-}
-
-/// Drift check: entities and migrations must describe the same schema.
-async fn check_schema() -> ExitCode {
-    let scratch = || sea_orm::Database::connect("sqlite::memory:");
-    let (migrations_db, entities_db) = match (scratch().await, scratch().await) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(error), _) | (_, Err(error)) => {
-            eprintln!("error: opening a scratch SQLite database failed: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match service::schema::drift(&migrations_db, &entities_db).await {
-        Ok(differences) if differences.is_empty() => {
-            println!("no drift: the migrations build exactly the schema the entities declare");
-            ExitCode::SUCCESS
-        }
-        Ok(differences) => {
-            eprintln!(
-                "the entities and the migrations disagree ({}):",
-                differences.len()
-            );
-            for line in differences {
-                eprintln!("  - {line}");
-            }
-            eprintln!("write a migration for the entity change (see README, Migrations)");
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("error: the drift check failed: {error}");
-            ExitCode::FAILURE
         }
     }
 }
@@ -180,4 +152,9 @@ async fn serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The arguments after the command.
+fn rest() -> Vec<String> {
+    std::env::args().skip(2).collect()
 }

@@ -68,6 +68,10 @@ pub enum Command {
         /// Write into this directory instead of this crate's src/ (tests).
         #[arg(long, hide = true)]
         dir: Option<std::path::PathBuf>,
+        /// Not here: autogenerate compares with the entities, which this crate never imports.
+        /// Use `cargo run -p api -- generate NAME --autogenerate`.
+        #[arg(long)]
+        autogenerate: bool,
     },
     /// Migrate up or down to a revision: `base`, `head`, a migration name or a unique prefix.
     To {
@@ -110,7 +114,19 @@ fn init_logging() {
 
 /// Runs one parsed command; errors are returned as the message to show.
 pub async fn execute(cli: Cli) -> Result<(), String> {
-    if let Command::Generate { name, dir } = &cli.command {
+    if let Command::Generate {
+        name,
+        dir,
+        autogenerate,
+    } = &cli.command
+    {
+        if *autogenerate {
+            return Err(format!(
+                "autogenerate compares the migrations with the entities, and this crate never \
+                 imports `entity` (a migration must mean the same thing forever); run \
+                 `cargo run -p api -- generate {name} --autogenerate` instead"
+            ));
+        }
         let dir = dir.clone().unwrap_or_else(crate::generate::default_dir);
         let module = crate::generate::generate(&dir, name, chrono::Utc::now())?;
         println!("created {}", dir.join(format!("{module}.rs")).display());

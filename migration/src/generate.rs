@@ -16,6 +16,17 @@ pub fn generate(
     name: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String, String> {
+    write_migration(dir, name, now, &template(name))
+}
+
+/// [`generate`] with the file's source given (`api generate NAME --autogenerate` writes the
+/// changes it found).
+pub fn write_migration(
+    dir: &Path,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    source: &str,
+) -> Result<String, String> {
     let valid = !name.is_empty()
         && name.len() <= 60
         && name
@@ -35,7 +46,7 @@ pub fn generate(
     let lib = std::fs::read_to_string(&lib_path)
         .map_err(|error| format!("cannot read {}: {error}", lib_path.display()))?;
     let registered = register(&lib, &module)?;
-    std::fs::write(&file, template(name))
+    std::fs::write(&file, source)
         .map_err(|error| format!("cannot write {}: {error}", file.display()))?;
     std::fs::write(&lib_path, registered)
         .map_err(|error| format!("cannot update {}: {error}", lib_path.display()))?;

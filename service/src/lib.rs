@@ -1,6 +1,7 @@
 //! Business logic and the database layer of the AI Story Creator. Nothing here knows HTTP.
 
 pub mod auth;
+pub mod autogen;
 pub mod db;
 pub mod error;
 pub mod images;

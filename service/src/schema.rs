@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Schema, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 
 /// A database schema: tables by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,7 +11,7 @@ pub struct SchemaDescription {
     pub tables: BTreeMap<String, TableDescription>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct TableDescription {
     pub columns: BTreeMap<String, ColumnDescription>,
     /// Indexes by (columns, unique); names are left out because backends invent them for
@@ -20,7 +20,30 @@ pub struct TableDescription {
     pub foreign_keys: BTreeSet<ForeignKeyDescription>,
     /// CHECK constraint expressions as the database prints them.
     pub checks: BTreeSet<String>,
+    /// The names of the indexes (not compared: needed to drop one).
+    pub index_names: BTreeMap<IndexDescription, IndexName>,
+    /// The names of the foreign keys, where the backend has them (not compared).
+    pub foreign_key_names: BTreeMap<ForeignKeyDescription, String>,
 }
+
+/// An index's name, and whether a UNIQUE constraint owns it (then the constraint is what
+/// must be dropped, on PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexName {
+    pub name: String,
+    pub constraint: bool,
+}
+
+impl PartialEq for TableDescription {
+    fn eq(&self, other: &Self) -> bool {
+        self.columns == other.columns
+            && self.indexes == other.indexes
+            && self.foreign_keys == other.foreign_keys
+            && self.checks == other.checks
+    }
+}
+
+impl Eq for TableDescription {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnDescription {
@@ -164,15 +187,9 @@ pub async fn inspect<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, Db
 /// Creates the tables and indexes the entities declare, in dependency order (what SeaORM's
 /// `Schema` builder derives from the models), on `db`.
 pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    let schema = Schema::new(db.get_database_backend());
-    let builder = schema
-        .builder()
-        .register(entity::user::Entity)
-        .register(entity::photo::Entity)
-        .register(entity::refresh_token::Entity)
-        .register(entity::job::Entity)
-        .register(entity::story::Entity);
-    builder.apply(db).await
+    crate::autogen::Declared::from_entities(db.get_database_backend())
+        .apply(db)
+        .await
 }
 
 async fn rows<C: ConnectionTrait>(
@@ -196,20 +213,22 @@ fn table(schema: &mut SchemaDescription, name: String) -> &mut TableDescription 
     schema.tables.entry(name).or_default()
 }
 
-/// Foreign keys from rows of `t`, `ref_table`, `del` (the delete rule's name), `cols` and
-/// `ref_cols` (comma-separated): the shape both the PostgreSQL and the MySQL query return.
+/// Foreign keys from rows of `t`, `name`, `ref_table`, `del` (the delete rule's name), `cols`
+/// and `ref_cols` (comma-separated): the shape both the PostgreSQL and the MySQL query return.
 fn add_foreign_keys(schema: &mut SchemaDescription, rows: Vec<QueryResult>) -> Result<(), DbErr> {
     for row in rows {
         let cols: String = row.try_get("", "cols")?;
         let ref_cols: String = row.try_get("", "ref_cols")?;
-        table(schema, row.try_get("", "t")?)
-            .foreign_keys
-            .insert(ForeignKeyDescription {
-                columns: split_list(&cols),
-                references_table: row.try_get("", "ref_table")?,
-                references_columns: split_list(&ref_cols),
-                on_delete: row.try_get("", "del")?,
-            });
+        let name: String = row.try_get("", "name")?;
+        let key = ForeignKeyDescription {
+            columns: split_list(&cols),
+            references_table: row.try_get("", "ref_table")?,
+            references_columns: split_list(&ref_cols),
+            on_delete: row.try_get("", "del")?,
+        };
+        let table = table(schema, row.try_get("", "t")?);
+        table.foreign_key_names.insert(key.clone(), name);
+        table.foreign_keys.insert(key);
     }
     Ok(())
 }
@@ -283,13 +302,16 @@ async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescriptio
     }
     for row in rows(
         db,
-        "SELECT t.relname::text AS t, ix.indisunique AS is_unique,
+        "SELECT t.relname::text AS t, ix.indisunique AS is_unique, ci.relname::text AS name,
+                EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid
+                        AND c.contype IN ('u', 'p')) AS is_constraint,
                 array_to_string(array(
                     SELECT a.attname FROM unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord)
                     JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
                     ORDER BY k.ord), ',') AS cols
          FROM pg_index ix
          JOIN pg_class t ON t.oid = ix.indrelid
+         JOIN pg_class ci ON ci.oid = ix.indexrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace
          WHERE n.nspname = current_schema() AND NOT ix.indisprimary",
         vec![],
@@ -297,16 +319,23 @@ async fn inspect_postgres<C: ConnectionTrait>(db: &C) -> Result<SchemaDescriptio
     .await?
     {
         let cols: String = row.try_get("", "cols")?;
-        table(&mut schema, row.try_get("", "t")?)
-            .indexes
-            .insert(IndexDescription {
-                columns: split_list(&cols),
-                unique: row.try_get("", "is_unique")?,
-            });
+        let index = IndexDescription {
+            columns: split_list(&cols),
+            unique: row.try_get("", "is_unique")?,
+        };
+        let table = table(&mut schema, row.try_get("", "t")?);
+        table.index_names.insert(
+            index.clone(),
+            IndexName {
+                name: row.try_get("", "name")?,
+                constraint: row.try_get("", "is_constraint")?,
+            },
+        );
+        table.indexes.insert(index);
     }
     let fk_rows = rows(
         db,
-        "SELECT cl.relname::text AS t, rf.relname::text AS ref_table,
+        "SELECT cl.relname::text AS t, con.conname::text AS name, rf.relname::text AS ref_table,
                 CASE con.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL'
                      WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END AS del,
                 array_to_string(array(
@@ -399,16 +428,24 @@ async fn inspect_mysql<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, 
     {
         let non_unique: i64 = row.try_get("", "non_unique")?;
         let cols: String = row.try_get("", "cols")?;
-        table(&mut schema, row.try_get("", "t")?)
-            .indexes
-            .insert(IndexDescription {
-                columns: split_list(&cols),
-                unique: non_unique == 0,
-            });
+        let index = IndexDescription {
+            columns: split_list(&cols),
+            unique: non_unique == 0,
+        };
+        let table = table(&mut schema, row.try_get("", "t")?);
+        table.index_names.insert(
+            index.clone(),
+            IndexName {
+                name: row.try_get("", "name")?,
+                constraint: false,
+            },
+        );
+        table.indexes.insert(index);
     }
     let fk_rows = rows(
         db,
-        "SELECT CAST(k.TABLE_NAME AS CHAR) AS t, CAST(k.REFERENCED_TABLE_NAME AS CHAR) AS ref_table,
+        "SELECT CAST(k.TABLE_NAME AS CHAR) AS t, CAST(k.CONSTRAINT_NAME AS CHAR) AS name,
+                CAST(k.REFERENCED_TABLE_NAME AS CHAR) AS ref_table,
                 CAST(r.DELETE_RULE AS CHAR) AS del,
                 CAST(GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ',') AS CHAR) AS cols,
                 CAST(GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ',')
@@ -482,16 +519,25 @@ async fn inspect_sqlite<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription,
             for column in rows(
                 db,
                 "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
-                vec![index_name.into()],
+                vec![index_name.clone().into()],
             )
             .await?
             {
                 columns.push(column.try_get("", "name")?);
             }
-            description.indexes.insert(IndexDescription {
+            let index = IndexDescription {
                 columns,
                 unique: is_unique != 0,
-            });
+            };
+            description.index_names.insert(
+                index.clone(),
+                IndexName {
+                    name: index_name,
+                    // An inline UNIQUE's automatic index cannot be dropped on its own.
+                    constraint: origin == "u",
+                },
+            );
+            description.indexes.insert(index);
         }
         let mut foreign_keys: BTreeMap<i64, ForeignKeyDescription> = BTreeMap::new();
         for row in rows(

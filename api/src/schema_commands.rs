@@ -1,0 +1,200 @@
+//! `api check` and `api generate NAME [--autogenerate]`: the schema commands that need the
+//! entities (the `migration` crate never imports them).
+
+use std::process::ExitCode;
+
+use migration::MigratorTrait;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use service::autogen::{self, Declared};
+
+const USAGE: &str = "usage:
+  api check [--database-url ADMIN_URL]
+      compare the schema the migrations build with the one the entities declare; exit 1 and
+      list every difference if they disagree
+  api generate NAME [--autogenerate] [--database-url ADMIN_URL]
+      write migration/src/mYYYYMMDD_HHMMSS_NAME.rs and register it; with --autogenerate its
+      up and down are the changes that turn the migrations' schema into the entities'
+
+  The comparison runs on scratch databases: SQLite in memory by default, or two databases
+  created (and dropped afterwards) through ADMIN_URL, e.g. postgres://postgres@127.0.0.1/postgres
+  or mysql://root@127.0.0.1/mysql, to see the schema exactly as that backend builds it.";
+
+/// Two empty databases of one backend: one for the migrations, one for the entities.
+struct Scratch {
+    migrations: DatabaseConnection,
+    declared: DatabaseConnection,
+    /// The admin connection and the databases to drop afterwards.
+    cleanup: Option<(DatabaseConnection, Vec<String>)>,
+}
+
+impl Scratch {
+    async fn open(admin_url: Option<&str>) -> Result<Scratch, String> {
+        let Some(admin_url) = admin_url else {
+            let connect = || Database::connect("sqlite::memory:");
+            let error = |e: sea_orm::DbErr| format!("opening a scratch SQLite database failed: {e}");
+            return Ok(Scratch {
+                migrations: connect().await.map_err(error)?,
+                declared: connect().await.map_err(error)?,
+                cleanup: None,
+            });
+        };
+        let admin = Database::connect(admin_url)
+            .await
+            .map_err(|e| format!("connecting to {} failed: {e}", settings::redact_url(admin_url)))?;
+        let backend = admin.get_database_backend();
+        if backend == DbBackend::Sqlite {
+            return Err("--database-url must be a PostgreSQL or MySQL admin URL (SQLite is the default)".to_owned());
+        }
+        let mut names = Vec::new();
+        let mut connections = Vec::new();
+        for side in ["migrations", "entities"] {
+            let name = format!("aistory_scratch_{}_{side}", std::process::id());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .map_err(|e| format!("creating scratch database {name} failed: {e}"))?;
+            names.push(name.clone());
+            let mut url = url::Url::parse(admin_url).map_err(|e| format!("--database-url: {e}"))?;
+            url.set_path(&format!("/{name}"));
+            connections.push(
+                Database::connect(url.as_str())
+                    .await
+                    .map_err(|e| format!("connecting to scratch database {name} failed: {e}"))?,
+            );
+        }
+        let declared = connections.pop().ok_or("no scratch database")?;
+        let migrations = connections.pop().ok_or("no scratch database")?;
+        Ok(Scratch {
+            migrations,
+            declared,
+            cleanup: Some((admin, names)),
+        })
+    }
+
+    async fn close(self) {
+        self.migrations.close().await.ok();
+        self.declared.close().await.ok();
+        if let Some((admin, names)) = self.cleanup {
+            let force = if admin.get_database_backend() == DbBackend::Postgres {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            for name in names {
+                if let Err(error) = admin
+                    .execute_unprepared(&format!("DROP DATABASE {name}{force}"))
+                    .await
+                {
+                    eprintln!("warning: dropping scratch database {name} failed: {error}");
+                }
+            }
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// The value after `--database-url` (or `--database-url=`), if any.
+fn database_url(args: &[String]) -> Result<Option<String>, String> {
+    let mut found = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--database-url" {
+            found = Some(iter.next().ok_or("--database-url needs a value")?.clone());
+        } else if let Some(value) = arg.strip_prefix("--database-url=") {
+            found = Some(value.to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// `api check`.
+pub async fn check(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = async {
+        let url = database_url(args)?;
+        let scratch = Scratch::open(url.as_deref()).await?;
+        let drift = service::schema::drift(&scratch.migrations, &scratch.declared).await;
+        scratch.close().await;
+        drift.map_err(|error| format!("the drift check failed: {error}"))
+    }
+    .await;
+    match result {
+        Ok(differences) if differences.is_empty() => {
+            println!("no drift: the migrations build exactly the schema the entities declare");
+            ExitCode::SUCCESS
+        }
+        Ok(differences) => {
+            eprintln!("the entities and the migrations disagree ({}):", differences.len());
+            for line in differences {
+                eprintln!("  - {line}");
+            }
+            eprintln!(
+                "write the migration: `cargo run -p api -- generate NAME --autogenerate`, review \
+                 it, then `cargo run -p migration -- up` (docs/extending-entities.md)"
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `api generate NAME [--autogenerate]`.
+pub async fn generate(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let Some(name) = args.first().filter(|arg| !arg.starts_with("--")) else {
+        eprintln!("error: generate needs a NAME, e.g. `api generate add_photo_rating --autogenerate`\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let autogenerate = args.iter().any(|a| a == "--autogenerate");
+    let dir = migration::generate::default_dir();
+    let result = async {
+        if !autogenerate {
+            return migration::generate::generate(&dir, name, chrono::Utc::now()).map(Some);
+        }
+        let url = database_url(args)?;
+        let scratch = Scratch::open(url.as_deref()).await?;
+        let planned = async {
+            migration::Migrator::up(&scratch.migrations, None).await?;
+            let declared = Declared::from_entities(scratch.declared.get_database_backend());
+            autogen::autogenerate(&scratch.migrations, &scratch.declared, &declared).await
+        }
+        .await;
+        scratch.close().await;
+        let plan = planned.map_err(|error| format!("comparing the schemas failed: {error}"))?;
+        if plan.is_empty() {
+            println!("no changes: the migrations already build what the entities declare; nothing written");
+            return Ok(None);
+        }
+        let summary = format!("{name}: {}", autogen::summary(&plan));
+        let module = migration::generate::write_migration(&dir, name, chrono::Utc::now(), &plan.render(&summary))?;
+        for note in &plan.notes {
+            println!("check: {note}");
+        }
+        Ok(Some(module))
+    }
+    .await;
+    match result {
+        Ok(Some(module)) => {
+            println!("created {}", dir.join(format!("{module}.rs")).display());
+            println!("registered it in {}", dir.join("lib.rs").display());
+            if autogenerate {
+                println!("review it, then apply it: cargo run -p migration -- up");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
