@@ -31,19 +31,26 @@ impl Scratch {
     async fn open(admin_url: Option<&str>) -> Result<Scratch, String> {
         let Some(admin_url) = admin_url else {
             let connect = || Database::connect("sqlite::memory:");
-            let error = |e: sea_orm::DbErr| format!("opening a scratch SQLite database failed: {e}");
+            let error =
+                |e: sea_orm::DbErr| format!("opening a scratch SQLite database failed: {e}");
             return Ok(Scratch {
                 migrations: connect().await.map_err(error)?,
                 declared: connect().await.map_err(error)?,
                 cleanup: None,
             });
         };
-        let admin = Database::connect(admin_url)
-            .await
-            .map_err(|e| format!("connecting to {} failed: {e}", settings::redact_url(admin_url)))?;
+        let admin = Database::connect(admin_url).await.map_err(|e| {
+            format!(
+                "connecting to {} failed: {e}",
+                settings::redact_url(admin_url)
+            )
+        })?;
         let backend = admin.get_database_backend();
         if backend == DbBackend::Sqlite {
-            return Err("--database-url must be a PostgreSQL or MySQL admin URL (SQLite is the default)".to_owned());
+            return Err(
+                "--database-url must be a PostgreSQL or MySQL admin URL (SQLite is the default)"
+                    .to_owned(),
+            );
         }
         let mut names = Vec::new();
         let mut connections = Vec::new();
@@ -127,7 +134,10 @@ pub async fn check(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(differences) => {
-            eprintln!("the entities and the migrations disagree ({}):", differences.len());
+            eprintln!(
+                "the entities and the migrations disagree ({}):",
+                differences.len()
+            );
             for line in differences {
                 eprintln!("  - {line}");
             }
@@ -151,7 +161,9 @@ pub async fn generate(args: &[String]) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Some(name) = args.first().filter(|arg| !arg.starts_with("--")) else {
-        eprintln!("error: generate needs a NAME, e.g. `api generate add_photo_rating --autogenerate`\n\n{USAGE}");
+        eprintln!(
+            "error: generate needs a NAME, e.g. `api generate add_photo_rating --autogenerate`\n\n{USAGE}"
+        );
         return ExitCode::from(2);
     };
     let autogenerate = args.iter().any(|a| a == "--autogenerate");
@@ -176,6 +188,15 @@ pub async fn generate(args: &[String]) -> ExitCode {
         }
         let summary = format!("{name}: {}", autogen::summary(&plan));
         let module = migration::generate::write_migration(&dir, name, chrono::Utc::now(), &plan.render(&summary))?;
+        // Formatted like the rest of the code, when rustfmt is at hand.
+        let file = dir.join(format!("{module}.rs"));
+        if let Err(error) = std::process::Command::new("rustfmt")
+            .args(["--edition", "2024"])
+            .arg(&file)
+            .status()
+        {
+            println!("note: rustfmt did not run ({error}); run `cargo fmt` before committing");
+        }
         for note in &plan.notes {
             println!("check: {note}");
         }

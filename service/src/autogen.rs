@@ -20,8 +20,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Schema};
 
 use crate::schema::{
-    ColumnDescription, ForeignKeyDescription, IndexDescription, SchemaDescription,
-    TableDescription,
+    ColumnDescription, ForeignKeyDescription, IndexDescription, SchemaDescription, TableDescription,
 };
 
 /// A schema declared in code: tables (in dependency order) and their indexes, as SeaORM's
@@ -46,7 +45,9 @@ impl Declared {
         let schema = Schema::new(backend);
         let mut declared = Declared::default();
         fn add<E: EntityTrait>(declared: &mut Declared, schema: &Schema, entity: E) {
-            declared.tables.push(schema.create_table_from_entity(entity));
+            declared
+                .tables
+                .push(schema.create_table_from_entity(entity));
             let table = entity.table_name().to_owned();
             declared.indexes.extend(
                 schema
@@ -177,10 +178,9 @@ impl Kind {
         let base = text.split('(').next().unwrap_or_default().trim();
         match base {
             "bigint" | "int8" | "integer" | "bigserial" => {
-                // SQLite says INTEGER for both; PostgreSQL says integer for 32 bits.
-                if base == "integer" && text != "integer" {
-                    Kind::Integer
-                } else if data_type == "integer" {
+                // PostgreSQL's `integer` is 32 bits; SQLite's `INTEGER` is any width (read as
+                // the widest, and the generated code says so).
+                if data_type.trim() == "integer" {
                     Kind::Integer
                 } else {
                     Kind::BigInteger
@@ -197,15 +197,22 @@ impl Kind {
             "real" | "float" | "float4" => Kind::Float,
             "double" | "double precision" | "float8" => Kind::Double,
             "decimal" | "numeric" => {
-                let inner = text.split_once('(').map(|(_, rest)| rest.trim_end_matches(')'));
+                let inner = text
+                    .split_once('(')
+                    .map(|(_, rest)| rest.trim_end_matches(')'));
                 Kind::Decimal(inner.and_then(|inner| {
                     let (p, s) = inner.split_once(',')?;
                     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
                 }))
             }
-            "timestamp with time zone" | "timestamptz" | "timestamp_with_timezone_text"
+            "timestamp with time zone"
+            | "timestamptz"
+            | "timestamp_with_timezone_text"
             | "utc timestamp" => Kind::UtcTimestamp,
-            "timestamp without time zone" | "timestamp" | "datetime_text" | "timestamp_text"
+            "timestamp without time zone"
+            | "timestamp"
+            | "datetime_text"
+            | "timestamp_text"
             | "datetime" => Kind::Timestamp,
             "date" | "date_text" => Kind::Date,
             "time" | "time without time zone" | "time_text" => Kind::Time,
@@ -371,9 +378,17 @@ impl Column {
         let mut code = if self.kind == Kind::UtcTimestamp {
             format!("utc_timestamp(manager, Alias::new({:?}))", self.name)
         } else {
-            format!("ColumnDef::new(Alias::new({:?})){}", self.name, self.kind.method())
+            format!(
+                "ColumnDef::new(Alias::new({:?})){}",
+                self.name,
+                self.kind.method()
+            )
         };
-        code += if self.nullable { ".null()" } else { ".not_null()" };
+        code += if self.nullable {
+            ".null()"
+        } else {
+            ".not_null()"
+        };
         if let Some(default) = &self.default {
             code += &default.code();
         }
@@ -483,13 +498,35 @@ pub struct NewTable {
 pub enum Op {
     CreateTable(NewTable),
     DropTable(NewTable),
-    AddColumn { table: String, column: Column },
-    DropColumn { table: String, column: Column },
-    ChangeColumn { table: String, from: Column, to: Column },
-    CreateIndex { table: String, index: NamedIndex },
-    DropIndex { table: String, index: NamedIndex },
-    AddForeignKey { table: String, key: NamedForeignKey },
-    DropForeignKey { table: String, key: NamedForeignKey },
+    AddColumn {
+        table: String,
+        column: Column,
+    },
+    DropColumn {
+        table: String,
+        column: Column,
+    },
+    ChangeColumn {
+        table: String,
+        from: Column,
+        to: Column,
+    },
+    CreateIndex {
+        table: String,
+        index: NamedIndex,
+    },
+    DropIndex {
+        table: String,
+        index: NamedIndex,
+    },
+    AddForeignKey {
+        table: String,
+        key: NamedForeignKey,
+    },
+    DropForeignKey {
+        table: String,
+        key: NamedForeignKey,
+    },
 }
 
 /// A generated migration: the changes, in `up` order, and notes for the reviewer.
@@ -612,6 +649,15 @@ fn named_index(
     declared: Option<&Declared>,
 ) -> NamedIndex {
     let found = table.index_names.get(index);
+    if let Some(found) = found.filter(|found| found.constraint) {
+        // Kept as read: the code names it per backend (see `constraint_name`).
+        return NamedIndex {
+            name: found.name.clone(),
+            columns: index.columns.clone(),
+            unique: index.unique,
+            constraint: true,
+        };
+    }
     let name = declared
         .and_then(|declared| declared.index_name(table_name, index))
         .or_else(|| {
@@ -629,16 +675,49 @@ fn named_index(
     }
 }
 
+/// The name of the UNIQUE constraint that owns `index` on `backend`: the name read back when
+/// someone chose it, else the name the backend gives an inline UNIQUE (`{table}_{column}_key`
+/// on PostgreSQL, the column's name on MySQL), whichever backend the plan was made on.
+fn constraint_name(table: &str, index: &NamedIndex, backend: DbBackend) -> String {
+    let columns = index.columns.join("_");
+    let postgres = format!("{table}_{columns}_key");
+    let mysql = index.columns.first().cloned().unwrap_or_default();
+    let automatic =
+        index.name.starts_with("sqlite_autoindex") || index.name == postgres || index.name == mysql;
+    if !automatic {
+        return index.name.clone();
+    }
+    if backend == DbBackend::Postgres {
+        postgres
+    } else {
+        mysql
+    }
+}
+
+/// The name under which a UNIQUE constraint's index is created again as an index.
+fn created_name(table: &str, index: &NamedIndex) -> String {
+    if index.constraint {
+        default_index_name(
+            table,
+            &IndexDescription {
+                columns: index.columns.clone(),
+                unique: index.unique,
+            },
+        )
+    } else {
+        index.name.clone()
+    }
+}
+
 /// Orders new tables so that each comes after the tables it references.
 fn dependency_order(mut tables: Vec<NewTable>, existing: &BTreeSet<String>) -> Vec<NewTable> {
     let mut ordered = Vec::new();
     let mut known = existing.clone();
     while !tables.is_empty() {
         let ready = tables.iter().position(|table| {
-            table
-                .foreign_keys
-                .iter()
-                .all(|key| key.references_table == table.name || known.contains(&key.references_table))
+            table.foreign_keys.iter().all(|key| {
+                key.references_table == table.name || known.contains(&key.references_table)
+            })
         });
         let next = tables.remove(ready.unwrap_or(0));
         known.insert(next.name.clone());
@@ -663,7 +742,14 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
         .tables
         .iter()
         .filter(|(name, _)| !migrated.tables.contains_key(*name))
-        .map(|(name, table)| new_table(name, table, declared_columns(table, declared, name), Some(declared)))
+        .map(|(name, table)| {
+            new_table(
+                name,
+                table,
+                declared_columns(table, declared, name),
+                Some(declared),
+            )
+        })
         .collect();
     let dropped: Vec<NewTable> = migrated
         .tables
@@ -678,8 +764,16 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
         notes.push(format!(
             "tables {} dropped and {} added: if this is a rename, use Table::rename() instead \
              (autogenerate cannot tell a rename from a drop and an add)",
-            dropped.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
-            created.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            dropped
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            created
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
 
@@ -687,8 +781,6 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
         let Some(new) = wanted.tables.get(name) else {
             continue;
         };
-        let old_unique = unique_columns(old);
-        let new_unique = unique_columns(new);
         let mut added_here = Vec::new();
         let mut dropped_here = Vec::new();
         let names: BTreeSet<&String> = old.columns.keys().chain(new.columns.keys()).collect();
@@ -698,8 +790,8 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
                     let kind = declared
                         .kind(name, column)
                         .unwrap_or_else(|| Kind::from_inspected(&description.data_type));
-                    let column =
-                        Column::from_description(column, description, kind, new_unique.contains(column));
+                    // A UNIQUE is added as an index (SQLite cannot add a UNIQUE column).
+                    let column = Column::from_description(column, description, kind, false);
                     added_here.push(column.name.clone());
                     add_columns.push(Op::AddColumn {
                         table: name.clone(),
@@ -708,8 +800,7 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
                 }
                 (Some(description), None) => {
                     let kind = Kind::from_inspected(&description.data_type);
-                    let column =
-                        Column::from_description(column, description, kind, old_unique.contains(column));
+                    let column = Column::from_description(column, description, kind, false);
                     dropped_here.push(column.name.clone());
                     drop_columns.push(Op::DropColumn {
                         table: name.clone(),
@@ -752,7 +843,6 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
                 added_here.join(", ")
             ));
         }
-        // A unique column added together with the column is written inline.
         for index in old.indexes.difference(&new.indexes) {
             drop_indexes.push(Op::DropIndex {
                 table: name.clone(),
@@ -760,12 +850,11 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
             });
         }
         for index in new.indexes.difference(&old.indexes) {
-            if index.unique && index.columns.len() == 1 && added_here.contains(&index.columns[0]) {
-                continue;
-            }
             let mut named = named_index(name, index, new, Some(declared));
             named.constraint = false;
-            if named.name.starts_with("sqlite_autoindex") || new.index_names.get(index).is_some_and(|n| n.constraint) {
+            if named.name.starts_with("sqlite_autoindex")
+                || new.index_names.get(index).is_some_and(|n| n.constraint)
+            {
                 named.name = default_index_name(name, index);
             }
             create_indexes.push(Op::CreateIndex {
@@ -825,7 +914,9 @@ impl Op {
     /// What SQLite cannot do in place, if this is such a change.
     fn sqlite_refuses(&self) -> Option<String> {
         match self {
-            Op::ChangeColumn { table, to, .. } => Some(format!("change column {table}.{}", to.name)),
+            Op::ChangeColumn { table, to, .. } => {
+                Some(format!("change column {table}.{}", to.name))
+            }
             Op::AddForeignKey { table, key } | Op::DropForeignKey { table, key } => {
                 Some(format!("change the foreign keys of {table} ({})", key.name))
             }
@@ -863,7 +954,7 @@ impl Op {
     fn index_create_code(table: &str, index: &NamedIndex) -> String {
         let mut code = format!(
             "Index::create()\n    .name({:?})\n    .table(Alias::new({table:?}))",
-            index.name
+            created_name(table, index)
         );
         for column in &index.columns {
             let _ = write!(code, "\n    .col(Alias::new({column:?}))");
@@ -876,7 +967,8 @@ impl Op {
 
     fn index_create(table: &str, index: &NamedIndex) -> sea_orm::sea_query::IndexCreateStatement {
         let mut stmt = Index::create();
-        stmt.name(index.name.as_str()).table(Alias::new(table));
+        stmt.name(created_name(table, index))
+            .table(Alias::new(table));
         for column in &index.columns {
             stmt.col(Alias::new(column.as_str()));
         }
@@ -886,14 +978,20 @@ impl Op {
         stmt
     }
 
-    fn foreign_key(table: &str, key: &NamedForeignKey) -> sea_orm::sea_query::ForeignKeyCreateStatement {
+    fn foreign_key(
+        table: &str,
+        key: &NamedForeignKey,
+    ) -> sea_orm::sea_query::ForeignKeyCreateStatement {
         let mut stmt = ForeignKey::create();
         stmt.name(key.name.as_str());
         for (from, to) in key.columns.iter().zip(&key.references_columns) {
-            stmt.from(Alias::new(table), Alias::new(from.as_str()))
-                .to(Alias::new(key.references_table.as_str()), Alias::new(to.as_str()));
+            stmt.from(Alias::new(table), Alias::new(from.as_str())).to(
+                Alias::new(key.references_table.as_str()),
+                Alias::new(to.as_str()),
+            );
         }
-        stmt.on_delete(key.action().1).on_update(ForeignKeyAction::NoAction);
+        stmt.on_delete(key.action().1)
+            .on_update(ForeignKeyAction::NoAction);
         stmt
     }
 
@@ -902,7 +1000,13 @@ impl Op {
         let indent = |text: &str, by: usize| -> String {
             let pad = " ".repeat(by);
             text.lines()
-                .map(|line| if line.is_empty() { String::new() } else { format!("{pad}{line}") })
+                .map(|line| {
+                    if line.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{pad}{line}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -921,7 +1025,11 @@ impl Op {
                     let _ = write!(body, "\n    .col({})", column.code(false));
                 }
                 for key in &table.foreign_keys {
-                    let _ = write!(body, "\n    .foreign_key(\n{}\n    )", indent(&key.code(&table.name), 8));
+                    let _ = write!(
+                        body,
+                        "\n    .foreign_key(\n{}\n    )",
+                        indent(&key.code(&table.name), 8)
+                    );
                 }
                 let _ = writeln!(
                     code,
@@ -970,7 +1078,10 @@ impl Op {
                     let _ = writeln!(
                         code,
                         "// No builder drops a default on PostgreSQL (MySQL's MODIFY COLUMN already did).\nif manager.get_database_backend() == DbBackend::Postgres {{\n    manager\n        .get_connection()\n        .execute_unprepared({:?})\n        .await?;\n}}",
-                        format!("ALTER TABLE \"{table}\" ALTER COLUMN \"{}\" DROP DEFAULT", to.name)
+                        format!(
+                            "ALTER TABLE \"{table}\" ALTER COLUMN \"{}\" DROP DEFAULT",
+                            to.name
+                        )
                     );
                 }
             }
@@ -986,8 +1097,11 @@ impl Op {
                     let _ = writeln!(
                         code,
                         "// A UNIQUE constraint owns this index: PostgreSQL drops the constraint.\nif manager.get_database_backend() == DbBackend::Postgres {{\n    manager\n        .get_connection()\n        .execute_unprepared({:?})\n        .await?;\n}} else {{\n    manager\n        .drop_index(Index::drop().name({:?}).table(Alias::new({table:?})).to_owned())\n        .await?;\n}}",
-                        format!("ALTER TABLE \"{table}\" DROP CONSTRAINT \"{}\"", index.name),
-                        index.name
+                        format!(
+                            "ALTER TABLE \"{table}\" DROP CONSTRAINT \"{}\"",
+                            constraint_name(table, index, DbBackend::Postgres)
+                        ),
+                        constraint_name(table, index, DbBackend::MySql)
                     );
                 } else {
                     let _ = writeln!(
@@ -1044,29 +1158,36 @@ impl Op {
                     .await?;
             }
             Op::AddColumn { table, column } => {
-                db.execute_raw(backend.build(
-                    Table::alter()
-                        .table(Alias::new(table.as_str()))
-                        .add_column(column.def(backend, false)),
-                ))
+                db.execute_raw(
+                    backend.build(
+                        Table::alter()
+                            .table(Alias::new(table.as_str()))
+                            .add_column(column.def(backend, false)),
+                    ),
+                )
                 .await?;
             }
             Op::DropColumn { table, column } => {
-                db.execute_raw(backend.build(
-                    Table::alter()
-                        .table(Alias::new(table.as_str()))
-                        .drop_column(Alias::new(column.name.as_str())),
-                ))
+                db.execute_raw(
+                    backend.build(
+                        Table::alter()
+                            .table(Alias::new(table.as_str()))
+                            .drop_column(Alias::new(column.name.as_str())),
+                    ),
+                )
                 .await?;
             }
             Op::ChangeColumn { table, from, to } => {
-                db.execute_raw(backend.build(
-                    Table::alter()
-                        .table(Alias::new(table.as_str()))
-                        .modify_column(to.def(backend, true)),
-                ))
+                db.execute_raw(
+                    backend.build(
+                        Table::alter()
+                            .table(Alias::new(table.as_str()))
+                            .modify_column(to.def(backend, true)),
+                    ),
+                )
                 .await?;
-                if from.default.is_some() && to.default.is_none() && backend == DbBackend::Postgres {
+                if from.default.is_some() && to.default.is_none() && backend == DbBackend::Postgres
+                {
                     db.execute_unprepared(&format!(
                         "ALTER TABLE \"{table}\" ALTER COLUMN \"{}\" DROP DEFAULT",
                         to.name
@@ -1075,33 +1196,40 @@ impl Op {
                 }
             }
             Op::CreateIndex { table, index } => {
-                db.execute_raw(backend.build(&Op::index_create(table, index))).await?;
+                db.execute_raw(backend.build(&Op::index_create(table, index)))
+                    .await?;
             }
             Op::DropIndex { table, index } => {
                 if index.constraint && backend == DbBackend::Postgres {
                     db.execute_unprepared(&format!(
                         "ALTER TABLE \"{table}\" DROP CONSTRAINT \"{}\"",
-                        index.name
+                        constraint_name(table, index, backend)
                     ))
                     .await?;
                 } else {
-                    db.execute_raw(backend.build(
-                        Index::drop()
-                            .name(index.name.as_str())
-                            .table(Alias::new(table.as_str())),
-                    ))
+                    let name = if index.constraint {
+                        constraint_name(table, index, backend)
+                    } else {
+                        index.name.clone()
+                    };
+                    db.execute_raw(
+                        backend.build(Index::drop().name(name).table(Alias::new(table.as_str()))),
+                    )
                     .await?;
                 }
             }
             Op::AddForeignKey { table, key } => {
-                db.execute_raw(backend.build(&Op::foreign_key(table, key))).await?;
+                db.execute_raw(backend.build(&Op::foreign_key(table, key)))
+                    .await?;
             }
             Op::DropForeignKey { table, key } => {
-                db.execute_raw(backend.build(
-                    ForeignKey::drop()
-                        .name(key.name.as_str())
-                        .table(Alias::new(table.as_str())),
-                ))
+                db.execute_raw(
+                    backend.build(
+                        ForeignKey::drop()
+                            .name(key.name.as_str())
+                            .table(Alias::new(table.as_str())),
+                    ),
+                )
                 .await?;
             }
         }
@@ -1140,7 +1268,9 @@ impl Plan {
         let columns = |op: &Op| -> Vec<Column> {
             match op {
                 Op::CreateTable(t) | Op::DropTable(t) => t.columns.clone(),
-                Op::AddColumn { column, .. } | Op::DropColumn { column, .. } => vec![column.clone()],
+                Op::AddColumn { column, .. } | Op::DropColumn { column, .. } => {
+                    vec![column.clone()]
+                }
                 Op::ChangeColumn { from, to, .. } => vec![from.clone(), to.clone()],
                 _ => vec![],
             }
@@ -1158,7 +1288,13 @@ impl Plan {
                 .map(|op| {
                     op.code()
                         .lines()
-                        .map(|line| if line.is_empty() { String::new() } else { format!("        {line}") })
+                        .map(|line| {
+                            if line.is_empty() {
+                                String::new()
+                            } else {
+                                format!("        {line}")
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join("\n")
                 })
@@ -1171,14 +1307,20 @@ impl Plan {
         for note in &self.notes {
             let _ = writeln!(out, "//!\n//! CHECK: {note}");
         }
-        out += "\nuse sea_orm_migration::prelude::*;\nuse sea_orm_migration::sea_orm::DbBackend;\n\n";
+        let up = body(&self.ops);
+        let down = body(&self.down_ops());
+        out += "\nuse sea_orm_migration::prelude::*;\n";
+        if up.contains("DbBackend::") || down.contains("DbBackend::") || self.uses_utc_timestamp() {
+            out += "use sea_orm_migration::sea_orm::DbBackend;\n";
+        }
+        out += "\n";
         out += "#[derive(DeriveMigrationName)]\npub struct Migration;\n\n";
         out += "#[async_trait::async_trait]\nimpl MigrationTrait for Migration {\n";
         out += "    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {\n";
-        out += &body(&self.ops);
+        out += &up;
         out += "\n        Ok(())\n    }\n\n";
         out += "    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {\n";
-        out += &body(&self.down_ops());
+        out += &down;
         out += "\n        Ok(())\n    }\n}\n";
         if self.uses_utc_timestamp() {
             out += "\n/// A UTC timestamp column: `timestamp with time zone` on PostgreSQL; `datetime(6)` on\n/// MySQL/MariaDB; text on SQLite. Kept in this file so the migration never changes meaning.\nfn utc_timestamp(manager: &SchemaManager, column: impl IntoIden) -> ColumnDef {\n    let mut def = ColumnDef::new(column);\n    if manager.get_database_backend() == DbBackend::MySql {\n        def.custom(Alias::new(\"datetime(6)\"));\n    } else {\n        def.timestamp_with_time_zone();\n    }\n    def\n}\n";
@@ -1196,7 +1338,9 @@ pub async fn autogenerate(
     declared: &Declared,
 ) -> Result<Plan, DbErr> {
     declared.apply(declared_db).await?;
-    let migrated = crate::schema::inspect(migrations_db).await?.without_checks();
+    let migrated = crate::schema::inspect(migrations_db)
+        .await?
+        .without_checks();
     let wanted = crate::schema::inspect(declared_db).await?.without_checks();
     Ok(plan(&migrated, &wanted, declared))
 }
@@ -1231,12 +1375,18 @@ mod tests {
     #[test]
     fn defaults_are_read_back() {
         assert_eq!(DefaultValue::parse("0"), DefaultValue::Int(0));
-        assert_eq!(DefaultValue::parse("'queued'"), DefaultValue::Str("queued".into()));
+        assert_eq!(
+            DefaultValue::parse("'queued'"),
+            DefaultValue::Str("queued".into())
+        );
         assert_eq!(
             DefaultValue::parse("'queued'::character varying"),
             DefaultValue::Str("queued".into())
         );
-        assert_eq!(DefaultValue::parse("'it''s'"), DefaultValue::Str("it's".into()));
+        assert_eq!(
+            DefaultValue::parse("'it''s'"),
+            DefaultValue::Str("it's".into())
+        );
         assert_eq!(DefaultValue::parse("TRUE"), DefaultValue::Bool(true));
         assert_eq!(
             DefaultValue::parse("CURRENT_TIMESTAMP"),

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on the first surprise
 
 mod accounts;
+mod autogen;
 mod database_layer;
 mod health;
 mod migrations;

@@ -1,0 +1,461 @@
+//! Autogenerate: pairs of schemas that differ by one kind of change each. For every pair and
+//! backend: plan the migration from the old schema (what the migrations built) to the new one
+//! (what the entities declare), apply its `up` (no difference remains), then its `down` (the
+//! old schema is back). The generated source is compared with reviewed snapshots in
+//! tests/snapshots/autogen (regenerate with UPDATE_SNAPSHOTS=1 and review the diff).
+
+use aistory_tests::{Backend, TestDatabase, backend_tests};
+use sea_orm::sea_query::{
+    Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, Table,
+    TableCreateStatement,
+};
+use service::autogen::{self, Declared};
+use service::schema::inspect;
+
+backend_tests!(
+    a_table_is_added,
+    a_table_is_dropped,
+    a_column_is_added,
+    a_column_is_dropped,
+    a_column_changes_type,
+    a_column_changes_nullability,
+    a_column_changes_default,
+    a_column_becomes_unique,
+    a_column_stops_being_unique,
+    an_index_is_added,
+    an_index_is_dropped,
+    a_foreign_key_is_added,
+    a_foreign_key_is_dropped,
+    a_rename_is_a_drop_and_an_add,
+    the_real_entities_need_no_change
+);
+
+/// The books table and what can vary in it.
+#[derive(Clone)]
+struct Books {
+    title_text: bool,
+    title_unique: bool,
+    pages: Option<&'static str>,
+    pages_not_null: bool,
+    status_default: &'static str,
+    rating: bool,
+    author_fk: bool,
+    author_index: bool,
+    status_index: bool,
+    reviews: bool,
+}
+
+impl Default for Books {
+    fn default() -> Self {
+        Books {
+            title_text: false,
+            title_unique: false,
+            pages: Some("pages"),
+            pages_not_null: false,
+            status_default: "draft",
+            rating: false,
+            author_fk: true,
+            author_index: true,
+            status_index: false,
+            reviews: false,
+        }
+    }
+}
+
+fn id() -> ColumnDef {
+    ColumnDef::new(Alias::new("id"))
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+fn schema(books: &Books) -> Declared {
+    let authors: TableCreateStatement = Table::create()
+        .table(Alias::new("authors"))
+        .col(id())
+        .col(
+            ColumnDef::new(Alias::new("name"))
+                .string_len(100)
+                .not_null(),
+        )
+        .to_owned();
+    let mut table = Table::create();
+    table.table(Alias::new("books")).col(id()).col(
+        ColumnDef::new(Alias::new("author_id"))
+            .big_integer()
+            .not_null(),
+    );
+    let mut title = ColumnDef::new(Alias::new("title"));
+    if books.title_text {
+        title.text();
+    } else {
+        title.string_len(200);
+    }
+    title.not_null();
+    if books.title_unique {
+        title.unique_key();
+    }
+    table.col(title);
+    if let Some(pages) = books.pages {
+        let mut column = ColumnDef::new(Alias::new(pages));
+        column.integer();
+        if books.pages_not_null {
+            column.not_null().default(0);
+        } else {
+            column.null();
+        }
+        table.col(column);
+    }
+    table.col(
+        ColumnDef::new(Alias::new("status"))
+            .string_len(16)
+            .not_null()
+            .default(books.status_default),
+    );
+    if books.rating {
+        table.col(ColumnDef::new(Alias::new("rating")).small_integer().null());
+    }
+    if books.author_fk {
+        table.foreign_key(
+            ForeignKey::create()
+                .name("fk-books-author_id")
+                .from(Alias::new("books"), Alias::new("author_id"))
+                .to(Alias::new("authors"), Alias::new("id"))
+                .on_delete(ForeignKeyAction::Cascade)
+                .on_update(ForeignKeyAction::NoAction),
+        );
+    }
+    let mut indexes: Vec<(String, IndexCreateStatement)> = Vec::new();
+    let index = |name: &str, table: &str, column: &str| -> (String, IndexCreateStatement) {
+        (
+            table.to_owned(),
+            Index::create()
+                .name(name)
+                .table(Alias::new(table))
+                .col(Alias::new(column))
+                .to_owned(),
+        )
+    };
+    if books.author_index {
+        indexes.push(index("idx-books-author_id", "books", "author_id"));
+    }
+    if books.status_index {
+        indexes.push(index("idx-books-status", "books", "status"));
+    }
+    let mut tables = vec![authors, table.to_owned()];
+    if books.reviews {
+        tables.push(
+            Table::create()
+                .table(Alias::new("reviews"))
+                .col(id())
+                .col(
+                    ColumnDef::new(Alias::new("book_id"))
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(Alias::new("body")).text().not_null())
+                .col(
+                    ColumnDef::new(Alias::new("created_at"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk-reviews-book_id")
+                        .from(Alias::new("reviews"), Alias::new("book_id"))
+                        .to(Alias::new("books"), Alias::new("id"))
+                        .on_delete(ForeignKeyAction::Cascade)
+                        .on_update(ForeignKeyAction::NoAction),
+                )
+                .to_owned(),
+        );
+        indexes.push(index("idx-reviews-book_id", "reviews", "book_id"));
+    }
+    Declared { tables, indexes }
+}
+
+/// Plans old -> new on `backend`, applies up and down, compares with the snapshot (SQLite).
+/// `sqlite_refuses`: SQLite cannot do this in place, so `up` must fail saying why.
+async fn round_trip(backend: Backend, name: &str, old: Books, new: Books, sqlite_refuses: bool) {
+    let Some(migrated_db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let Some(declared_db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let migrated = migrated_db.connect().await;
+    let declared = declared_db.connect().await;
+    schema(&old).apply(&migrated).await.unwrap();
+    let before = inspect(&migrated).await.unwrap().without_checks();
+    let plan = autogen::autogenerate(&migrated, &declared, &schema(&new))
+        .await
+        .unwrap();
+    assert!(!plan.is_empty(), "{name}: no change found");
+    let source = plan.render(&format!("{name}: {}", autogen::summary(&plan)));
+    if backend == Backend::Sqlite {
+        check_snapshot(name, &source);
+    }
+    if backend == Backend::Sqlite && sqlite_refuses {
+        let error = plan.apply_up(&migrated).await.unwrap_err().to_string();
+        assert!(error.contains("SQLite cannot"), "{name}: {error}");
+        assert!(
+            source.contains("DbBackend::Sqlite"),
+            "{name}: the code must refuse too"
+        );
+    } else {
+        plan.apply_up(&migrated)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: up failed: {e}\n{source}"));
+        let after = inspect(&migrated).await.unwrap().without_checks();
+        let wanted = inspect(&declared).await.unwrap().without_checks();
+        let left = after.differences_named(&wanted, "after up", "entities");
+        assert!(left.is_empty(), "{name}: {left:#?}\n{source}");
+        plan.apply_down(&migrated)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: down failed: {e}\n{source}"));
+        let back = inspect(&migrated).await.unwrap().without_checks();
+        let left = back.differences_named(&before, "after down", "before");
+        assert!(left.is_empty(), "{name}: {left:#?}\n{source}");
+    }
+    migrated.close().await.ok();
+    declared.close().await.ok();
+}
+
+/// `source` as rustfmt writes it (what `api generate` leaves on disk, and what `cargo fmt`
+/// keeps the snapshots as: migration/tests/generated_compile.rs includes them).
+fn formatted(source: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rustfmt (rustup component add rustfmt)");
+    child.stdin.take().unwrap().write_all(source.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "rustfmt refused the generated code:\n{source}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn check_snapshot(name: &str, source: &str) {
+    let source = formatted(source);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots/autogen")
+        .join(format!("{name}.rs.snap"));
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &source).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with UPDATE_SNAPSHOTS=1, review it, commit it.\n{source}",
+            path.display()
+        )
+    });
+    assert_eq!(
+        source, expected,
+        "{name}: the generated source changed; if intended, UPDATE_SNAPSHOTS=1 and review"
+    );
+}
+
+async fn a_table_is_added(backend: Backend) {
+    let new = Books {
+        reviews: true,
+        ..Books::default()
+    };
+    round_trip(backend, "add_table", Books::default(), new, false).await;
+}
+
+async fn a_table_is_dropped(backend: Backend) {
+    let old = Books {
+        reviews: true,
+        ..Books::default()
+    };
+    round_trip(backend, "drop_table", old, Books::default(), false).await;
+}
+
+async fn a_column_is_added(backend: Backend) {
+    let new = Books {
+        rating: true,
+        ..Books::default()
+    };
+    round_trip(backend, "add_column", Books::default(), new, false).await;
+}
+
+async fn a_column_is_dropped(backend: Backend) {
+    let new = Books {
+        pages: None,
+        ..Books::default()
+    };
+    round_trip(backend, "drop_column", Books::default(), new, false).await;
+}
+
+async fn a_column_changes_type(backend: Backend) {
+    let new = Books {
+        title_text: true,
+        ..Books::default()
+    };
+    round_trip(backend, "change_type", Books::default(), new, true).await;
+}
+
+async fn a_column_changes_nullability(backend: Backend) {
+    let new = Books {
+        pages_not_null: true,
+        ..Books::default()
+    };
+    round_trip(backend, "change_nullability", Books::default(), new, true).await;
+}
+
+async fn a_column_changes_default(backend: Backend) {
+    let new = Books {
+        status_default: "new",
+        ..Books::default()
+    };
+    round_trip(backend, "change_default", Books::default(), new, true).await;
+}
+
+async fn a_column_becomes_unique(backend: Backend) {
+    let new = Books {
+        title_unique: true,
+        ..Books::default()
+    };
+    round_trip(backend, "add_unique", Books::default(), new, false).await;
+}
+
+async fn a_column_stops_being_unique(backend: Backend) {
+    let old = Books {
+        title_unique: true,
+        ..Books::default()
+    };
+    round_trip(backend, "drop_unique", old, Books::default(), true).await;
+}
+
+async fn an_index_is_added(backend: Backend) {
+    let new = Books {
+        status_index: true,
+        ..Books::default()
+    };
+    round_trip(backend, "add_index", Books::default(), new, false).await;
+}
+
+async fn an_index_is_dropped(backend: Backend) {
+    // (Not the index on author_id: MySQL keeps an index on a foreign key's columns anyway.)
+    let old = Books {
+        status_index: true,
+        ..Books::default()
+    };
+    round_trip(backend, "drop_index", old, Books::default(), false).await;
+}
+
+async fn a_foreign_key_is_added(backend: Backend) {
+    let old = Books {
+        author_fk: false,
+        ..Books::default()
+    };
+    round_trip(backend, "add_foreign_key", old, Books::default(), true).await;
+}
+
+async fn a_foreign_key_is_dropped(backend: Backend) {
+    let new = Books {
+        author_fk: false,
+        ..Books::default()
+    };
+    round_trip(backend, "drop_foreign_key", Books::default(), new, true).await;
+}
+
+async fn a_rename_is_a_drop_and_an_add(backend: Backend) {
+    let new = Books {
+        pages: Some("page_count"),
+        ..Books::default()
+    };
+    round_trip(
+        backend,
+        "rename_column",
+        Books::default(),
+        new.clone(),
+        false,
+    )
+    .await;
+    if backend == Backend::Sqlite {
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("snapshots/autogen/rename_column.rs.snap"),
+        )
+        .unwrap();
+        assert!(source.contains("if this is a rename"), "{source}");
+    }
+}
+
+/// On the real project, the migrations build exactly what the entities declare.
+async fn the_real_entities_need_no_change(backend: Backend) {
+    use migration::MigratorTrait;
+    let Some(migrated_db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let Some(declared_db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let migrated = migrated_db.connect().await;
+    let declared = declared_db.connect().await;
+    migration::Migrator::up(&migrated, None).await.unwrap();
+    let entities = Declared::from_entities(declared.get_database_backend());
+    let plan = autogen::autogenerate(&migrated, &declared, &entities)
+        .await
+        .unwrap();
+    assert!(plan.is_empty(), "{plan:#?}");
+}
+
+/// The project's workflow on its real schema: add a field to an entity (here: a column added
+/// to the photos table the entities declare), the check names it, the generated migration
+/// adds it, and the check is clean again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_field_to_a_real_entity_is_found_and_generated() {
+    use migration::MigratorTrait;
+    let (Some(migrated_db), Some(declared_db)) = (
+        TestDatabase::create(Backend::Sqlite).await,
+        TestDatabase::create(Backend::Sqlite).await,
+    ) else {
+        return;
+    };
+    let migrated = migrated_db.connect().await;
+    let declared = declared_db.connect().await;
+    migration::Migrator::up(&migrated, None).await.unwrap();
+    let mut entities = Declared::from_entities(sea_orm::DbBackend::Sqlite);
+    let photos = entities
+        .tables
+        .iter_mut()
+        .find(|table| {
+            matches!(table.get_table_name(), Some(sea_orm::sea_query::TableRef::Table(name, _)) if name.1.to_string() == "photos")
+        })
+        .unwrap();
+    photos.col(
+        ColumnDef::new(Alias::new("rating"))
+            .integer()
+            .not_null()
+            .default(0),
+    );
+    let plan = autogen::autogenerate(&migrated, &declared, &entities)
+        .await
+        .unwrap();
+    let wanted = inspect(&declared).await.unwrap().without_checks();
+    let drift = inspect(&migrated)
+        .await
+        .unwrap()
+        .without_checks()
+        .differences_named(&wanted, "migrations", "entities");
+    assert_eq!(
+        drift,
+        vec!["column photos.rating: in entities, not in migrations"]
+    );
+    let source = plan.render("add_photo_rating");
+    assert!(source.contains(".add_column("), "{source}");
+    assert!(
+        source.contains(r#"ColumnDef::new(Alias::new("rating")).integer().not_null().default(0)"#),
+        "{source}"
+    );
+    plan.apply_up(&migrated).await.unwrap();
+    let after = inspect(&migrated).await.unwrap().without_checks();
+    assert!(after.differences(&wanted).is_empty());
+}
