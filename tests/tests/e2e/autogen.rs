@@ -233,9 +233,17 @@ fn formatted(source: &str) -> String {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("rustfmt (rustup component add rustfmt)");
-    child.stdin.take().unwrap().write_all(source.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(source.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "rustfmt refused the generated code:\n{source}");
+    assert!(
+        output.status.success(),
+        "rustfmt refused the generated code:\n{source}"
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
