@@ -105,6 +105,8 @@ impl RouteTable {
     /// `GET, HEAD` and the like for a concrete path (`{id}` segments match anything).
     pub fn allowed(&self, path: &str) -> String {
         let wanted: Vec<&str> = path.split('/').collect();
+        // The most specific routes win: `/photos/uploads` over `/photos/{id}`.
+        let mut best = 0usize;
         let mut methods: Vec<&str> = Vec::new();
         for (segments, serves) in &self.0 {
             let matches = segments.len() == wanted.len()
@@ -112,7 +114,15 @@ impl RouteTable {
                     .iter()
                     .zip(&wanted)
                     .all(|(pattern, actual)| pattern.starts_with('{') || pattern == actual);
-            if matches {
+            if !matches {
+                continue;
+            }
+            let literal = segments.iter().filter(|s| !s.starts_with('{')).count();
+            if literal > best {
+                best = literal;
+                methods.clear();
+            }
+            if literal == best {
                 methods.extend(
                     serves
                         .iter()

@@ -172,7 +172,14 @@ async fn insert_pending(
         ..Default::default()
     }
     .insert(pool)
-    .await?)
+    .await
+    .map_err(|error| match ServiceError::from(error) {
+        // The token outlived its account (deleted meanwhile): the owner is gone.
+        ServiceError::NotFound { .. } => ServiceError::Unauthenticated {
+            reason: "the account no longer exists".to_owned(),
+        },
+        other => other,
+    })?)
 }
 
 /// Streams an upload into the store while it arrives: the type is decided from the first

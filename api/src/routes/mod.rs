@@ -96,7 +96,20 @@ fn json_config() -> web::JsonConfig {
 }
 
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|error, _req| {
+    web::PathConfig::default().error_handler(|error, req| {
+        // `/photos/uploads` with PATCH reaches `/photos/{id}`: say the path exists, with other
+        // methods, rather than that it is missing.
+        let allow = req
+            .app_data::<web::Data<crate::AppState>>()
+            .map(|state| state.routes.allowed(req.path()))
+            .unwrap_or_default();
+        if !allow.is_empty()
+            && !allow
+                .split(", ")
+                .any(|method| method == req.method().as_str())
+        {
+            return ApiError::MethodNotAllowed { allow }.into();
+        }
         ApiError::NotFound {
             what: format!("resource ({error})"),
         }

@@ -721,3 +721,36 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
             .is_none()
     );
 }
+
+/// Found by schemathesis: a method a literal path does not serve is a 405 (not the 404 of the
+/// `{id}` route it also matches), and a token that outlived its account cannot upload (401,
+/// not a foreign-key 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
+    let Some(app) = aistory_tests::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let tokens = app.signed_up("ghost").await;
+    let response = app
+        .request(
+            Method::PATCH,
+            "/api/v1/photos/uploads",
+            Some(&json!({})),
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+    let deleted = app
+        .request(
+            Method::DELETE,
+            "/api/v1/users/me",
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let response = upload(&app, &tokens.access, form(png(2, 2), "image/png", None)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
+}
