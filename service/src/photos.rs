@@ -163,7 +163,7 @@ async fn insert_pending(
     kind: ImageKind,
     title: Option<String>,
 ) -> Result<photo::Model, ServiceError> {
-    Ok(photo::ActiveModel {
+    photo::ActiveModel {
         user_id: Set(user_id),
         object_key: Set(key.to_owned()),
         status: Set(PhotoStatus::Pending),
@@ -179,7 +179,7 @@ async fn insert_pending(
             reason: "the account no longer exists".to_owned(),
         },
         other => other,
-    })?)
+    })
 }
 
 /// Streams an upload into the store while it arrives: the type is decided from the first
