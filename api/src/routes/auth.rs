@@ -28,7 +28,7 @@ pub struct RegisterRequest {
     pub email: String,
     /// 8-128 characters.
     #[validate(custom(function = "validation::password"))]
-    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128)]
+    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub password: String,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod paging;
 pub mod photos;
 pub mod stories;
 pub mod users;

@@ -4,8 +4,6 @@
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, patch, post, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::photo;
 use entity::photo_status::PhotoStatus;
@@ -65,13 +63,15 @@ impl From<photo::Model> for PhotoPublic {
 }
 
 /// The multipart form of an upload.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)] // additionalProperties: false (the handler refuses other parts)
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The image: JPEG, PNG, WebP, GIF or HEIC (decided from its bytes).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// Optional title, up to 200 characters.
+    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     title: Option<String>,
 }
 
@@ -232,6 +232,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -241,19 +242,6 @@ pub struct PhotoPage {
     pub items: Vec<PhotoPublic>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
-}
-
-fn encode_cursor(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("p:{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("p:").and_then(|id| id.parse().ok()))
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))
 }
 
 fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
@@ -274,7 +262,7 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
         (status = 200, description = "A page of photos", body = PhotoPage),
         (status = 400, description = "Malformed query string (e.g. a limit that is not a number)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid status, a limit outside 1-100, or an unknown cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid status, a limit outside 1-100, or a malformed cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]
@@ -284,30 +272,19 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be from 1 to 100"));
-    }
-    // An empty parameter (`?cursor=`) means "not given".
-    let given = |value: &Option<String>| {
-        value
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let status = given(&query.status)
+    let limit = super::paging::limit(query.limit)?;
+    let status = query
+        .status
         .as_deref()
+        .filter(|v| !v.is_empty())
         .map(parse_status)
         .transpose()?;
-    let after = given(&query.cursor)
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?;
+    let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
         service::photos::list_photos(db.pool(), auth.id, status, limit, after).await?;
     Ok(HttpResponse::Ok().json(PhotoPage {
         items: rows.into_iter().map(PhotoPublic::from).collect(),
-        next_cursor: next.map(encode_cursor),
+        next_cursor: next.map(super::paging::encode_cursor),
     }))
 }
 
@@ -336,6 +313,7 @@ pub struct RenameRequest {
         length(max = 200),
         custom(function = "validation::no_control_characters")
     )]
+    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub title: Option<String>,
 }
 
@@ -472,6 +450,7 @@ pub struct DirectUploadRequest {
         length(max = 200),
         custom(function = "validation::no_control_characters")
     )]
+    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub title: Option<String>,
 }
 

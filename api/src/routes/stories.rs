@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, post, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::photo_status::PhotoStatus;
 use entity::story;
@@ -289,6 +287,7 @@ pub struct StoryListQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -300,19 +299,6 @@ pub struct StoryPage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("s:{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("s:").and_then(|id| id.parse().ok()))
-        .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))
-}
-
 /// Your stories, newest first.
 #[utoipa::path(
     tag = "stories",
@@ -322,7 +308,7 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
         (status = 200, description = "A page of stories", body = StoryPage),
         (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A limit outside 1-100, or an unknown cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A limit outside 1-100, or a malformed cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]
@@ -332,21 +318,13 @@ pub async fn list(
     query: web::Query<StoryListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be from 1 to 100"));
-    }
-    let after = query
-        .cursor
-        .as_deref()
-        .filter(|cursor| !cursor.is_empty())
-        .map(decode_cursor)
-        .transpose()?;
+    let limit = super::paging::limit(query.limit)?;
+    let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
         service::stories::list_stories(db.pool(), auth.id, query.photo_id, limit, after).await?;
     Ok(HttpResponse::Ok().json(StoryPage {
         items: rows.into_iter().map(StoryPublic::from).collect(),
-        next_cursor: next.map(encode_cursor),
+        next_cursor: next.map(super::paging::encode_cursor),
     }))
 }
 

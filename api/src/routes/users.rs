@@ -42,10 +42,10 @@ pub struct UpdateMeRequest {
     /// The new password; needs `current_password`. Revokes every refresh token of the
     /// account (access tokens already issued stay valid until they expire).
     #[validate(custom(function = "validation::password"))]
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub password: Option<String>,
     #[validate(length(min = 1, max = 128))]
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 128)]
     pub current_password: Option<String>,
 }
 
