@@ -40,7 +40,12 @@ pub struct LoginRequest {
         length(min = 1, max = 254),
         custom(function = "validation::no_control_characters")
     )]
-    #[schema(example = "ada", min_length = 1, max_length = 254)]
+    #[schema(
+        example = "ada",
+        min_length = 1,
+        max_length = 254,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub username: String,
     #[validate(length(min = 1, max = 128))]
     #[schema(example = "correct horse battery staple", format = Password, min_length = 1, max_length = 128)]

@@ -1,11 +1,8 @@
 //! Keyset pages: `?limit=` and `?cursor=`, the cursor being the id the previous page ended
 //! at (ids only grow, so pages stay stable while new rows arrive). Every value the documented
-//! pattern allows is a valid cursor.
+//! pattern (`^[0-9]{0,18}$`, empty: the first page) allows is a valid cursor.
 
 use crate::ApiError;
-
-/// The documented shape of a cursor.
-pub const CURSOR_PATTERN: &str = "^[0-9]{1,18}$";
 
 pub fn encode_cursor(id: i64) -> String {
     id.to_string()

@@ -227,12 +227,13 @@ async fn read_upload_form(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only photos in this status.
+    #[param(pattern = "^(pending|uploaded|processing|completed|failed)?$")]
     pub status: Option<String>,
     /// Page size, 1-100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = "^[0-9]{1,18}$")]
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
