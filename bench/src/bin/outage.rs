@@ -1,0 +1,282 @@
+//! Database outage under steady load (issue 8): the release server on PostgreSQL takes a
+//! steady stream of small uploads (each a new row) while PostgreSQL is stopped for a few
+//! seconds and started again. Prints requests served, failed (by status), hung (slower than the
+//! acquire time-out plus a second), the time from PostgreSQL answering again to the first
+//! success and to `/ready` saying 200, and checks that every upload that got a 201 left its row.
+//!
+//! Run (root, PostgreSQL from Debian's packages, restarts the local cluster!):
+//! `cargo build --release -p api -p bench && target/release/outage [OUTAGE_SECS]`
+//! with `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bench::sibling_binary;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::Mutex;
+
+/// 1x1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44,
+    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A,
+    0x7E, 0x9B, 0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60,
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49,
+    0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn cluster(action: &str) -> anyhow::Result<()> {
+    let version = std::fs::read_dir("/etc/postgresql")?
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no cluster under /etc/postgresql"))?;
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .status()?;
+    anyhow::ensure!(status.success(), "pg_ctlcluster {action} failed");
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    statuses: BTreeMap<String, u64>,
+    hung: u64,
+    slowest: Duration,
+    created: Vec<i64>,
+    first_success_after_up: Option<Instant>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let outage_secs: u64 = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(5);
+    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let name = format!("aistory_bench_outage_{}", std::process::id());
+    let admin = Database::connect(admin_url.as_str()).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    let url = format!("{base}/{name}");
+    let port = 18_900u16;
+    let api = sibling_binary("api")?;
+    let mut server = Command::new(&api)
+        .env("AISTORY_ENVIRONMENT", "testing")
+        .env("AISTORY_DATABASE_URL", &url)
+        .env("AISTORY_STORAGE_URL", "memory://")
+        .env("AISTORY_PORT", port.to_string())
+        .env("AISTORY_DB_POOL_SIZE", "4")
+        .env("AISTORY_DB_MAX_OVERFLOW", "4")
+        .env("AISTORY_DB_ACQUIRE_TIMEOUT_SECS", ACQUIRE_TIMEOUT.as_secs().to_string())
+        .env("AISTORY_DB_CONNECT_TIMEOUT_SECS", "2")
+        .env("AISTORY_WORKERS", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let result = run(port, outage_secs).await;
+    server.kill().ok();
+    server.wait().ok();
+    // Whatever happened, the cluster must be up again for what follows.
+    if Database::connect(admin_url.as_str()).await.is_err() {
+        cluster("start").ok();
+    }
+    let tally = result?;
+
+    // Every 201 left its row.
+    let db = Database::connect(url.as_str()).await?;
+    let mut missing = 0u64;
+    for id in &tally.created {
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT id FROM photos WHERE id = {id}"),
+            ))
+            .await?;
+        if rows.is_empty() {
+            missing += 1;
+        }
+    }
+    db.close().await?;
+    let admin = Database::connect(admin_url.as_str()).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await?;
+    println!(
+        "rows checked: {} (uploads answered 201), missing: {missing}",
+        tally.created.len()
+    );
+    anyhow::ensure!(missing == 0, "{missing} acknowledged uploads lost their row");
+    Ok(())
+}
+
+async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "server not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = serde_json::json!({"username": "outage", "email": "outage@example.com", "password": "correct horse battery"});
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&body)
+        .send()
+        .await?;
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "outage", "password": "correct horse battery"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no token: {login}"))?
+        .to_owned();
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let up_again: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, base, token, tally, stop, up_again) = (
+            client.clone(),
+            base.clone(),
+            token.clone(),
+            tally.clone(),
+            stop.clone(),
+            up_again.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let form = reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("dot.png"),
+                );
+                let sent = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/photos"))
+                    .bearer_auth(&token)
+                    .multipart(form)
+                    .send()
+                    .await;
+                let took = sent.elapsed();
+                let mut tally = tally.lock().await;
+                tally.slowest = tally.slowest.max(took);
+                if took > ACQUIRE_TIMEOUT + Duration::from_secs(1) {
+                    tally.hung += 1;
+                }
+                match response {
+                    Ok(response) => {
+                        let status = response.status();
+                        *tally.statuses.entry(status.as_u16().to_string()).or_default() += 1;
+                        if status.as_u16() == 201 {
+                            if let Ok(photo) = response.json::<serde_json::Value>().await
+                                && let Some(id) = photo["id"].as_i64()
+                            {
+                                tally.created.push(id);
+                            }
+                            if let Some(up) = *up_again.lock().await
+                                && tally.first_success_after_up.is_none()
+                                && sent >= up
+                            {
+                                tally.first_success_after_up = Some(Instant::now());
+                            }
+                        } else if status.as_u16() == 503 {
+                            drop(tally);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    Err(_) => {
+                        *tally.statuses.entry("transport error".to_owned()).or_default() += 1;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("stopping PostgreSQL for {outage_secs} s");
+    tokio::task::spawn_blocking(|| cluster("stop")).await??;
+    let down_at = Instant::now();
+    // /ready during the outage.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ready_during = client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(outage_secs.saturating_sub(1))).await;
+    tokio::task::spawn_blocking(|| cluster("start")).await??;
+    let up = Instant::now();
+    *up_again.lock().await = Some(up);
+    println!(
+        "PostgreSQL answering again after {:.1} s down",
+        (up - down_at).as_secs_f64()
+    );
+    let mut ready_after = None;
+    while up.elapsed() < Duration::from_secs(30) {
+        if client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready_after = Some(up.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await?;
+    }
+    let tally = Arc::try_unwrap(tally)
+        .map_err(|_| anyhow::anyhow!("tally still shared"))?
+        .into_inner();
+    let served: u64 = tally.statuses.values().sum();
+    println!("requests: {served} ({:?})", tally.statuses);
+    println!(
+        "hung (> acquire time-out {} s + 1 s): {}; slowest {:.2} s",
+        ACQUIRE_TIMEOUT.as_secs(),
+        tally.hung,
+        tally.slowest.as_secs_f64()
+    );
+    println!("/ready during the outage: {ready_during}");
+    match ready_after {
+        Some(after) => println!("/ready 200 again {:.2} s after PostgreSQL was back", after.as_secs_f64()),
+        None => println!("/ready never answered 200 again within 30 s"),
+    }
+    match tally.first_success_after_up {
+        Some(at) => println!(
+            "first 201 {:.2} s after PostgreSQL was back",
+            (at - up).as_secs_f64()
+        ),
+        None => println!("no 201 after PostgreSQL was back"),
+    }
+    Ok(tally)
+}
