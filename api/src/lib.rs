@@ -50,6 +50,8 @@ pub struct Application {
     db: DatabaseConnection,
     /// `AISTORY_WORKERS` workers running in this process.
     workers: Option<service::worker::Workers>,
+    /// Set when shutdown begins: event streams end, so the server can stop.
+    shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -106,6 +108,7 @@ impl Application {
             .port();
         let auth = &settings.auth;
         let document = openapi::document();
+        let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             db: db.clone(),
             ready_timeout: settings
@@ -124,6 +127,7 @@ impl Application {
             max_upload_bytes: settings.storage.max_upload_bytes,
             observer,
             routes: openapi::RouteTable::from_document(&document),
+            shutting_down: shutdown_seen,
         });
         let server = HttpServer::new(move || {
             let document = document.clone();
@@ -154,6 +158,7 @@ impl Application {
             server,
             db,
             workers,
+            shutting_down,
         })
     }
 
@@ -169,11 +174,32 @@ impl Application {
     /// Serves until SIGTERM / Ctrl-C (or the server handle stops it), lets in-flight requests
     /// finish, then closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        if let Some(workers) = self.workers {
+        let Application {
+            server,
+            db,
+            workers,
+            shutting_down,
+            ..
+        } = self;
+        // actix stops gracefully on SIGTERM / Ctrl-C by itself; on the same signal the workers
+        // stop claiming and the event streams end at once, so neither holds the stop up.
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: finishing in-flight requests and jobs");
+                let _ = shutting_down.send(true);
+                if let Some(workers) = &workers {
+                    workers.stop();
+                }
+                server.await
+            }
+        };
+        let _ = shutting_down.send(true);
+        if let Some(workers) = workers {
             workers.shutdown().await;
         }
-        if let Err(error) = service::close_db_connection(self.db).await {
+        if let Err(error) = service::close_db_connection(db).await {
             tracing::warn!(%error, "closing the database pool failed");
         }
         tracing::info!("server stopped");
@@ -203,4 +229,22 @@ pub struct AppState {
     pub observer: Option<service::StatementObserver>,
     /// Which methods each path serves (for `Allow` on 405).
     pub routes: openapi::RouteTable,
+    /// Becomes `true` when shutdown begins (long responses such as event streams end).
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

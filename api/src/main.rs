@@ -78,7 +78,7 @@ async fn worker() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    shutdown_signal().await;
+    api::shutdown_signal().await;
     tracing::info!("stopping: finishing or handing back running jobs");
     workers.shutdown().await;
     if let Err(error) = service::close_db_connection(db).await {
@@ -86,29 +86,6 @@ async fn worker() -> ExitCode {
     }
     tracing::info!("workers stopped");
     ExitCode::SUCCESS
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 async fn serve() -> ExitCode {

@@ -54,48 +54,76 @@ impl Scratch {
         }
         let mut names = Vec::new();
         let mut connections = Vec::new();
+        let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let mut opened = Ok(());
         for side in ["migrations", "entities"] {
-            let name = format!("aistory_scratch_{}_{side}", std::process::id());
-            admin
+            let name = format!("aistory_scratch_{}_{nonce}_{side}", std::process::id());
+            if let Err(e) = admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
-                .map_err(|e| format!("creating scratch database {name} failed: {e}"))?;
+            {
+                opened = Err(format!("creating scratch database {name} failed: {e}"));
+                break;
+            }
             names.push(name.clone());
-            let mut url = url::Url::parse(admin_url).map_err(|e| format!("--database-url: {e}"))?;
-            url.set_path(&format!("/{name}"));
-            connections.push(
-                Database::connect(url.as_str())
-                    .await
-                    .map_err(|e| format!("connecting to scratch database {name} failed: {e}"))?,
-            );
+            let connected = match url::Url::parse(admin_url) {
+                Ok(mut url) => {
+                    url.set_path(&format!("/{name}"));
+                    Database::connect(url.as_str())
+                        .await
+                        .map_err(|e| format!("connecting to scratch database {name} failed: {e}"))
+                }
+                Err(e) => Err(format!("--database-url: {e}")),
+            };
+            match connected {
+                Ok(connection) => connections.push(connection),
+                Err(error) => {
+                    opened = Err(error);
+                    break;
+                }
+            }
         }
-        let declared = connections.pop().ok_or("no scratch database")?;
-        let migrations = connections.pop().ok_or("no scratch database")?;
-        Ok(Scratch {
-            migrations,
-            declared,
-            cleanup: Some((admin, names)),
-        })
+        if let (Ok(()), Some(declared), Some(migrations)) =
+            (&opened, connections.pop(), connections.pop())
+        {
+            return Ok(Scratch {
+                migrations,
+                declared,
+                cleanup: Some((admin, names)),
+            });
+        }
+        // Drop whatever was created before the failure.
+        for connection in connections {
+            connection.close().await.ok();
+        }
+        drop_all(&admin, &names).await;
+        Err(opened
+            .err()
+            .unwrap_or_else(|| "no scratch database".to_owned()))
     }
 
     async fn close(self) {
         self.migrations.close().await.ok();
         self.declared.close().await.ok();
         if let Some((admin, names)) = self.cleanup {
-            let force = if admin.get_database_backend() == DbBackend::Postgres {
-                " WITH (FORCE)"
-            } else {
-                ""
-            };
-            for name in names {
-                if let Err(error) = admin
-                    .execute_unprepared(&format!("DROP DATABASE {name}{force}"))
-                    .await
-                {
-                    eprintln!("warning: dropping scratch database {name} failed: {error}");
-                }
-            }
+            drop_all(&admin, &names).await;
             admin.close().await.ok();
+        }
+    }
+}
+
+async fn drop_all(admin: &DatabaseConnection, names: &[String]) {
+    let force = if admin.get_database_backend() == DbBackend::Postgres {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    for name in names {
+        if let Err(error) = admin
+            .execute_unprepared(&format!("DROP DATABASE {name}{force}"))
+            .await
+        {
+            eprintln!("warning: dropping scratch database {name} failed: {error}");
         }
     }
 }

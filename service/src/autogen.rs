@@ -392,10 +392,11 @@ impl Column {
         if let Some(default) = &self.default {
             code += &default.code();
         }
+        // Kept in a change too: MySQL's MODIFY COLUMN rewrites the whole definition.
+        if self.auto_increment {
+            code += ".auto_increment()";
+        }
         if !for_change {
-            if self.auto_increment {
-                code += ".auto_increment()";
-            }
             if self.primary_key {
                 code += ".primary_key()";
             }
@@ -417,10 +418,10 @@ impl Column {
         if let Some(default) = &self.default {
             default.apply(&mut def);
         }
+        if self.auto_increment {
+            def.auto_increment();
+        }
         if !for_change {
-            if self.auto_increment {
-                def.auto_increment();
-            }
             if self.primary_key {
                 def.primary_key();
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::job;
+use futures_util::FutureExt;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,15 +30,21 @@ pub enum JobError {
     Lost,
 }
 
+/// What users see (as a failed photo's `error`) when our side failed: the details go to the
+/// log, never to them.
+pub const INTERNAL_FAILURE: &str = "a temporary problem on our side";
+
 impl From<ServiceError> for JobError {
     fn from(error: ServiceError) -> Self {
-        JobError::Retry(format!("database: {error}"))
+        tracing::warn!(%error, "a job hit a database error");
+        JobError::Retry(INTERNAL_FAILURE.to_owned())
     }
 }
 
 impl From<sea_orm::DbErr> for JobError {
     fn from(error: sea_orm::DbErr) -> Self {
-        JobError::Retry(format!("database: {error}"))
+        tracing::warn!(%error, "a job hit a database error");
+        JobError::Retry(INTERNAL_FAILURE.to_owned())
     }
 }
 
@@ -191,6 +198,12 @@ impl Workers {
         &self.ids
     }
 
+    /// Tells the workers to stop claiming; running jobs get the grace period, then what is
+    /// still held is handed back. Returns at once; [`Self::shutdown`] waits.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops claiming, lets running jobs finish within the grace period, hands back what is
     /// still held, and waits for every worker to end.
     pub async fn shutdown(self) {
@@ -271,7 +284,19 @@ impl Worker {
             job: &job,
         };
         let result = {
-            let run = handler.run(&ctx);
+            // A panicking handler fails its attempt instead of taking its worker down.
+            let run = async {
+                match std::panic::AssertUnwindSafe(handler.run(&ctx))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::error!("the job's handler panicked");
+                        Err(JobError::Retry(INTERNAL_FAILURE.to_owned()))
+                    }
+                }
+            };
             let heartbeat = heartbeat(&self.pool, &self.id, job.id, self.config.lease);
             let mut stopped = self.stopped.clone();
             let grace = self.config.shutdown_grace;
@@ -291,10 +316,12 @@ impl Worker {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) => {
-                if let Err(error) = queue::complete(&self.pool, job.id, &self.id).await {
-                    tracing::warn!(%error, "completing the job failed; it will run again");
-                } else {
-                    tracing::info!(elapsed_ms, "job done");
+                match queue::complete(&self.pool, job.id, &self.id).await {
+                    Err(error) => {
+                        tracing::warn!(%error, "completing the job failed; it will run again")
+                    }
+                    // Completed (by us, or already by the handler in its own transaction).
+                    Ok(_) => tracing::info!(elapsed_ms, "job done"),
                 }
             }
             Err(JobError::Lost) => {
@@ -325,22 +352,27 @@ impl Worker {
     ) {
         let result = async {
             let txn = crate::db::begin_write(&self.pool).await?;
-            let final_failure = if now || job.attempts >= job.max_attempts {
-                queue::give_up(&txn, job, &self.id, reason).await?
+            // None: the lease was lost (another worker has the job).
+            let outcome = if now || job.attempts >= job.max_attempts {
+                queue::give_up(&txn, job, &self.id, reason)
+                    .await?
+                    .then_some(true)
             } else {
-                queue::fail(&txn, job, &self.id, reason).await?;
-                false
+                queue::fail(&txn, job, &self.id, reason)
+                    .await?
+                    .map(|_| false)
             };
-            if final_failure {
+            if outcome == Some(true) {
                 handler.gave_up(&txn, job, reason).await?;
             }
             txn.commit().await?;
-            Ok::<_, ServiceError>(final_failure)
+            Ok::<_, ServiceError>(outcome)
         }
         .await;
         match result {
-            Ok(true) => tracing::warn!(reason, "the job failed for good"),
-            Ok(false) => tracing::info!(reason, "the job failed; it will be retried"),
+            Ok(Some(true)) => tracing::warn!(reason, "the job failed for good"),
+            Ok(Some(false)) => tracing::info!(reason, "the job failed; it will be retried"),
+            Ok(None) => tracing::warn!(reason, "the job failed, but its lease was lost meanwhile"),
             Err(error) => {
                 tracing::warn!(%error, reason, "recording a job failure failed; its lease will expire")
             }

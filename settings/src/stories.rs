@@ -60,12 +60,7 @@ impl WorkerSettings {
             count,
             lease,
             poll_interval: Duration::from_millis(poll),
-            shutdown_grace: Duration::from_secs(vars.parse_or(
-                "AISTORY_WORKER_GRACE_SECS",
-                10u64,
-                "a number of seconds from 0 to 3600",
-            )?)
-            .min(Duration::from_secs(3600)),
+            shutdown_grace: bounded_secs(vars, "AISTORY_WORKER_GRACE_SECS", 10, 0, 3600)?,
             count_file: vars.get("AISTORY_WORKER_COUNT_FILE"),
         })
     }

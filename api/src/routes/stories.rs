@@ -107,7 +107,7 @@ pub struct StoryRequestBody {
     params(("id" = i64, Path, description = "Photo id")),
     request_body = StoryRequestBody,
     responses(
-        (status = 202, description = "Queued; the photo, now `processing`. Location: where the story will be",
+        (status = 202, description = "Queued; the photo, now `processing`. Location: the photo, whose status says when the story is there (or follow /events)",
             body = PhotoPublic),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -138,10 +138,7 @@ pub async fn request_story(
     )
     .await?;
     Ok(HttpResponse::Accepted()
-        .insert_header((
-            header::LOCATION,
-            format!("/api/v1/photos/{}/story", photo.id),
-        ))
+        .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
         .json(PhotoPublic::from(photo)))
 }
 
@@ -226,11 +223,13 @@ pub async fn events(
         if st.done {
             return None;
         }
+        let mut first = st.last.is_none();
         loop {
-            if st.last.is_some() {
+            if !first {
                 tokio::time::sleep(EVENTS_POLL).await;
             }
-            if st.started.elapsed() > EVENTS_MAX {
+            first = false;
+            if st.started.elapsed() > EVENTS_MAX || *st.state.shutting_down.borrow() {
                 return None;
             }
             let photo =

@@ -20,11 +20,11 @@ use tokio::sync::Mutex;
 
 /// 1x1 PNG.
 const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A,
-    0x7E, 0x9B, 0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60,
-    0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49,
-    0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B,
+    0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
 ];
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
         .env("AISTORY_PORT", port.to_string())
         .env("AISTORY_DB_POOL_SIZE", "4")
         .env("AISTORY_DB_MAX_OVERFLOW", "4")
-        .env("AISTORY_DB_ACQUIRE_TIMEOUT_SECS", ACQUIRE_TIMEOUT.as_secs().to_string())
+        .env(
+            "AISTORY_DB_ACQUIRE_TIMEOUT_SECS",
+            ACQUIRE_TIMEOUT.as_secs().to_string(),
+        )
         .env("AISTORY_DB_CONNECT_TIMEOUT_SECS", "2")
         .env("AISTORY_WORKERS", "0")
         .env("RUST_LOG", "warn")
@@ -119,7 +122,10 @@ async fn main() -> anyhow::Result<()> {
         "rows checked: {} (uploads answered 201), missing: {missing}",
         tally.created.len()
     );
-    anyhow::ensure!(missing == 0, "{missing} acknowledged uploads lost their row");
+    anyhow::ensure!(
+        missing == 0,
+        "{missing} acknowledged uploads lost their row"
+    );
     Ok(())
 }
 
@@ -136,7 +142,10 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
         .map(|r| !r.status().is_success())
         .unwrap_or(true)
     {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "server not ready");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "server not ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let body = serde_json::json!({"username": "outage", "email": "outage@example.com", "password": "correct horse battery"});
@@ -192,7 +201,10 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
                 match response {
                     Ok(response) => {
                         let status = response.status();
-                        *tally.statuses.entry(status.as_u16().to_string()).or_default() += 1;
+                        *tally
+                            .statuses
+                            .entry(status.as_u16().to_string())
+                            .or_default() += 1;
                         if status.as_u16() == 201 {
                             if let Ok(photo) = response.json::<serde_json::Value>().await
                                 && let Some(id) = photo["id"].as_i64()
@@ -211,7 +223,10 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
                         }
                     }
                     Err(_) => {
-                        *tally.statuses.entry("transport error".to_owned()).or_default() += 1;
+                        *tally
+                            .statuses
+                            .entry("transport error".to_owned())
+                            .or_default() += 1;
                     }
                 }
             }
@@ -268,7 +283,10 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
     );
     println!("/ready during the outage: {ready_during}");
     match ready_after {
-        Some(after) => println!("/ready 200 again {:.2} s after PostgreSQL was back", after.as_secs_f64()),
+        Some(after) => println!(
+            "/ready 200 again {:.2} s after PostgreSQL was back",
+            after.as_secs_f64()
+        ),
         None => println!("/ready never answered 200 again within 30 s"),
     }
     match tally.first_success_after_up {

@@ -44,7 +44,8 @@ impl StoryProvider for BuiltinProvider {
         tokio::task::spawn_blocking(move || Ok(write_story(&request)))
             .await
             .map_err(|error| {
-                ProviderError::Transient(format!("the story writer stopped: {error}"))
+                tracing::error!(%error, "the built-in story writer stopped");
+                ProviderError::Transient("the story writer stopped unexpectedly".to_owned())
             })?
     }
 }
@@ -165,8 +166,8 @@ impl Facts {
 
     fn shape(&self) -> &'static str {
         match (self.width, self.height) {
-            (Some(w), Some(h)) if w * 10 > h * 11 => "wide",
-            (Some(w), Some(h)) if h * 10 > w * 11 => "tall",
+            (Some(w), Some(h)) if u64::from(w) * 10 > u64::from(h) * 11 => "wide",
+            (Some(w), Some(h)) if u64::from(h) * 10 > u64::from(w) * 11 => "tall",
             (Some(_), Some(_)) => "square",
             _ => "small",
         }

@@ -239,9 +239,10 @@ impl Handler for GenerateStory {
                 ));
             }
             Err(error) => {
-                return Err(JobError::Retry(format!(
-                    "reading the photo failed: {error}"
-                )));
+                tracing::warn!(%error, key = photo.object_key, "reading a photo for its story failed");
+                return Err(JobError::Retry(
+                    "the photo could not be read from storage".to_owned(),
+                ));
             }
         };
         let request = StoryRequest {

@@ -16,8 +16,8 @@ use super::provider::{ProviderError, StoryDraft, StoryProvider, StoryRequest, St
 pub const MAX_SIDE: u32 = 1024;
 /// The longest we wait on a `Retry-After` within one job attempt.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Longest story body we keep.
-const MAX_BODY_CHARS: usize = 20_000;
+/// Longest story body we keep, in bytes (MySQL's TEXT holds 65,535).
+const MAX_BODY_BYTES: usize = 60_000;
 
 pub struct OpenAiProvider {
     settings: OpenAiSettings,
@@ -168,10 +168,8 @@ pub fn parse_answer(answer: &Value) -> Result<StoryDraft, String> {
     if title.is_empty() || body.is_empty() {
         return Err("the story's title or body is empty".to_owned());
     }
-    if body.chars().count() > MAX_BODY_CHARS {
-        return Err(format!(
-            "the story is longer than {MAX_BODY_CHARS} characters"
-        ));
+    if body.len() > MAX_BODY_BYTES {
+        return Err(format!("the story is longer than {MAX_BODY_BYTES} bytes"));
     }
     Ok(StoryDraft {
         title: title.chars().take(200).collect(),
@@ -216,7 +214,8 @@ impl StoryProvider for OpenAiProvider {
         let image_url = tokio::task::spawn_blocking(move || data_url(&image))
             .await
             .map_err(|error| {
-                ProviderError::Transient(format!("preparing the photo stopped: {error}"))
+                tracing::error!(%error, "preparing a photo for the story service stopped");
+                ProviderError::Transient("preparing the photo stopped unexpectedly".to_owned())
             })??;
         let body = request_body(&self.settings.model, request, &image_url);
         let mut last_problem = String::new();
@@ -234,7 +233,8 @@ impl StoryProvider for OpenAiProvider {
                     None
                 }
                 Err(error) => {
-                    last_problem = format!("the story service could not be reached ({error})");
+                    tracing::warn!(%error, "the story service could not be reached");
+                    last_problem = "the story service could not be reached".to_owned();
                     None
                 }
                 Ok(response) => {
@@ -243,7 +243,14 @@ impl StoryProvider for OpenAiProvider {
                         let answer: Value = match response.json().await {
                             Ok(answer) => answer,
                             Err(error) if error.is_timeout() => {
-                                last_problem = "the story service's answer timed out".to_owned();
+                                last_problem = format!(
+                                    "the story service did not answer within {} s",
+                                    self.settings.timeout.as_secs()
+                                );
+                                if attempt < self.settings.max_retries {
+                                    let backoff = Duration::from_millis(500u64 << attempt.min(6));
+                                    tokio::time::sleep(backoff).await;
+                                }
                                 continue;
                             }
                             Err(_) => {

@@ -138,7 +138,10 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         )
         .await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    assert_eq!(accepted.headers()["location"].to_str().unwrap(), story_path);
+    assert_eq!(
+        accepted.headers()["location"].to_str().unwrap(),
+        format!("/api/v1/photos/{id}")
+    );
     let accepted: Value = accepted.json().await.unwrap();
     assert_eq!(accepted["status"], "processing");
 
@@ -758,4 +761,33 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
             .unwrap(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_an_unreachable_service_fails_without_leaking_its_address() {
+    let Some(app) = spawn_app_configured(Backend::Sqlite, |settings| {
+        let mut openai = OpenAiSettings::new("http://127.0.0.1:9/v1", "fake-vision-1");
+        openai.timeout = Duration::from_secs(1);
+        openai.max_retries = 0;
+        settings.story_provider = StoryProviderSettings::OpenAi(openai);
+    })
+    .await
+    else {
+        return;
+    };
+    let tokens = app.signed_up("nowhere").await;
+    let token = tokens.access.as_str();
+    let photo = upload_jpeg(&app, token, jpeg(32, 32, None), "Void").await;
+    let id = photo["id"].as_i64().unwrap();
+    let path = format!("/api/v1/photos/{id}/story");
+    assert_eq!(
+        app.request(Method::POST, &path, Some(&json!({})), Some(token))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let photo = settled(&app, token, id).await;
+    assert_eq!(photo["status"], "failed", "{photo}");
+    let reason = photo["error"].as_str().unwrap();
+    assert_eq!(reason, "the story service could not be reached");
 }
