@@ -79,6 +79,13 @@ pub fn on_unique_violation(
     ServiceError::from(error)
 }
 
+/// SQLSTATEs of a server going away: class 08 (connection exception: MySQL's "server has gone
+/// away", "lost connection", "shutdown in progress") and class 57 (PostgreSQL's
+/// `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`...).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57")
+}
+
 /// Whether the error means "no usable connection" rather than "the statement failed".
 pub fn is_unavailable(error: &DbErr) -> bool {
     match error {
@@ -90,7 +97,10 @@ pub fn is_unavailable(error: &DbErr) -> bool {
                     | sea_orm::sqlx::Error::PoolTimedOut
                     | sea_orm::sqlx::Error::PoolClosed
                     | sea_orm::sqlx::Error::WorkerCrashed
-            )
+            ) || inner
+                .as_database_error()
+                .and_then(|error| error.code())
+                .is_some_and(|code| is_unavailable_code(&code))
         }
         _ => false,
     }

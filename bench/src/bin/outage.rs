@@ -6,7 +6,8 @@
 //!
 //! Run (root, PostgreSQL from Debian's packages, restarts the local cluster!):
 //! `cargo build --release -p api -p bench && target/release/outage [OUTAGE_SECS]`
-//! with `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
+//! with `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres);
+//! `OUTAGE_SERVER_LOG=FILE` keeps the server's log.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -87,8 +88,12 @@ async fn main() -> anyhow::Result<()> {
         .env("AISTORY_DB_CONNECT_TIMEOUT_SECS", "2")
         .env("AISTORY_WORKERS", "0")
         .env("RUST_LOG", "warn")
+        .env("AISTORY_LOG_FORMAT", "json")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match std::env::var_os("OUTAGE_SERVER_LOG") {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        })
         .spawn()?;
     let result = run(port, outage_secs).await;
     server.kill().ok();
