@@ -31,6 +31,9 @@ pub enum ApiError {
     Conflict { detail: String },
     #[error("{detail}")]
     PayloadTooLarge { detail: String },
+    /// The client stopped sending its body.
+    #[error("{detail}")]
+    RequestTimeout { detail: String },
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
     #[error("too many attempts; retry in {retry_after_secs} s")]
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::RequestTimeout { .. } => "Request timeout",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::Validation { .. } => "Validation failed",
             ApiError::Unavailable { .. } => "Service unavailable",
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "/problems/method-not-allowed",
             ApiError::Conflict { .. } => "/problems/conflict",
             ApiError::PayloadTooLarge { .. } => "/problems/payload-too-large",
+            ApiError::RequestTimeout { .. } => "/problems/request-timeout",
             ApiError::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
             ApiError::Validation { .. } => "/problems/validation",
             ApiError::Unavailable { .. } => "/problems/unavailable",
@@ -142,6 +147,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -125,6 +125,7 @@ impl Application {
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
+            upload_idle_timeout: settings.storage.upload_idle_timeout,
             observer,
             routes: openapi::RouteTable::from_document(&document),
             shutting_down: shutdown_seen,
@@ -225,6 +226,8 @@ pub struct AppState {
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,
     pub max_upload_bytes: u64,
+    /// An upload body that stops arriving for this long is dropped (408).
+    pub upload_idle_timeout: Duration,
     /// Sees every statement (tests only).
     pub observer: Option<service::StatementObserver>,
     /// Which methods each path serves (for `Allow` on 405).

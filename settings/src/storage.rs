@@ -7,6 +7,9 @@ pub struct StorageSettings {
     pub url: String,
     /// Largest photo accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// An upload whose body stops arriving for this long is dropped with 408
+    /// (`AISTORY_UPLOAD_IDLE_TIMEOUT_SECS`).
+    pub upload_idle_timeout: std::time::Duration,
 }
 
 const SCHEMES: &str = "file://DIR, memory:// or s3://BUCKET";
@@ -38,9 +41,19 @@ impl StorageSettings {
                 expected,
             ));
         }
+        let idle_expected = "a number of seconds from 1 to 600";
+        let idle = vars.parse_or("AISTORY_UPLOAD_IDLE_TIMEOUT_SECS", 30u64, idle_expected)?;
+        if !(1..=600).contains(&idle) {
+            return Err(ConfigError::invalid(
+                "AISTORY_UPLOAD_IDLE_TIMEOUT_SECS",
+                &idle.to_string(),
+                idle_expected,
+            ));
+        }
         Ok(StorageSettings {
             url,
             max_upload_bytes,
+            upload_idle_timeout: std::time::Duration::from_secs(idle),
         })
     }
 
@@ -48,6 +61,7 @@ impl StorageSettings {
         StorageSettings {
             url: url.into(),
             max_upload_bytes: 20 * 1024 * 1024,
+            upload_idle_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -100,6 +100,7 @@ fn check_title(title: &str) -> Result<String, ApiError> {
         (status = 201, description = "Stored; status `uploaded`", body = PhotoPublic),
         (status = 400, description = "Malformed multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body stopped arriving for AISTORY_UPLOAD_IDLE_TIMEOUT_SECS", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than AISTORY_MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart, or not an accepted image", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing file, unknown field or invalid title", body = Problem, content_type = "application/problem+json"),
@@ -133,9 +134,23 @@ pub async fn upload(
         }
         .into());
     }
-    let mut form = Multipart::new(req.headers(), payload);
+    // A client that stops sending (slow loris) is cut off after the idle time-out.
+    let stalled = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut form = Multipart::new(
+        req.headers(),
+        idle_timeout(payload, state.upload_idle_timeout, stalled.clone()),
+    );
     let mut stored: Option<photo::Model> = None;
     let outcome = read_upload_form(&mut form, &auth, &state, &mut stored).await;
+    let outcome = match outcome {
+        Err(_) if stalled.get() => Err(ApiError::RequestTimeout {
+            detail: format!(
+                "the upload stopped arriving for {} s; send the body without pauses",
+                state.upload_idle_timeout.as_secs()
+            ),
+        }),
+        other => other,
+    };
     match (outcome, stored) {
         (Ok(()), Some(photo)) => Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
@@ -149,6 +164,34 @@ pub async fn upload(
             Err(error)
         }
     }
+}
+
+/// `payload`, failing when no bytes arrive for `idle` (and noting it in `stalled`).
+fn idle_timeout(
+    payload: web::Payload,
+    idle: std::time::Duration,
+    stalled: std::rc::Rc<std::cell::Cell<bool>>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> {
+    futures_util::stream::unfold((payload, false), move |(mut payload, done)| {
+        let stalled = stalled.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match tokio::time::timeout(idle, payload.next()).await {
+                Ok(Some(item)) => Some((item, (payload, false))),
+                Ok(None) => None,
+                Err(_) => {
+                    stalled.set(true);
+                    let error = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the body stopped arriving",
+                    );
+                    Some((Err(error.into()), (payload, true)))
+                }
+            }
+        }
+    })
 }
 
 /// Reads the parts of an upload form: one `file` (streamed to storage as it arrives) and at

@@ -22,7 +22,8 @@ store_backend_tests!(
 backend_tests!(
     refusals_are_clear,
     another_users_photo_is_not_found,
-    lying_and_oversized_uploads_leave_nothing
+    lying_and_oversized_uploads_leave_nothing,
+    a_stalled_upload_times_out_and_leaves_nothing
 );
 
 fn form(bytes: Vec<u8>, declared_type: &str, title: Option<&str>) -> Form {
@@ -753,4 +754,51 @@ async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
     let response = upload(&app, &tokens.access, form(png(2, 2), "image/png", None)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
+}
+
+/// A slow-loris upload (the body stops arriving) is cut off with 408 after the idle time-out,
+/// and leaves neither a row nor an object; other clients are served meanwhile.
+async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app_with_store(backend, Store::File, |s| {
+        s.storage.upload_idle_timeout = Duration::from_secs(1)
+    })
+    .await
+    else {
+        return;
+    };
+    let tokens = app.signed_up("loris").await;
+    let body = multipart_body(&png(64, 64), true);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+        tokens.access,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Half the body, then nothing.
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile another client is served.
+    let me = app
+        .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let mut response = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut response))
+        .await
+        .expect("the stalled upload was never answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..read]).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("stopped arriving"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    eventually("the stalled upload left nothing", || async {
+        Photo::find().count(&app.db).await.unwrap() == 0
+            && app.store.as_ref().unwrap().files().is_empty()
+    })
+    .await;
 }
