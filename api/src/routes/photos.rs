@@ -192,6 +192,8 @@ fn idle_timeout(
             }
         }
     })
+    // Multipart may poll again after the end: a fused stream keeps answering "ended".
+    .fuse()
 }
 
 /// Reads the parts of an upload form: one `file` (streamed to storage as it arrives) and at

@@ -1,0 +1,267 @@
+//! Soak (issue 8): the release server on PostgreSQL (2 in-process workers, builtin stories)
+//! under a steady mixed load for a long time: each client uploads a photo, asks for a story,
+//! reads the photo and a page of photos while the story is written, reads the story, and
+//! starts again. Prints requests by kind, errors (any unexpected status or transport error),
+//! stories completed, and the server's RSS after the first minute and at the end.
+//!
+//! Run: `cargo build --release -p api -p bench && target/release/soak [MINUTES] [CLIENTS] [PAUSE_MS]`
+//! (defaults 10, 8, 20: each client pauses PAUSE_MS between requests), with
+//! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bench::sibling_binary;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::Mutex;
+
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B,
+    0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
+];
+
+#[derive(Default)]
+struct Tally {
+    requests: BTreeMap<&'static str, u64>,
+    errors: BTreeMap<String, u64>,
+    stories: u64,
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib / 1024)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let minutes: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
+    let clients: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(8);
+    let pause_ms: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
+    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let name = format!("aistory_bench_soak_{}", std::process::id());
+    let admin = Database::connect(admin_url.as_str()).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let port = 18_950u16;
+    let mut server = Command::new(sibling_binary("api")?)
+        .env("AISTORY_ENVIRONMENT", "testing")
+        .env("AISTORY_DATABASE_URL", format!("{base}/{name}"))
+        .env("AISTORY_STORAGE_URL", "memory://")
+        .env("AISTORY_PORT", port.to_string())
+        .env("AISTORY_WORKERS", "2")
+        .env("AISTORY_WORKER_POLL_MS", "100")
+        .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let result = run(port, server.id(), minutes, clients, pause_ms).await;
+    server.kill().ok();
+    server.wait().ok();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await?;
+    result
+}
+
+async fn run(
+    port: u16,
+    pid: u32,
+    minutes: u64,
+    clients: usize,
+    pause_ms: u64,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let started = Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/ready"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "server not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tokens = Vec::new();
+    for n in 0..clients {
+        let username = format!("soak{n}");
+        client
+            .post(format!("{base}/auth/register"))
+            .json(&serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"}))
+            .send()
+            .await?;
+        let login: serde_json::Value = client
+            .post(format!("{base}/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": "correct horse battery"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens.push(
+            login["access_token"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("no token: {login}"))?
+                .to_owned(),
+        );
+    }
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for token in tokens {
+        let (client, base, tally, stop) =
+            (client.clone(), base.clone(), tally.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let pause = Duration::from_millis(pause_ms);
+            // One request: its kind, the status expected, and the body when it matched.
+            async fn call(
+                tally: &Mutex<Tally>,
+                kind: &'static str,
+                expected: u16,
+                request: reqwest::RequestBuilder,
+            ) -> Option<serde_json::Value> {
+                let response = request.send().await;
+                let mut tally = tally.lock().await;
+                *tally.requests.entry(kind).or_default() += 1;
+                match response {
+                    Ok(response) if response.status().as_u16() == expected => {
+                        drop(tally);
+                        Some(response.json().await.unwrap_or(serde_json::Value::Null))
+                    }
+                    Ok(response) => {
+                        *tally
+                            .errors
+                            .entry(format!("{kind}: {}", response.status()))
+                            .or_default() += 1;
+                        None
+                    }
+                    Err(error) => {
+                        *tally.errors.entry(format!("{kind}: {error}")).or_default() += 1;
+                        None
+                    }
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let form = reqwest::multipart::Form::new().text("title", "soak").part(
+                    "file",
+                    reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("dot.png"),
+                );
+                let upload = client
+                    .post(format!("{base}/photos"))
+                    .bearer_auth(&token)
+                    .multipart(form);
+                let Some(photo) = call(&tally, "upload", 201, upload).await else {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                };
+                let Some(id) = photo["id"].as_i64() else {
+                    continue;
+                };
+                tokio::time::sleep(pause).await;
+                let ask = client
+                    .post(format!("{base}/photos/{id}/story"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"style": "bedtime"}));
+                if call(&tally, "story request", 202, ask).await.is_none() {
+                    continue;
+                }
+                // Read while the story is written, until it is there.
+                let waiting = Instant::now();
+                loop {
+                    tokio::time::sleep(pause).await;
+                    let read = client
+                        .get(format!("{base}/photos/{id}"))
+                        .bearer_auth(&token);
+                    let Some(photo) = call(&tally, "read photo", 200, read).await else {
+                        break;
+                    };
+                    let page = client
+                        .get(format!("{base}/photos?limit=20"))
+                        .bearer_auth(&token);
+                    call(&tally, "read page", 200, page).await;
+                    match photo["status"].as_str() {
+                        Some("completed") => {
+                            let story = client
+                                .get(format!("{base}/photos/{id}/story"))
+                                .bearer_auth(&token);
+                            if call(&tally, "read story", 200, story).await.is_some() {
+                                tally.lock().await.stories += 1;
+                            }
+                            break;
+                        }
+                        Some("failed") => {
+                            *tally
+                                .lock()
+                                .await
+                                .errors
+                                .entry("story failed".to_owned())
+                                .or_default() += 1;
+                            break;
+                        }
+                        _ if waiting.elapsed() > Duration::from_secs(60) => {
+                            *tally
+                                .lock()
+                                .await
+                                .errors
+                                .entry("story not written within 60 s".to_owned())
+                                .or_default() += 1;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }));
+    }
+    let total = Duration::from_secs(minutes * 60);
+    tokio::time::sleep(Duration::from_secs(60).min(total)).await;
+    let rss_first_minute = rss_mib(pid);
+    println!("RSS after the first minute: {rss_first_minute} MiB");
+    tokio::time::sleep(total.saturating_sub(Duration::from_secs(60))).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await?;
+    }
+    let rss_end = rss_mib(pid);
+    let tally = tally.lock().await;
+    let requests: u64 = tally.requests.values().sum();
+    let errors: u64 = tally.errors.values().sum();
+    println!(
+        "{minutes} min, {clients} clients: {requests} requests ({:.0}/s) {:?}",
+        requests as f64 / total.as_secs_f64(),
+        tally.requests
+    );
+    println!("stories completed and read: {}", tally.stories);
+    println!("errors: {errors} {:?}", tally.errors);
+    let growth =
+        (rss_end as f64 - rss_first_minute as f64) / rss_first_minute.max(1) as f64 * 100.0;
+    println!("RSS: after 1 min {rss_first_minute} MiB, at the end {rss_end} MiB ({growth:+.1}%)");
+    Ok(())
+}
