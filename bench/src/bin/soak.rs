@@ -64,10 +64,16 @@ async fn main() -> anyhow::Result<()> {
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
     let port = 18_950u16;
+    // A directory store: the memory store would hold every uploaded photo in the server's RSS.
+    let objects = std::env::temp_dir().join(format!("aistory-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&objects)?;
     let mut server = Command::new(sibling_binary("api")?)
         .env("AISTORY_ENVIRONMENT", "testing")
         .env("AISTORY_DATABASE_URL", format!("{base}/{name}"))
-        .env("AISTORY_STORAGE_URL", "memory://")
+        .env(
+            "AISTORY_STORAGE_URL",
+            format!("file://{}", objects.display()),
+        )
         .env("AISTORY_PORT", port.to_string())
         .env("AISTORY_WORKERS", "2")
         .env("AISTORY_WORKER_POLL_MS", "100")
@@ -79,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let result = run(port, server.id(), minutes, clients, pause_ms).await;
     server.kill().ok();
     server.wait().ok();
+    std::fs::remove_dir_all(&objects).ok();
     admin
         .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await?;
