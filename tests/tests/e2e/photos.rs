@@ -23,7 +23,8 @@ backend_tests!(
     refusals_are_clear,
     another_users_photo_is_not_found,
     lying_and_oversized_uploads_leave_nothing,
-    a_stalled_upload_times_out_and_leaves_nothing
+    a_stalled_upload_times_out_and_leaves_nothing,
+    fifty_uploads_aborted_at_random_points_leave_nothing
 );
 
 fn form(bytes: Vec<u8>, declared_type: &str, title: Option<&str>) -> Form {
@@ -801,4 +802,52 @@ async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
             && app.store.as_ref().unwrap().files().is_empty()
     })
     .await;
+}
+
+/// 50 uploads cut off at random points (headers sent, part of the body, then the connection
+/// dropped) leave no row and no object, and the server keeps serving.
+async fn fifty_uploads_aborted_at_random_points_leave_nothing(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with_store(backend, Store::File, |_| {}).await else {
+        return;
+    };
+    let tokens = app.signed_up("quitter").await;
+    let body = {
+        let mut file = png(64, 64);
+        // Past the sniffed header, so some aborts happen mid-stream to the store.
+        file.resize(300 * 1024, 7);
+        multipart_body(&file, true)
+    };
+    // A fixed sequence of "random" cut points (reproducible): xorshift.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..50 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let cut = 1 + (state % (body.len() as u64 - 1)) as usize;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+            tokens.access,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..cut]).await.unwrap();
+        drop(stream);
+    }
+    let me = app
+        .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
+    assert_eq!(me.status(), StatusCode::OK, "the server keeps serving");
+    eventually("the aborted uploads left nothing", || async {
+        Photo::find().count(&app.db).await.unwrap() == 0
+            && app.store.as_ref().unwrap().files().is_empty()
+    })
+    .await;
+    // And a complete upload still works.
+    let ok = upload(&app, &tokens.access, form(png(4, 4), "image/png", None)).await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
 }
