@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod images;
 pub mod objects;
+mod paging;
 pub mod photos;
 pub mod queue;
 pub mod schema;

@@ -11,7 +11,7 @@ use entity::photo_status::PhotoStatus;
 use futures_util::{Stream, StreamExt};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, QueryFilter,
 };
 use sha2::{Digest, Sha256};
 
@@ -420,21 +420,7 @@ pub async fn list_photos<C: ConnectionTrait>(
     if let Some(status) = status {
         query = query.filter(photo::Column::Status.eq(status));
     }
-    if let Some(after) = after {
-        query = query.filter(photo::Column::Id.lt(after));
-    }
-    let mut rows = query
-        .order_by_desc(photo::Column::Id)
-        .limit(limit + 1)
-        .all(db)
-        .await?;
-    let next = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    crate::paging::newest_first(db, query, photo::Column::Id, |row| row.id, limit, after).await
 }
 
 /// Sets (or clears) a photo's title.

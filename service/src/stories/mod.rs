@@ -12,7 +12,7 @@ use entity::photo_status::PhotoStatus;
 use entity::story;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use settings::StoryProviderSettings;
@@ -162,21 +162,7 @@ pub async fn list_stories<C: ConnectionTrait>(
     if let Some(photo_id) = photo_id {
         query = query.filter(story::Column::PhotoId.eq(photo_id));
     }
-    if let Some(after) = after {
-        query = query.filter(story::Column::Id.lt(after));
-    }
-    let mut rows = query
-        .order_by_desc(story::Column::Id)
-        .limit(limit + 1)
-        .all(db)
-        .await?;
-    let next = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    crate::paging::newest_first(db, query, story::Column::Id, |row| row.id, limit, after).await
 }
 
 /// Deletes one of the user's stories (the photo stays).
