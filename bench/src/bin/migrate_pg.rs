@@ -15,12 +15,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(10);
-    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let (admin_url, base) = bench::postgres_admin()?;
     let migration = sibling_binary("migration")?;
     let admin = Database::connect(admin_url.as_str()).await?;
     let mut samples: Vec<Duration> = Vec::new();

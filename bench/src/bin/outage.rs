@@ -19,15 +19,6 @@ use bench::sibling_binary;
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::Mutex;
 
-/// 1x1 PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B,
-    0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00,
-    0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
-    0x42, 0x60, 0x82,
-];
-
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn cluster(action: &str) -> anyhow::Result<()> {
@@ -59,12 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(5);
-    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let (admin_url, base) = bench::postgres_admin()?;
     let name = format!("aistory_bench_outage_{}", std::process::id());
     let admin = Database::connect(admin_url.as_str()).await?;
     admin
@@ -139,20 +125,7 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while client
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(20),
-            "server not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bench::wait_ready(&client, port, Duration::from_secs(20)).await?;
     let body = serde_json::json!({"username": "outage", "email": "outage@example.com", "password": "correct horse battery"});
     client
         .post(format!("{base}/api/v1/auth/register"))
@@ -188,7 +161,7 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
             while !stop.load(Ordering::Relaxed) {
                 let form = reqwest::multipart::Form::new().part(
                     "file",
-                    reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("dot.png"),
+                    reqwest::multipart::Part::bytes(bench::PNG.to_vec()).file_name("dot.png"),
                 );
                 let sent = Instant::now();
                 let response = client

@@ -21,12 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let jobs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(2000);
     let batch: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
-    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let (admin_url, base) = bench::postgres_admin()?;
     let admin = Database::connect(admin_url.as_str()).await?;
     for workers in [1usize, 2, 4] {
         let name = format!("aistory_bench_queue_{workers}_{}", std::process::id());

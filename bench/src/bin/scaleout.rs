@@ -19,14 +19,6 @@ use bench::sibling_binary;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tokio::sync::Mutex;
 
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3A, 0x7E, 0x9B,
-    0x55, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00,
-    0x02, 0x00, 0x01, 0x48, 0xAF, 0xA4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
-    0x42, 0x60, 0x82,
-];
-
 const S3_PORT: u16 = 19_400;
 const S3_KEY: &str = "scaleout";
 const S3_SECRET: &str = "scaleout-secret";
@@ -75,12 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(60);
     let clients: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(8);
-    let admin_url = std::env::var("AISTORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .ok_or_else(|| anyhow::anyhow!("no database path in {admin_url}"))?;
+    let (admin_url, base) = bench::postgres_admin()?;
     let name = format!("aistory_bench_scaleout_{}", std::process::id());
     let url = format!("{base}/{name}");
     let admin = Database::connect(admin_url.as_str()).await?;
@@ -143,21 +130,8 @@ async fn drive(ports: &[u16], seconds: u64, clients: usize) -> anyhow::Result<Ta
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let started = Instant::now();
     for port in ports {
-        while client
-            .get(format!("http://127.0.0.1:{port}/ready"))
-            .send()
-            .await
-            .map(|r| !r.status().is_success())
-            .unwrap_or(true)
-        {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(30),
-                "API on {port} not ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        bench::wait_ready(&client, *port, Duration::from_secs(30)).await?;
     }
     let apis: Vec<String> = ports
         .iter()
@@ -217,7 +191,7 @@ async fn drive(ports: &[u16], seconds: u64, clients: usize) -> anyhow::Result<Ta
             }
             while !stop.load(Ordering::Relaxed) {
                 let form = reqwest::multipart::Form::new()
-                    .part("file", reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("dot.png"));
+                    .part("file", reqwest::multipart::Part::bytes(bench::PNG.to_vec()).file_name("dot.png"));
                 let upload = client.post(format!("{}/photos", next(&apis))).bearer_auth(&token).multipart(form);
                 let Some(photo) = expect(&tally, "upload", 201, upload).await else { continue };
                 let Some(id) = photo["id"].as_i64() else { continue };
