@@ -109,6 +109,14 @@ impl Scratch {
     }
 }
 
+async fn job_row(pool: &DatabaseConnection, id: i64) -> job::Model {
+    job::Entity::find_by_id(id)
+        .one(pool)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn runs(path: &Path) -> Vec<i64> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -153,11 +161,7 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
             "the first worker holds the job",
             Duration::from_secs(30),
             async || {
-                let row = job::Entity::find_by_id(job.id)
-                    .one(&pool)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let row = job_row(&pool, job.id).await;
                 row.status == JobStatus::Running
             },
         )
@@ -165,11 +169,7 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
     first.kill().unwrap(); // SIGKILL: no release, no cleanup
     first.wait().unwrap();
     let killed_at = Instant::now();
-    let held = job::Entity::find_by_id(job.id)
-        .one(&pool)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = job_row(&pool, job.id).await;
     assert_eq!(
         held.status,
         JobStatus::Running,
@@ -182,11 +182,7 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
             "the job succeeds on the second worker",
             Duration::from_secs(60),
             async || {
-                let row = job::Entity::find_by_id(job.id)
-                    .one(&pool)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let row = job_row(&pool, job.id).await;
                 row.status == JobStatus::Succeeded
             },
         )
@@ -197,11 +193,7 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
         "{:?}",
         killed_at.elapsed()
     );
-    let done = job::Entity::find_by_id(job.id)
-        .one(&pool)
-        .await
-        .unwrap()
-        .unwrap();
+    let done = job_row(&pool, job.id).await;
     assert_eq!(done.attempts, 2, "claimed once by each worker");
     assert_ne!(held.locked_by, None);
     // The first run died before its effect; the second ran to the end: one run counted.
@@ -291,11 +283,7 @@ async fn a_stopping_worker_hands_its_job_back() {
             "the worker holds the job",
             Duration::from_secs(30),
             async || {
-                let row = job::Entity::find_by_id(job.id)
-                    .one(&pool)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let row = job_row(&pool, job.id).await;
                 row.status == JobStatus::Running
             },
         )
@@ -307,11 +295,7 @@ async fn a_stopping_worker_hands_its_job_back() {
         stopping.elapsed() < Duration::from_secs(10),
         "the grace was not bounded"
     );
-    let back = job::Entity::find_by_id(job.id)
-        .one(&pool)
-        .await
-        .unwrap()
-        .unwrap();
+    let back = job_row(&pool, job.id).await;
     assert_eq!(
         back.status,
         JobStatus::Queued,

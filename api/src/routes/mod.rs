@@ -57,15 +57,20 @@ pub fn configure(config: &mut ServiceConfig) {
         );
 }
 
+/// The methods the request's path serves (the `Allow` of a 405).
+fn allowed_methods(req: &HttpRequest) -> String {
+    req.app_data::<web::Data<crate::AppState>>()
+        .map(|state| state.routes.allowed(req.path()))
+        .unwrap_or_default()
+}
+
 /// Unknown paths answer problem+json too.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     // The path exists, only not with this method.
     if req.resource_map().has_resource(req.path()) {
-        let allow = req
-            .app_data::<web::Data<crate::AppState>>()
-            .map(|state| state.routes.allowed(req.path()))
-            .unwrap_or_default();
-        return Err(ApiError::MethodNotAllowed { allow });
+        return Err(ApiError::MethodNotAllowed {
+            allow: allowed_methods(&req),
+        });
     }
     Err(ApiError::NotFound {
         what: format!("{} {}", req.method(), req.path()),
@@ -100,10 +105,7 @@ fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|error, req| {
         // `/photos/uploads` with PATCH reaches `/photos/{id}`: say the path exists, with other
         // methods, rather than that it is missing.
-        let allow = req
-            .app_data::<web::Data<crate::AppState>>()
-            .map(|state| state.routes.allowed(req.path()))
-            .unwrap_or_default();
+        let allow = allowed_methods(req);
         if !allow.is_empty()
             && !allow
                 .split(", ")
