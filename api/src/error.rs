@@ -22,6 +22,9 @@ pub enum ApiError {
         /// A token was sent but is bad (adds `error="invalid_token"` to `WWW-Authenticate`).
         invalid_token: bool,
     },
+    /// Authenticated, but not allowed to do this as sent (a wrong current password).
+    #[error("{detail}")]
+    Forbidden { detail: String },
     #[error("{what} not found")]
     NotFound { what: String },
     /// `allow` lists the methods the path does serve (the `Allow` header).
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::Unauthenticated { .. } => "Unauthorized",
             ApiError::TooManyRequests { .. } => "Too many requests",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "/problems/bad-request",
             ApiError::Unauthenticated { .. } => "/problems/unauthorized",
             ApiError::TooManyRequests { .. } => "/problems/too-many-requests",
+            ApiError::Forbidden { .. } => "/problems/forbidden",
             ApiError::NotFound { .. } => "/problems/not-found",
             ApiError::MethodNotAllowed { .. } => "/problems/method-not-allowed",
             ApiError::Conflict { .. } => "/problems/conflict",
@@ -143,6 +148,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -214,6 +220,7 @@ impl From<ServiceError> for ApiError {
                 detail: reason,
                 invalid_token: false,
             },
+            ServiceError::Forbidden { detail } => ApiError::Forbidden { detail },
             ServiceError::TooManyRequests { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
             }

@@ -107,7 +107,14 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let auth = &settings.auth;
-        let document = openapi::document();
+        // The routes table knows every route; the served document only what this deployment
+        // serves (see openapi::Deployment).
+        let routes = openapi::RouteTable::from_document(&openapi::document());
+        let document = openapi::document_for(&openapi::Deployment {
+            direct_uploads: storage.supports_direct_upload(),
+            max_upload_bytes: settings.storage.max_upload_bytes,
+            language_pattern: stories.language_pattern(),
+        });
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             db: db.clone(),
@@ -127,7 +134,7 @@ impl Application {
             max_upload_bytes: settings.storage.max_upload_bytes,
             upload_idle_timeout: settings.storage.upload_idle_timeout,
             observer,
-            routes: openapi::RouteTable::from_document(&document),
+            routes,
             shutting_down: shutdown_seen,
         });
         let server = HttpServer::new(move || {

@@ -51,7 +51,184 @@ pub fn document() -> Document {
         .configure(crate::routes::configure)
         .split_for_parts();
     document.openapi = openapi::OpenApiVersion::Version31;
+    add_links(&mut document);
+    // A new password needs the current one: JSON Schema's if/then, which utoipa has no
+    // attribute for (written through the extensions map, which is serialized flat).
+    if let Some(components) = document.components.as_mut()
+        && let Some(openapi::RefOr::T(openapi::Schema::Object(update))) =
+            components.schemas.get_mut("UpdateMeRequest")
+    {
+        let keywords = update.extensions.get_or_insert_with(Default::default);
+        keywords.insert(
+            "if".to_owned(),
+            serde_json::json!({
+                "properties": { "password": { "type": "string" } },
+                "required": ["password"],
+            }),
+        );
+        keywords.insert(
+            "then".to_owned(),
+            serde_json::json!({
+                "properties": { "current_password": { "type": "string" } },
+                "required": ["current_password"],
+            }),
+        );
+    }
     document
+}
+
+/// OpenAPI links: which operations take the id a response carries (for clients, and for
+/// stateful fuzzing, which follows them). Operation ids are unique (`operation_id = ...`).
+fn add_links(document: &mut Document) {
+    // Not `photo_story`: a story is written later, by a worker (a 202 creates no story yet).
+    const PHOTO_OPERATIONS: [&str; 6] = [
+        "get_photo",
+        "rename_photo",
+        "delete_photo",
+        "photo_content",
+        "photo_events",
+        "request_story",
+    ];
+    let links: [(&str, &str, &str, &[&str], &str); 4] = [
+        (
+            "/api/v1/photos",
+            "post",
+            "201",
+            &PHOTO_OPERATIONS,
+            "$response.body#/id",
+        ),
+        (
+            "/api/v1/photos/{id}/story",
+            "post",
+            "202",
+            &["get_photo", "photo_events"],
+            "$response.body#/id",
+        ),
+        (
+            UPLOADS,
+            "post",
+            "201",
+            &["complete_direct_upload", "get_photo"],
+            "$response.body#/photo/id",
+        ),
+        (
+            "/api/v1/photos/{id}/story",
+            "get",
+            "200",
+            &["get_story", "delete_story"],
+            "$response.body#/id",
+        ),
+    ];
+    for (path, method, status, targets, id) in links {
+        let Some(item) = document.paths.paths.get_mut(path) else {
+            continue;
+        };
+        let operation = match method {
+            "get" => item.get.as_mut(),
+            _ => item.post.as_mut(),
+        };
+        let Some(openapi::RefOr::T(response)) =
+            operation.and_then(|operation| operation.responses.responses.get_mut(status))
+        else {
+            continue;
+        };
+        // Written as JSON: utoipa 5.5 serializes `Link::operation_id` as `operation_id`, not
+        // `operationId`, which no OpenAPI tool reads.
+        let links: serde_json::Map<String, serde_json::Value> = targets
+            .iter()
+            .map(|target| {
+                let link = serde_json::json!({ "operationId": target, "parameters": { "id": id } });
+                ((*target).to_owned(), link)
+            })
+            .collect();
+        response
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert("links".to_owned(), serde_json::Value::Object(links));
+    }
+}
+
+/// What this deployment accepts beyond the code's types, written into its document so that a
+/// request valid by the document is one this server takes (and a client can read the limits).
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// An S3 store with credentials: the direct-upload operations work. Elsewhere they are left
+    /// out of the document (and answer 400 saying why).
+    pub direct_uploads: bool,
+    /// `AISTORY_MAX_UPLOAD_BYTES`: the `maximum` of a declared `size_bytes`.
+    pub max_upload_bytes: u64,
+    /// The story languages the configured writer accepts (a `pattern`).
+    pub language_pattern: &'static str,
+}
+
+const UPLOADS: &str = "/api/v1/photos/uploads";
+const COMPLETE: &str = "/api/v1/photos/{id}/complete";
+
+/// [`document`] for one deployment (see [`Deployment`]).
+pub fn document_for(deployment: &Deployment) -> Document {
+    let mut document = document();
+    if !deployment.direct_uploads {
+        document.paths.paths.remove(UPLOADS);
+        document.paths.paths.remove(COMPLETE);
+    }
+    // The multipart upload says which file types it takes, so generators send images.
+    let upload = document
+        .paths
+        .paths
+        .get_mut("/api/v1/photos")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut())
+        .and_then(|body| body.content.get_mut("multipart/form-data"));
+    if let Some(content) = upload {
+        let mut encoding = openapi::encoding::Encoding::default();
+        encoding.content_type = Some(
+            service::images::ImageKind::CONTENT_TYPES
+                .iter()
+                .filter(|kind| !matches!(**kind, "image/jpg" | "image/heif"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        content.encoding.insert("file".to_owned(), encoding);
+    }
+    let Some(components) = document.components.as_mut() else {
+        return document;
+    };
+    if let Some(request) = property(components, "DirectUploadRequest", "content_type") {
+        request.enum_values = Some(
+            service::images::ImageKind::CONTENT_TYPES
+                .iter()
+                .map(|kind| serde_json::Value::from(*kind))
+                .collect(),
+        );
+        request.min_length = None;
+        request.max_length = None;
+    }
+    if let Some(size) = property(components, "DirectUploadRequest", "size_bytes") {
+        size.maximum = Some(utoipa::Number::UInt(
+            usize::try_from(deployment.max_upload_bytes).unwrap_or(usize::MAX),
+        ));
+    }
+    if let Some(language) = property(components, "StoryRequestBody", "language") {
+        language.pattern = Some(deployment.language_pattern.to_owned());
+    }
+    document
+}
+
+/// The inline schema of `schema.field` in the components, when it is a plain one.
+fn property<'a>(
+    components: &'a mut openapi::Components,
+    schema: &str,
+    field: &str,
+) -> Option<&'a mut openapi::schema::Object> {
+    let openapi::RefOr::T(openapi::Schema::Object(object)) = components.schemas.get_mut(schema)?
+    else {
+        return None;
+    };
+    match object.properties.get_mut(field)? {
+        openapi::RefOr::T(openapi::Schema::Object(property)) => Some(property),
+        _ => None,
+    }
 }
 
 /// `GET /api/openapi.json` and the Swagger UI at `/docs` (vendored: works offline).

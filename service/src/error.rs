@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// No valid credentials: a missing, expired or revoked token, or a wrong password.
     #[error("{reason}")]
     Unauthenticated { reason: String },
+    /// Authenticated, but the proof this change needs is wrong (a wrong current password).
+    #[error("{detail}")]
+    Forbidden { detail: String },
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },

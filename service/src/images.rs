@@ -34,6 +34,17 @@ impl ImageKind {
         }
     }
 
+    /// Every Content-Type [`Self::from_content_type`] knows (lower case, no parameters).
+    pub const CONTENT_TYPES: [&'static str; 7] = [
+        "image/jpeg",
+        "image/jpg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/heic",
+        "image/heif",
+    ];
+
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         match content_type.trim().to_ascii_lowercase().as_str() {
             "image/jpeg" | "image/jpg" => Some(ImageKind::Jpeg),

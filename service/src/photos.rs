@@ -305,9 +305,16 @@ pub async fn create_direct_upload(
         });
     };
     if size_bytes > max_bytes {
-        return Err(ServiceError::TooLarge {
-            limit_bytes: max_bytes,
-        });
+        // A field of a small JSON body, not a large body: 422 on the field (not 413).
+        return Err(ServiceError::Validation(
+            [(
+                "size_bytes".to_owned(),
+                vec![format!(
+                    "must be at most {max_bytes} bytes (the upload limit, AISTORY_MAX_UPLOAD_BYTES)"
+                )],
+            )]
+            .into(),
+        ));
     }
     let key = object_key(user_id, kind);
     // The client writes to a staging key; completion copies the checked bytes to the photo's

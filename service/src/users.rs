@@ -91,7 +91,10 @@ pub async fn update_account<C: ConnectionTrait>(
             ));
         };
         if !crate::auth::passwords::verify(current, &account.password_hash).await? {
-            return Err(field_error("current_password", "is wrong"));
+            // 403, not 422: the request is well formed, the proof is wrong.
+            return Err(ServiceError::Forbidden {
+                detail: "current_password is wrong; the password was not changed".to_owned(),
+            });
         }
         active.password_hash = Set(crate::auth::passwords::hash(new_password).await?);
         crate::auth::refresh::revoke_all_for_user(db, id).await?;

@@ -93,6 +93,7 @@ fn check_title(title: &str) -> Result<String, ApiError> {
 
 /// Upload a photo (multipart: `file`, optional `title`). The bytes are streamed to storage.
 #[utoipa::path(
+    operation_id = "upload_photo",
     tag = "photos",
     security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
@@ -301,6 +302,7 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
 
 /// Your photos, newest first.
 #[utoipa::path(
+    operation_id = "list_photos",
     tag = "photos",
     security(("bearer" = [])),
     params(ListQuery),
@@ -336,6 +338,7 @@ pub async fn list(
 
 /// One photo.
 #[utoipa::path(
+    operation_id = "get_photo",
     tag = "photos",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -365,6 +368,7 @@ pub struct RenameRequest {
 
 /// Change a photo's title.
 #[utoipa::path(
+    operation_id = "rename_photo",
     tag = "photos",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -398,6 +402,7 @@ pub async fn rename(
 
 /// Delete a photo and its bytes.
 #[utoipa::path(
+    operation_id = "delete_photo",
     tag = "photos",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -419,6 +424,7 @@ pub async fn delete_one(
 
 /// Download the photo's bytes. `If-None-Match` with the ETag answers 304.
 #[utoipa::path(
+    operation_id = "photo_content",
     tag = "photos",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -489,6 +495,7 @@ pub struct DirectUploadRequest {
     #[schema(example = "image/jpeg", min_length = 1, max_length = 100)]
     pub content_type: String,
     /// Exact size of the file in bytes.
+    #[serde(deserialize_with = "validation::whole_number")]
     #[validate(range(min = 1))]
     #[schema(minimum = 1)]
     pub size_bytes: u64,
@@ -519,6 +526,7 @@ pub struct DirectUploadResponse {
 
 /// Start a direct-to-bucket upload (S3 stores): a `pending` photo and a presigned PUT URL.
 #[utoipa::path(
+    operation_id = "start_direct_upload",
     tag = "photos",
     security(("bearer" = [])),
     request_body = DirectUploadRequest,
@@ -526,9 +534,9 @@ pub struct DirectUploadResponse {
         (status = 201, description = "PUT the bytes to `upload.url`, then POST .../complete", body = DirectUploadResponse),
         (status = 400, description = "Malformed JSON, or the store is not S3", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Declared size over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON, or not an accepted image type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (a size_bytes over the upload limit too)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/uploads")]
@@ -565,6 +573,7 @@ pub async fn create_direct_upload(
 
 /// Finish a direct upload: the object is checked (present, within the limit, an image).
 #[utoipa::path(
+    operation_id = "complete_direct_upload",
     tag = "photos",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),

@@ -102,6 +102,7 @@ pub struct StoryRequestBody {
 /// Ask for a story about a photo. The photo goes to `processing` and a worker writes the story;
 /// follow it at `/api/v1/photos/{id}/events` or poll the photo.
 #[utoipa::path(
+    operation_id = "request_story",
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -144,6 +145,7 @@ pub async fn request_story(
 
 /// The photo's newest story.
 #[utoipa::path(
+    operation_id = "photo_story",
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
@@ -186,16 +188,34 @@ fn event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
     web::Bytes::from(format!("event: {name}\nid: {id}\ndata: {json}\n\n"))
 }
 
+/// One server-sent event of `/photos/{id}/events`, as its `text/event-stream` fields.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the wire format; the events are written by `event`
+pub struct PhotoEvent {
+    /// `status` (data: the photo) or `deleted` (data: `{"id": ...}`).
+    #[schema(example = "status", pattern = "^(status|deleted)$")]
+    event: String,
+    /// The event's number in this stream, from 1.
+    #[schema(example = "1", pattern = "^[0-9]+$")]
+    id: String,
+    /// JSON: the photo (as GET /photos/{id}) for `status`, `{"id": N}` for `deleted`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 /// Follow a photo's status as server-sent events (`text/event-stream`): a `status` event with
-/// the photo now and at every change, until it is `completed` or `failed` (or deleted: a
-/// `deleted` event). A photo already `completed` or `failed` gets one event and the end.
+/// the photo now, then at every change while a story is being written (`processing`), until it
+/// is `completed` or `failed` (or deleted: a `deleted` event). A photo in any other status
+/// changes only when you act, so it gets one event and the stream ends: ask for the story
+/// first, then follow its events.
 #[utoipa::path(
+    operation_id = "photo_events",
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
     responses(
         (status = 200, description = "Server-sent events: `event: status` with the photo as `data` (JSON), at each change",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = PhotoEvent),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
     )
@@ -257,7 +277,8 @@ pub async fn events(
                 };
             let now = (photo.status, photo.error.clone());
             if st.last.as_ref() != Some(&now) {
-                st.done = matches!(photo.status, PhotoStatus::Completed | PhotoStatus::Failed);
+                // Only a story being written changes the photo without the client acting.
+                st.done = photo.status != PhotoStatus::Processing;
                 st.last = Some(now);
                 st.sent += 1;
                 st.last_write = Instant::now();
@@ -300,6 +321,7 @@ pub struct StoryPage {
 
 /// Your stories, newest first.
 #[utoipa::path(
+    operation_id = "list_stories",
     tag = "stories",
     security(("bearer" = [])),
     params(StoryListQuery),
@@ -329,6 +351,7 @@ pub async fn list(
 
 /// One story.
 #[utoipa::path(
+    operation_id = "get_story",
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Story id")),
@@ -346,6 +369,7 @@ pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpR
 
 /// Delete a story (the photo stays).
 #[utoipa::path(
+    operation_id = "delete_story",
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Story id")),

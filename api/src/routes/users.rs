@@ -37,7 +37,9 @@ impl From<user::Model> for UserPublic {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
+    /// Unique; stored lower-case.
     #[validate(custom(function = "validation::email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// The new password; needs `current_password`. Revokes every refresh token of the
     /// account (access tokens already issued stay valid until they expire).
@@ -90,10 +92,11 @@ pub async fn get_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
         (status = 200, description = "Updated account", body = UserPublic),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current_password", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a wrong current password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (or a new password without current_password)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/me")]

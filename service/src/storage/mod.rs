@@ -139,6 +139,11 @@ impl Storage {
         &self.kind
     }
 
+    /// Whether [`Self::presign_put`] can work: an S3 store with credentials.
+    pub fn supports_direct_upload(&self) -> bool {
+        self.presigner.is_some()
+    }
+
     /// Starts a streamed upload to `key`. Nothing is visible under `key` until
     /// [`Upload::finish`]; [`Upload::abort`] (or dropping it) leaves nothing behind.
     pub async fn start_upload(&self, key: &str) -> Result<Upload, StorageError> {

@@ -26,6 +26,11 @@ impl StoryProvider for BuiltinProvider {
         None
     }
 
+    fn language_pattern(&self) -> &'static str {
+        // English: `en` with any subtags (`en-GB`), in any case.
+        "^[Ee][Nn](-[A-Za-z0-9]{1,8})*$"
+    }
+
     fn check_language(&self, language: &str) -> Result<(), String> {
         let primary = language.split('-').next().unwrap_or_default();
         if primary.eq_ignore_ascii_case("en") {

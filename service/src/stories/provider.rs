@@ -98,9 +98,18 @@ pub trait StoryProvider: Send + Sync + 'static {
     /// failed job.
     fn check_language(&self, language: &str) -> Result<(), String>;
 
+    /// The languages [`Self::check_language`] accepts, as a regular expression over the tag
+    /// (for the OpenAPI document). Every well-formed tag unless the provider says otherwise.
+    fn language_pattern(&self) -> &'static str {
+        LANGUAGE_TAG_PATTERN
+    }
+
     /// Writes the story.
     async fn write(&self, request: &StoryRequest) -> Result<StoryDraft, ProviderError>;
 }
+
+/// [`is_language_tag`] as a regular expression (ECMA 262, for JSON Schema `pattern`).
+pub const LANGUAGE_TAG_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$";
 
 /// Whether `tag` looks like a BCP 47 language tag: a 2-3 letter language and optional
 /// subtags of 1-8 letters or digits (`en`, `pt-BR`, `zh-Hant-TW`), at most 35 characters.

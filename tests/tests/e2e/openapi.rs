@@ -1,6 +1,6 @@
 //! The OpenAPI document describes exactly what is served, and /docs renders it offline.
 
-use aistory_tests::{Backend, spawn_app};
+use aistory_tests::{Backend, Store, spawn_app, spawn_app_with_store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -32,6 +32,24 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/api/v1/stories/{id}"),
 ];
 
+/// Served everywhere, documented only where they work: an S3 store with credentials.
+const S3_ONLY: &[(&str, &str)] = &[
+    ("post", "/api/v1/photos/uploads"),
+    ("post", "/api/v1/photos/{id}/complete"),
+];
+
+fn operations(document: &Value) -> Vec<(String, String)> {
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    documented
+}
+
 #[tokio::test]
 async fn every_served_route_is_documented_and_every_documented_one_is_served() {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
@@ -43,18 +61,21 @@ async fn every_served_route_is_documented_and_every_documented_one_is_served() {
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = document["paths"].as_object().unwrap();
 
-    let mut documented = Vec::new();
-    for (path, item) in paths {
-        for method in ["get", "post", "put", "patch", "delete"] {
-            if item.get(method).is_some() {
-                documented.push((method.to_owned(), path.clone()));
-            }
-        }
-    }
+    let documented = operations(&document);
     for (method, path) in SERVED {
+        if S3_ONLY.contains(&(method, path)) {
+            continue;
+        }
         assert!(
             documented.iter().any(|(m, p)| m == method && p == path),
             "{method} {path} is served but missing from the OpenAPI document"
+        );
+    }
+    // On this (directory) store the direct uploads are left out, and say why when called.
+    for (method, path) in S3_ONLY {
+        assert!(
+            !documented.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is documented on a store that cannot serve it"
         );
     }
     for (method, path) in &documented {
@@ -87,6 +108,66 @@ async fn every_served_route_is_documented_and_every_documented_one_is_served() {
     assert!(paths["/api/v1/users/me"]["get"]["security"].is_array());
     assert!(paths["/api/v1/auth/login"]["post"]["responses"]["429"].is_object());
     assert!(document["components"]["schemas"]["Problem"].is_object());
+}
+
+/// The document says what this deployment accepts: the direct uploads on S3, the upload limit,
+/// the accepted image types, the story languages of the configured writer; operation ids are
+/// unique and links lead from a new photo to what can be done with it.
+#[tokio::test]
+async fn the_document_describes_this_deployment() {
+    let Some(app) = spawn_app_with_store(Backend::Sqlite, Store::S3, |settings| {
+        settings.storage.max_upload_bytes = 12_345;
+    })
+    .await
+    else {
+        return;
+    };
+    let document: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let documented = operations(&document);
+    for (method, path) in SERVED {
+        assert!(
+            documented.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is served by an S3 deployment but missing from its document"
+        );
+    }
+    let schemas = &document["components"]["schemas"];
+    let direct = &schemas["DirectUploadRequest"]["properties"];
+    assert_eq!(direct["size_bytes"]["maximum"], 12_345, "{direct}");
+    let types = direct["content_type"]["enum"].as_array().unwrap();
+    assert!(types.contains(&Value::from("image/jpeg")), "{types:?}");
+    assert!(types.contains(&Value::from("image/heic")), "{types:?}");
+    // The built-in writer writes English only.
+    let language = schemas["StoryRequestBody"]["properties"]["language"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(language, "^[Ee][Nn](-[A-Za-z0-9]{1,8})*$");
+    let upload = &document["paths"]["/api/v1/photos"]["post"];
+    let file_types =
+        upload["requestBody"]["content"]["multipart/form-data"]["encoding"]["file"]["contentType"]
+            .as_str()
+            .unwrap();
+    assert!(file_types.contains("image/png"), "{file_types}");
+    // A new password needs the current one.
+    assert_eq!(
+        schemas["UpdateMeRequest"]["then"]["required"][0],
+        "current_password"
+    );
+
+    let mut ids = Vec::new();
+    for (method, path) in &documented {
+        let id = document["paths"][path][method]["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+        assert!(!ids.contains(&id), "operationId {id} is used twice");
+        ids.push(id);
+    }
+    let links = upload["responses"]["201"]["links"].as_object().unwrap();
+    assert_eq!(links["get_photo"]["operationId"], "get_photo");
+    assert_eq!(links["get_photo"]["parameters"]["id"], "$response.body#/id");
+    for link in links.values() {
+        let target = link["operationId"].as_str().unwrap();
+        assert!(ids.contains(&target), "a link leads to unknown {target}");
+    }
 }
 
 #[tokio::test]

@@ -686,7 +686,7 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
     )
     .await;
 
-    // Declared over the limit: refused up front.
+    // Declared over the limit: refused up front, on the field (the document's `maximum`).
     let too_big = app
         .post_json(
             "/api/v1/photos/uploads",
@@ -694,7 +694,8 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
             Some(&tokens.access),
         )
         .await;
-    problem(too_big, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let body = problem(too_big, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(body["errors"]["size_bytes"].is_array(), "{body}");
     // Too large after the fact (an object bigger than the limit under a pending photo's key).
     let sneaky = start("image/png", 100).await;
     let sneaky_id = sneaky["photo"]["id"].as_i64().unwrap();

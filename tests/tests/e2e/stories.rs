@@ -129,6 +129,12 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         StatusCode::NOT_FOUND,
         "no story before one is asked for"
     );
+    // Nothing is being written: the stream says `uploaded` once and ends (it does not wait
+    // for the client to act).
+    let idle = read_events(&app, token, id).await;
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert_eq!(idle[0].0, "status");
+    assert_eq!(idle[0].1["status"], "uploaded", "{idle:?}");
     let accepted = app
         .request(
             Method::POST,
@@ -683,7 +689,13 @@ async fn openai_a_refused_key_fails_at_once() {
 }
 
 async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
-    let Some(app) = spawn_app_with_store(backend, Store::File, |_| {}).await else {
+    // No in-process workers: their sweeper sweeps at start, and could take the abandoned row
+    // before this test's own sweep. Workers without a sweeper are started below.
+    let Some(app) = spawn_app_with_store(backend, Store::File, |settings| {
+        settings.workers.count = 0;
+    })
+    .await
+    else {
         return;
     };
     let test_store = app.store.as_ref().unwrap();
@@ -750,10 +762,25 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
             .unwrap()
             .is_some()
     );
+    let settings = settings::WorkerSettings::default();
+    let workers = service::worker::Workers::start(
+        app.db.clone(),
+        service::job_handlers(
+            &storage,
+            std::sync::Arc::new(service::stories::BuiltinProvider),
+            &settings,
+        ),
+        service::worker::WorkerConfig {
+            sweep_every: None,
+            ..service::worker::WorkerConfig::from_settings(&settings)
+        },
+        1,
+    );
     eventually("the abandoned upload's bytes are deleted", || async {
         test_store.files().len() + 1 == before
     })
     .await;
+    workers.shutdown().await;
     // Sweeping again finds nothing.
     assert_eq!(
         service::objects::sweep_pending(&app.db, service::objects::PENDING_MAX_AGE)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Contract fuzzing (schemathesis, every check) against the real server on PostgreSQL and the S3
+# store, so every documented operation is live. Bounded in examples and time.
+#
+# Usage: .ci/schemathesis.sh TARGET_DIR   (holds debug/api and debug/migration)
+# Needs: AISTORY_TEST_POSTGRES_URL (admin URL), AWS_ENDPOINT_URL and credentials of an
+# s3s-fs whose root directory is AISTORY_TEST_S3_ROOT (as .ci/run sets up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$1/debug
+version=4.32.5
+venv=${AISTORY_SCHEMATHESIS_VENV:-/var/tmp/aistory-schemathesis-$version}
+max_examples=${AISTORY_FUZZ_MAX_EXAMPLES:-100}
+
+
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  echo "installing schemathesis $version in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+fi
+
+admin=${AISTORY_TEST_POSTGRES_URL:?set AISTORY_TEST_POSTGRES_URL}
+name="aistory_fuzz_$(date +%s)_$$"
+database_url="${admin%/*}/$name"
+bucket="fuzz-$(date +%s)-$$"
+workdir=$(mktemp -d)
+server=
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  psql -q "$admin" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "${AISTORY_TEST_S3_ROOT:?}/$bucket" "$workdir"
+}
+trap cleanup EXIT
+
+psql -q "$admin" -c "CREATE DATABASE $name" >/dev/null
+AISTORY_DATABASE_URL=$database_url "$bin/migration" up >"$workdir/migration.log" 2>&1 ||
+  { cat "$workdir/migration.log" >&2; exit 1; }
+mkdir -p "${AISTORY_TEST_S3_ROOT:?set AISTORY_TEST_S3_ROOT}/$bucket"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Every request comes from 127.0.0.1: the per-address login throttle would lock out the
+# fresh-account logins after the fuzzer's wrong passwords, so it is raised for this run.
+AISTORY_ENVIRONMENT=testing AISTORY_DATABASE_URL=$database_url AISTORY_STORAGE_URL="s3://$bucket" \
+  AISTORY_PORT=$port AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS=100000 RUST_LOG=warn \
+  "$bin/api" >"$workdir/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 150); do
+  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/ready" >/dev/null || { cat "$workdir/server.log" >&2; exit 1; }
+
+status=0
+AISTORY_FUZZ_BASE_URL="http://127.0.0.1:$port" PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hooks \
+  "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
+  --checks all --max-examples "$max_examples" --seed "${AISTORY_FUZZ_SEED:-20261125}" \
+  --request-timeout 30 ${AISTORY_FUZZ_EXTRA:-} || status=$?
+
+if grep -q "panicked" "$workdir/server.log"; then
+  echo "error: the server panicked during the run:" >&2
+  grep -A5 "panicked" "$workdir/server.log" >&2
+  status=1
+fi
+if [ "$status" -ne 0 ]; then
+  echo "schemathesis failed (exit $status); last server log lines:" >&2
+  tail -n 40 "$workdir/server.log" >&2
+fi
+exit "$status"
