@@ -25,7 +25,7 @@ struct Tally {
     stories: u64,
 }
 
-fn rss_mib(pid: u32) -> u64 {
+fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -34,8 +34,8 @@ fn rss_mib(pid: u32) -> u64 {
                 .find(|line| line.starts_with("VmRSS:"))
                 .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
-        .map(|kib| kib / 1024)
-        .unwrap_or(0)
+        .map(|kib| kib as f64 / 1024.0)
+        .unwrap_or(0.0)
 }
 
 #[tokio::main]
@@ -222,10 +222,22 @@ async fn run(
         }));
     }
     let total = Duration::from_secs(minutes * 60);
-    tokio::time::sleep(Duration::from_secs(60).min(total)).await;
-    let rss_first_minute = rss_mib(pid);
-    println!("RSS after the first minute: {rss_first_minute} MiB");
-    tokio::time::sleep(total.saturating_sub(Duration::from_secs(60))).await;
+    // RSS and throughput minute by minute: a leak climbs steadily, a warm-up levels off.
+    let mut rss_first_minute = 0.0;
+    let mut served_before = 0u64;
+    for minute in 1..=minutes.max(1) {
+        tokio::time::sleep(Duration::from_secs(60).min(total)).await;
+        let rss = rss_mib(pid);
+        if minute == 1 {
+            rss_first_minute = rss;
+        }
+        let served: u64 = tally.lock().await.requests.values().sum();
+        println!(
+            "minute {minute}: RSS {rss:.1} MiB, {} req/s",
+            (served - served_before) / 60
+        );
+        served_before = served;
+    }
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await?;
@@ -241,8 +253,9 @@ async fn run(
     );
     println!("stories completed and read: {}", tally.stories);
     println!("errors: {errors} {:?}", tally.errors);
-    let growth =
-        (rss_end as f64 - rss_first_minute as f64) / rss_first_minute.max(1) as f64 * 100.0;
-    println!("RSS: after 1 min {rss_first_minute} MiB, at the end {rss_end} MiB ({growth:+.1}%)");
+    let growth = (rss_end - rss_first_minute) / rss_first_minute.max(1.0) * 100.0;
+    println!(
+        "RSS: after 1 min {rss_first_minute:.1} MiB, at the end {rss_end:.1} MiB ({growth:+.1}%)"
+    );
     Ok(())
 }
