@@ -154,6 +154,11 @@ impl Application {
                 .configure(extra_routes.clone())
                 .default_service(web::to(routes::not_found))
         })
+        // Slow-loris guards: the request head must arrive within 5 s (else 408), idle
+        // keep-alive connections close after 5 s; an upload body that stops arriving is cut by
+        // AISTORY_UPLOAD_IDLE_TIMEOUT_SECS, a JSON body is at most 64 KiB.
+        .client_request_timeout(Duration::from_secs(5))
+        .keep_alive(Duration::from_secs(5))
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)
         .map_err(|source| StartupError::Bind {

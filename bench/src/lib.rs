@@ -78,3 +78,17 @@ pub async fn wait_ready(
     }
     Ok(())
 }
+
+/// The resident memory of process `pid`, in MiB (0 when it cannot be read).
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib as f64 / 1024.0)
+        .unwrap_or(0.0)
+}

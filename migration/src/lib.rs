@@ -13,6 +13,7 @@ mod m20261125_000002_create_photos;
 mod m20261125_000003_create_refresh_tokens;
 mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_stories;
+mod m20261125_234326_page_indexes;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_refresh_tokens::Migration),
             Box::new(m20261125_000004_create_jobs::Migration),
             Box::new(m20261125_000005_create_stories::Migration),
+            Box::new(m20261125_234326_page_indexes::Migration),
         ]
     }
 }

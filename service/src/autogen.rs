@@ -44,7 +44,13 @@ impl Declared {
     pub fn from_entities(backend: DbBackend) -> Declared {
         let schema = Schema::new(backend);
         let mut declared = Declared::default();
-        fn add<E: EntityTrait>(declared: &mut Declared, schema: &Schema, entity: E) {
+        // `more`: the entity's indexes over several columns (its `indexes()`).
+        fn add<E: EntityTrait>(
+            declared: &mut Declared,
+            schema: &Schema,
+            entity: E,
+            more: Vec<IndexCreateStatement>,
+        ) {
             declared
                 .tables
                 .push(schema.create_table_from_entity(entity));
@@ -53,14 +59,30 @@ impl Declared {
                 schema
                     .create_index_from_entity(entity)
                     .into_iter()
+                    .chain(more)
                     .map(|index| (table.clone(), index)),
             );
         }
-        add(&mut declared, &schema, entity::user::Entity);
-        add(&mut declared, &schema, entity::photo::Entity);
-        add(&mut declared, &schema, entity::refresh_token::Entity);
-        add(&mut declared, &schema, entity::job::Entity);
-        add(&mut declared, &schema, entity::story::Entity);
+        add(&mut declared, &schema, entity::user::Entity, Vec::new());
+        add(
+            &mut declared,
+            &schema,
+            entity::photo::Entity,
+            entity::photo::indexes(),
+        );
+        add(
+            &mut declared,
+            &schema,
+            entity::refresh_token::Entity,
+            Vec::new(),
+        );
+        add(&mut declared, &schema, entity::job::Entity, Vec::new());
+        add(
+            &mut declared,
+            &schema,
+            entity::story::Entity,
+            entity::story::indexes(),
+        );
         declared
     }
 

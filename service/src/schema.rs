@@ -69,6 +69,28 @@ pub struct ForeignKeyDescription {
     pub on_delete: String,
 }
 
+impl std::fmt::Display for IndexDescription {
+    /// `(user_id, id)`, `unique (email)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unique = if self.unique { "unique " } else { "" };
+        write!(f, "{unique}({})", self.columns.join(", "))
+    }
+}
+
+impl std::fmt::Display for ForeignKeyDescription {
+    /// `(user_id) -> users (id) on delete CASCADE`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "({}) -> {} ({}) on delete {}",
+            self.columns.join(", "),
+            self.references_table,
+            self.references_columns.join(", "),
+            self.on_delete
+        )
+    }
+}
+
 impl SchemaDescription {
     /// The same description without CHECK constraints (entities cannot declare them).
     pub fn without_checks(mut self) -> Self {
@@ -120,22 +142,22 @@ impl SchemaDescription {
             }
             for index in left.indexes.difference(&right.indexes) {
                 out.push(format!(
-                    "index on {name}{index:?}: in {left_name}, not in {right_name}"
+                    "index on {name} {index}: in {left_name}, not in {right_name}"
                 ));
             }
             for index in right.indexes.difference(&left.indexes) {
                 out.push(format!(
-                    "index on {name}{index:?}: in {right_name}, not in {left_name}"
+                    "index on {name} {index}: in {right_name}, not in {left_name}"
                 ));
             }
             for key in left.foreign_keys.difference(&right.foreign_keys) {
                 out.push(format!(
-                    "foreign key on {name}{key:?}: in {left_name}, not in {right_name}"
+                    "foreign key on {name} {key}: in {left_name}, not in {right_name}"
                 ));
             }
             for key in right.foreign_keys.difference(&left.foreign_keys) {
                 out.push(format!(
-                    "foreign key on {name}{key:?}: in {right_name}, not in {left_name}"
+                    "foreign key on {name} {key}: in {right_name}, not in {left_name}"
                 ));
             }
             for check in left.checks.symmetric_difference(&right.checks) {

@@ -4,8 +4,10 @@
 //! starts again. Prints requests by kind, errors (any unexpected status or transport error),
 //! stories completed, and the server's RSS after the first minute and at the end.
 //!
-//! Run: `cargo build --release -p api -p bench && target/release/soak [MINUTES] [CLIENTS] [PAUSE_MS]`
-//! (defaults 10, 8, 20: each client pauses PAUSE_MS between requests), with
+//! Run: `cargo build --release -p api -p bench && target/release/soak [MINUTES] [CLIENTS] [PAUSE_MS] [RATE]`
+//! (defaults 10, 8, 20, 0: each client pauses PAUSE_MS between requests; RATE caps the
+//! requests per second of all clients together, 0 = no cap). Capacity: `soak 1 16 0`; the
+//! soak at half of it: `soak 10 16 0 HALF`. With
 //! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::collections::BTreeMap;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bench::sibling_binary;
+use bench::{rss_mib, sibling_binary};
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::Mutex;
 
@@ -25,25 +27,13 @@ struct Tally {
     stories: u64,
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib as f64 / 1024.0)
-        .unwrap_or(0.0)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let minutes: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
     let clients: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(8);
     let pause_ms: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
+    let rate: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(0);
     let (admin_url, base) = bench::postgres_admin()?;
     let name = format!("aistory_bench_soak_{}", std::process::id());
     let admin = Database::connect(admin_url.as_str()).await?;
@@ -69,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let result = run(port, server.id(), minutes, clients, pause_ms).await;
+    let result = run(port, server.id(), minutes, clients, pause_ms, rate).await;
     server.kill().ok();
     server.wait().ok();
     std::fs::remove_dir_all(&objects).ok();
@@ -85,6 +75,7 @@ async fn run(
     minutes: u64,
     clients: usize,
     pause_ms: u64,
+    rate: u64,
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -114,20 +105,36 @@ async fn run(
         );
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
+    // The cap: one tick per request, shared by all clients (missed ticks burst, so the
+    // average holds even below the timer's 1 ms resolution).
+    let governor = Arc::new((rate > 0).then(|| {
+        Mutex::new(tokio::time::interval(Duration::from_secs_f64(
+            1.0 / rate.max(1) as f64,
+        )))
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for token in tokens {
-        let (client, base, tally, stop) =
-            (client.clone(), base.clone(), tally.clone(), stop.clone());
+        let (client, base, tally, stop, governor) = (
+            client.clone(),
+            base.clone(),
+            tally.clone(),
+            stop.clone(),
+            governor.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let pause = Duration::from_millis(pause_ms);
             // One request: its kind, the status expected, and the body when it matched.
             async fn call(
+                governor: &Option<Mutex<tokio::time::Interval>>,
                 tally: &Mutex<Tally>,
                 kind: &'static str,
                 expected: u16,
                 request: reqwest::RequestBuilder,
             ) -> Option<serde_json::Value> {
+                if let Some(ticks) = governor {
+                    ticks.lock().await.tick().await;
+                }
                 let response = request.send().await;
                 let mut tally = tally.lock().await;
                 *tally.requests.entry(kind).or_default() += 1;
@@ -158,7 +165,7 @@ async fn run(
                     .post(format!("{base}/photos"))
                     .bearer_auth(&token)
                     .multipart(form);
-                let Some(photo) = call(&tally, "upload", 201, upload).await else {
+                let Some(photo) = call(&governor, &tally, "upload", 201, upload).await else {
                     tokio::time::sleep(pause).await;
                     continue;
                 };
@@ -170,7 +177,10 @@ async fn run(
                     .post(format!("{base}/photos/{id}/story"))
                     .bearer_auth(&token)
                     .json(&serde_json::json!({"style": "bedtime"}));
-                if call(&tally, "story request", 202, ask).await.is_none() {
+                if call(&governor, &tally, "story request", 202, ask)
+                    .await
+                    .is_none()
+                {
                     continue;
                 }
                 // Read while the story is written, until it is there.
@@ -180,19 +190,22 @@ async fn run(
                     let read = client
                         .get(format!("{base}/photos/{id}"))
                         .bearer_auth(&token);
-                    let Some(photo) = call(&tally, "read photo", 200, read).await else {
+                    let Some(photo) = call(&governor, &tally, "read photo", 200, read).await else {
                         break;
                     };
                     let page = client
                         .get(format!("{base}/photos?limit=20"))
                         .bearer_auth(&token);
-                    call(&tally, "read page", 200, page).await;
+                    call(&governor, &tally, "read page", 200, page).await;
                     match photo["status"].as_str() {
                         Some("completed") => {
                             let story = client
                                 .get(format!("{base}/photos/{id}/story"))
                                 .bearer_auth(&token);
-                            if call(&tally, "read story", 200, story).await.is_some() {
+                            if call(&governor, &tally, "read story", 200, story)
+                                .await
+                                .is_some()
+                            {
                                 tally.lock().await.stories += 1;
                             }
                             break;

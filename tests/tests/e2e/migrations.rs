@@ -168,13 +168,23 @@ async fn the_schema_has_its_constraints(backend: Backend) {
     assert!(unique.contains(&vec!["email".to_owned()]), "{users:?}");
 
     let photos = &schema.tables["photos"];
-    for column in ["user_id", "status"] {
+    assert!(
+        photos
+            .indexes
+            .iter()
+            .any(|i| i.columns == ["status"] && !i.unique),
+        "no index on photos.status: {photos:?}"
+    );
+    // A user's photos and stories: `(user_id, id)`, which pages read newest first (and which
+    // serves every lookup by user_id, the foreign key's included).
+    for table in ["photos", "stories"] {
+        let table = &schema.tables[table];
         assert!(
-            photos
+            table
                 .indexes
                 .iter()
-                .any(|i| i.columns == [column] && !i.unique),
-            "no index on photos.{column}: {photos:?}"
+                .any(|i| i.columns == ["user_id", "id"] && !i.unique),
+            "no (user_id, id) index: {table:?}"
         );
     }
     assert!(
