@@ -1,6 +1,8 @@
 //! The database client's own ceiling: 16 tasks sending pgbench's `-S` query through SeaORM
 //! (sqlx) for a few seconds, no HTTP involved. Compares what the server adds on top.
-//! Run: `target/release/db_loop URL_OF_A_PGBENCH_DATABASE [TASKS] [SECONDS]`.
+//! Run: `target/release/db_loop URL_OF_A_PGBENCH_DATABASE [TASKS] [SECONDS] [CLIENT]`, CLIENT
+//! `seaorm` (default) or `tokio-postgres` (one connection per task, the statement prepared
+//! once: what another Rust client reaches on the same query).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: db_loop URL [TASKS] [SECONDS]"))?;
     let tasks: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(16);
     let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
+    if args.next().as_deref() == Some("tokio-postgres") {
+        return tokio_postgres_loop(&url, tasks, seconds).await;
+    }
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(tasks as u32)
@@ -48,6 +53,42 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "{tasks} tasks: {:.0} queries/s through SeaORM",
+        done.load(Ordering::Relaxed) as f64 / seconds as f64
+    );
+    Ok(())
+}
+
+async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::Result<()> {
+    let done = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..tasks {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        clients.push(client);
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for (task, client) in clients.into_iter().enumerate() {
+        let done = done.clone();
+        handles.push(tokio::spawn(async move {
+            let statement = client
+                .prepare("SELECT abalance FROM pgbench_accounts WHERE aid = $1")
+                .await?;
+            let mut aid: i32 = task as i32 * 7919;
+            while Instant::now() < deadline {
+                aid = ((i64::from(aid) * 48271 + 11) % 1_000_000 + 1) as i32;
+                if client.query_opt(&statement, &[&aid]).await.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    println!(
+        "{tasks} tasks: {:.0} queries/s through tokio-postgres",
         done.load(Ordering::Relaxed) as f64 / seconds as f64
     );
     Ok(())
