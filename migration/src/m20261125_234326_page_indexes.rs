@@ -5,9 +5,10 @@
 //!
 //! A page of a user's photos (or stories), newest first, becomes a range of a `(user_id, id)`
 //! index instead of every row of the user, sorted. The one-column `user_id` indexes are
-//! prefixes of the new ones and go. Reviewed by hand: the new indexes are created before the
-//! old ones are dropped (both ways), because MySQL refuses to drop the only index of a foreign
-//! key. On a large PostgreSQL table, `CREATE INDEX` blocks writes while it builds.
+//! prefixes of the new ones and go. The new indexes are created before the old ones are
+//! dropped (both ways), because MySQL refuses to drop the only index of a foreign key (this
+//! file was reordered by hand; autogenerate has written that order itself since). On a large
+//! PostgreSQL table, `CREATE INDEX` blocks writes while it builds.
 
 use sea_orm_migration::prelude::*;
 

@@ -32,6 +32,8 @@ mod drop_table;
 mod drop_unique;
 #[path = "../../tests/snapshots/autogen/rename_column.rs.snap"]
 mod rename_column;
+#[path = "../../tests/snapshots/autogen/replace_index.rs.snap"]
+mod replace_index;
 
 #[test]
 fn generated_migrations_compile_and_are_named() {
@@ -50,6 +52,7 @@ fn generated_migrations_compile_and_are_named() {
         drop_table::Migration.name(),
         drop_unique::Migration.name(),
         rename_column::Migration.name(),
+        replace_index::Migration.name(),
     ];
     assert!(names.iter().all(|name| !name.is_empty()));
 }

@@ -905,9 +905,20 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
         .filter(|name| wanted.tables.contains_key(*name))
         .cloned()
         .collect();
+    // An index is dropped before one of the same name is created; any other drop waits until
+    // the new indexes exist (MySQL refuses to drop the only index a foreign key can use), and
+    // happens before the columns go (their indexes would go with them).
+    let (drop_first, drop_later): (Vec<Op>, Vec<Op>) =
+        drop_indexes.into_iter().partition(|op| match op {
+            Op::DropIndex { table, index } => create_indexes.iter().any(|created| {
+                matches!(created, Op::CreateIndex { table: t, index: i }
+                    if t == table && i.name == index.name)
+            }),
+            _ => true,
+        });
     let mut ops = Vec::new();
     ops.extend(drop_keys);
-    ops.extend(drop_indexes);
+    ops.extend(drop_first);
     ops.extend(
         dependency_order(created, &existing)
             .into_iter()
@@ -917,6 +928,7 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
     ops.extend(change_columns);
     ops.extend(create_indexes);
     ops.extend(add_keys);
+    ops.extend(drop_later);
     ops.extend(drop_columns);
     let mut dropped = dependency_order(dropped, &existing);
     dropped.reverse();

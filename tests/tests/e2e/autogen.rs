@@ -24,6 +24,7 @@ backend_tests!(
     a_column_stops_being_unique,
     an_index_is_added,
     an_index_is_dropped,
+    a_foreign_keys_index_is_replaced,
     a_foreign_key_is_added,
     a_foreign_key_is_dropped,
     a_rename_is_a_drop_and_an_add,
@@ -41,6 +42,8 @@ struct Books {
     rating: bool,
     author_fk: bool,
     author_index: bool,
+    /// `(author_id, id)` in place of the one-column index.
+    author_id_id_index: bool,
     status_index: bool,
     reviews: bool,
 }
@@ -56,6 +59,7 @@ impl Default for Books {
             rating: false,
             author_fk: true,
             author_index: true,
+            author_id_id_index: false,
             status_index: false,
             reviews: false,
         }
@@ -140,6 +144,17 @@ fn schema(books: &Books) -> Declared {
     };
     if books.author_index {
         indexes.push(index("idx-books-author_id", "books", "author_id"));
+    }
+    if books.author_id_id_index {
+        indexes.push((
+            "books".to_owned(),
+            Index::create()
+                .name("idx-books-author_id-id")
+                .table(Alias::new("books"))
+                .col(Alias::new("author_id"))
+                .col(Alias::new("id"))
+                .to_owned(),
+        ));
     }
     if books.status_index {
         indexes.push(index("idx-books-status", "books", "status"));
@@ -355,6 +370,17 @@ async fn an_index_is_dropped(backend: Backend) {
         ..Books::default()
     };
     round_trip(backend, "drop_index", old, Books::default(), false).await;
+}
+
+/// The new index is created before the old one is dropped, both ways: MySQL refuses to drop
+/// the only index a foreign key can use.
+async fn a_foreign_keys_index_is_replaced(backend: Backend) {
+    let new = Books {
+        author_index: false,
+        author_id_id_index: true,
+        ..Books::default()
+    };
+    round_trip(backend, "replace_index", Books::default(), new, false).await;
 }
 
 async fn a_foreign_key_is_added(backend: Backend) {
