@@ -2,6 +2,7 @@
 //! name the field) and [`AuthUser`] (the bearer token's user, verified without the database).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -47,16 +48,27 @@ where
         if too_large {
             return Box::pin(ready(Err(body_too_large())));
         }
+        // A JSON body is small: all of it must arrive within the upload idle time-out, so a
+        // client that sends half a body and stops (slow loris) is cut off with 408.
+        let deadline = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(Duration::from_secs(30), |state| state.upload_idle_timeout);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = body
-                .await
-                .map_err(|error| match error.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => body_too_large(),
-                    _ => ApiError::BadRequest {
-                        detail: format!("the request body could not be read: {error}"),
-                    },
-                })?;
+            let body = tokio::time::timeout(deadline, body).await.map_err(|_| {
+                ApiError::RequestTimeout {
+                    detail: format!(
+                        "the JSON body did not arrive within {} s (AISTORY_UPLOAD_IDLE_TIMEOUT_SECS)",
+                        deadline.as_secs()
+                    ),
+                }
+            })?;
+            let bytes = body.map_err(|error| match error.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => body_too_large(),
+                _ => ApiError::BadRequest {
+                    detail: format!("the request body could not be read: {error}"),
+                },
+            })?;
             let value: T = parse(&bytes)?;
             value.validate().map_err(|errors| ApiError::Validation {
                 errors: field_messages(&errors),

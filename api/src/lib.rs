@@ -155,8 +155,8 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         // Slow-loris guards: the request head must arrive within 5 s (else 408), idle
-        // keep-alive connections close after 5 s; an upload body that stops arriving is cut by
-        // AISTORY_UPLOAD_IDLE_TIMEOUT_SECS, a JSON body is at most 64 KiB.
+        // keep-alive connections close after 5 s; an upload body that stops arriving, and a
+        // JSON body (at most 64 KiB) not all there, are cut by AISTORY_UPLOAD_IDLE_TIMEOUT_SECS.
         .client_request_timeout(Duration::from_secs(5))
         .keep_alive(Duration::from_secs(5))
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())

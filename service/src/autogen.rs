@@ -905,16 +905,19 @@ pub fn plan(migrated: &SchemaDescription, wanted: &SchemaDescription, declared: 
         .filter(|name| wanted.tables.contains_key(*name))
         .cloned()
         .collect();
-    // An index is dropped before one of the same name is created; any other drop waits until
-    // the new indexes exist (MySQL refuses to drop the only index a foreign key can use), and
-    // happens before the columns go (their indexes would go with them).
-    let (drop_first, drop_later): (Vec<Op>, Vec<Op>) =
+    // An index that a new one replaces (same table, the new one's columns start with the old
+    // one's, another name) is dropped only once the new one exists: MySQL refuses to drop the
+    // only index a foreign key can use. Every other index goes first, as before: before the
+    // columns change (a type change can fail on an indexed column).
+    let (drop_later, drop_first): (Vec<Op>, Vec<Op>) =
         drop_indexes.into_iter().partition(|op| match op {
             Op::DropIndex { table, index } => create_indexes.iter().any(|created| {
-                matches!(created, Op::CreateIndex { table: t, index: i }
-                    if t == table && i.name == index.name)
+                matches!(created, Op::CreateIndex { table: t, index: new }
+                    if t == table
+                        && new.name != index.name
+                        && new.columns.starts_with(&index.columns))
             }),
-            _ => true,
+            _ => false,
         });
     let mut ops = Vec::new();
     ops.extend(drop_keys);

@@ -5,18 +5,20 @@
 //!   time-out);
 //! - 50 slow-loris heads send half a request head, then nothing (expected: cut after the 5 s
 //!   head time-out);
+//! - 50 slow-loris JSON bodies on `POST /auth/login` (no token needed) send half a body, then
+//!   nothing (expected: 408 after the upload idle time-out);
 //! - 50 lying lengths declare 50,000 bytes more than they send, then nothing (expected: 408);
 //! - 50 lying lengths declare 50,000 bytes fewer than they send (expected: a 4xx, the body
 //!   is cut short);
 //! - 50 declare a length over the limit (expected: 413 before the body is read);
 //! - 20 chunked bodies run past the limit (expected: 413 while they stream).
 //!
-//! The wave runs 3 times on the same server (memory that is only retained levels off; a leak
+//! The wave runs WAVES times (default 3) on the same server (memory that is only retained levels off; a leak
 //! climbs). Prints the abusive requests by outcome, the honest requests served, failed and the
 //! slowest, the abuser's rows and objects left behind (orphans) and the server's RSS at the
 //! start, after each wave and at the peak.
 //!
-//! Run: `cargo build --release -p api -p bench && target/release/abuse`, with
+//! Run: `cargo build --release -p api -p bench && target/release/abuse [WAVES]`, with
 //! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::collections::BTreeMap;
@@ -304,7 +306,12 @@ async fn run(pid: u32, database_url: &str, objects: &Path) -> anyhow::Result<()>
     let unclosed = body[..body.len() - b"\r\n--XyZ--\r\n".len()].to_vec();
     let mut after_wave = Vec::new();
     let abuse_started = Instant::now();
-    for _wave in 0..3 {
+    let waves: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(3);
+    for _wave in 0..waves {
         let mut abuse = tokio::task::JoinSet::new();
         // Reproducible "random" cut points: xorshift.
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -327,6 +334,20 @@ async fn run(pid: u32, database_url: &str, objects: &Path) -> anyhow::Result<()>
                 "slow-loris body (half sent)",
                 head(&abuser, Some(body.len())),
                 body[..body.len() / 2].to_vec(),
+                false,
+            ));
+        }
+        for _ in 0..50 {
+            let login = br#"{"username": "abuser", "password": "correct horse battery"}"#;
+            abuse.spawn(abusive(
+                outcomes.clone(),
+                "slow-loris JSON body (half sent)",
+                format!(
+                    "POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    login.len()
+                ),
+                login[..login.len() / 2].to_vec(),
                 false,
             ));
         }
@@ -423,7 +444,7 @@ async fn run(pid: u32, database_url: &str, objects: &Path) -> anyhow::Result<()>
     let stray_files = files.len() as i64 - abuser_files as i64 - honest_rows;
 
     println!(
-        "abusive requests, 3 waves ({:.1} s in all, 3 s of rest after each):",
+        "abusive requests, {waves} waves ({:.1} s in all, 3 s of rest after each):",
         abuse_took.as_secs_f64()
     );
     for (outcome, n) in outcomes.lock().await.iter() {

@@ -1,8 +1,9 @@
 //! The database client's own ceiling: 16 tasks sending pgbench's `-S` query through SeaORM
 //! (sqlx) for a few seconds, no HTTP involved. Compares what the server adds on top.
 //! Run: `target/release/db_loop URL_OF_A_PGBENCH_DATABASE [TASKS] [SECONDS] [CLIENT]`, CLIENT
-//! `seaorm` (default) or `tokio-postgres` (one connection per task, the statement prepared
-//! once: what another Rust client reaches on the same query).
+//! `seaorm` (default), `sqlx-pool` (sqlx's own pool, no SeaORM), `sqlx-connection` (one sqlx
+//! connection per task, no pool) or `tokio-postgres` (one connection per task, the statement
+//! prepared once): which layer costs what on the same query.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,18 +14,29 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: db_loop URL [TASKS] [SECONDS]"))?;
+    let url = args.next().ok_or_else(|| {
+        anyhow::anyhow!(
+            "usage: db_loop URL [TASKS] [SECONDS] [seaorm|sqlx-pool|sqlx-connection|tokio-postgres]"
+        )
+    })?;
     let tasks: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(16);
     let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
-    if args.next().as_deref() == Some("tokio-postgres") {
-        return tokio_postgres_loop(&url, tasks, seconds).await;
+    match args.next().as_deref() {
+        Some("tokio-postgres") => return tokio_postgres_loop(&url, tasks, seconds).await,
+        Some("sqlx-pool") => return sqlx_loop(&url, tasks, seconds, true).await,
+        Some("sqlx-connection") => return sqlx_loop(&url, tasks, seconds, false).await,
+        None | Some("seaorm") => {}
+        Some(other) => anyhow::bail!(
+            "unknown client {other:?}: seaorm, sqlx-pool, sqlx-connection or tokio-postgres"
+        ),
     }
     let mut options = ConnectOptions::new(url);
+    // As the server does (settings::DatabaseSettings): no ping before handing out a
+    // connection that was in use a moment ago.
     options
         .max_connections(tasks as u32)
         .min_connections(tasks as u32)
+        .test_before_acquire_if_idle_for(Duration::from_secs(5))
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     let done = Arc::new(AtomicU64::new(0));
@@ -90,6 +102,56 @@ async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::R
     println!(
         "{tasks} tasks: {:.0} queries/s through tokio-postgres",
         done.load(Ordering::Relaxed) as f64 / seconds as f64
+    );
+    Ok(())
+}
+
+async fn sqlx_loop(url: &str, tasks: usize, seconds: u64, pooled: bool) -> anyhow::Result<()> {
+    use sea_orm::sqlx::{self, Connection};
+    const SQL: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
+        .max_connections(tasks as u32)
+        .min_connections(tasks as u32)
+        .connect(url)
+        .await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let done = done.clone();
+        let pool = pool.clone();
+        let mut own = if pooled {
+            None
+        } else {
+            Some(sqlx::PgConnection::connect(url).await?)
+        };
+        handles.push(tokio::spawn(async move {
+            let mut aid: i32 = task as i32 * 7919;
+            while Instant::now() < deadline {
+                aid = ((i64::from(aid) * 48271 + 11) % 1_000_000 + 1) as i32;
+                let query = sqlx::query(SQL).bind(aid);
+                let ok = match own.as_mut() {
+                    Some(connection) => query.fetch_optional(connection).await.is_ok(),
+                    None => query.fetch_optional(&pool).await.is_ok(),
+                };
+                if ok {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await?;
+    }
+    println!(
+        "{tasks} tasks: {:.0} queries/s through sqlx ({})",
+        done.load(Ordering::Relaxed) as f64 / seconds as f64,
+        if pooled {
+            "its pool"
+        } else {
+            "a connection per task, no pool"
+        }
     );
     Ok(())
 }

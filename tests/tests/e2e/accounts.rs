@@ -553,3 +553,39 @@ async fn request_ids_and_bare_errors(backend: Backend) {
     assert_eq!(wrong_method.headers()["allow"], "POST");
     problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 }
+
+/// A JSON body that stops arriving (slow loris on an endpoint that needs no token) is cut off
+/// with 408 after the upload idle time-out; other clients are served meanwhile.
+#[tokio::test]
+async fn a_stalled_json_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app_configured(Backend::Sqlite, |settings| {
+        settings.storage.upload_idle_timeout = Duration::from_secs(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\": \"a",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), StatusCode::OK, "another client is served");
+    let mut response = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut response))
+        .await
+        .expect("the stalled JSON body was never answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..read]).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within 1 s"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
