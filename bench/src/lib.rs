@@ -92,3 +92,64 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map(|kib| kib as f64 / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// A scratch PostgreSQL database and object directory for one benchmark's server, removed by
+/// [`Scratch::finish`] (soak, abuse).
+pub struct Scratch {
+    admin: sea_orm::DatabaseConnection,
+    name: String,
+    /// The scratch database's URL.
+    pub database_url: String,
+    /// The directory store's root (`file://` it).
+    pub objects: PathBuf,
+}
+
+impl Scratch {
+    /// Creates `aistory_bench_{what}_{pid}` and a temporary directory for the objects.
+    pub async fn create(what: &str) -> anyhow::Result<Scratch> {
+        use sea_orm::ConnectionTrait;
+        let (admin_url, base) = postgres_admin()?;
+        let name = format!("aistory_bench_{what}_{}", std::process::id());
+        let admin = sea_orm::Database::connect(admin_url.as_str()).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let objects = std::env::temp_dir().join(format!("aistory-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&objects)?;
+        Ok(Scratch {
+            admin,
+            database_url: format!("{base}/{name}"),
+            name,
+            objects,
+        })
+    }
+
+    /// The release `api` on `port` with this database, the directory store (the memory store
+    /// would count the photos in the server's RSS), testing mode, errors-only logs and its
+    /// output discarded; add more with `.env(...)` and `.spawn()` it.
+    pub fn server(&self, port: u16) -> anyhow::Result<std::process::Command> {
+        let mut command = std::process::Command::new(sibling_binary("api")?);
+        command
+            .env("AISTORY_ENVIRONMENT", "testing")
+            .env("AISTORY_DATABASE_URL", &self.database_url)
+            .env(
+                "AISTORY_STORAGE_URL",
+                format!("file://{}", self.objects.display()),
+            )
+            .env("AISTORY_PORT", port.to_string())
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Ok(command)
+    }
+
+    /// Drops the database and the directory.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        use sea_orm::ConnectionTrait;
+        std::fs::remove_dir_all(&self.objects).ok();
+        self.admin
+            .execute_unprepared(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await?;
+        Ok(())
+    }
+}

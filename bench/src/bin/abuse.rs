@@ -23,12 +23,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bench::{rss_mib, sibling_binary};
+use bench::rss_mib;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,40 +39,20 @@ const IDLE_TIMEOUT_SECS: u64 = 2;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (admin_url, base) = bench::postgres_admin()?;
-    let name = format!("aistory_bench_abuse_{}", std::process::id());
-    let admin = Database::connect(admin_url.as_str()).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let objects = std::env::temp_dir().join(format!("aistory-abuse-{}", std::process::id()));
-    std::fs::create_dir_all(&objects)?;
-    let database_url = format!("{base}/{name}");
-    let mut server = Command::new(sibling_binary("api")?)
-        .env("AISTORY_ENVIRONMENT", "testing")
-        .env("AISTORY_DATABASE_URL", &database_url)
-        .env(
-            "AISTORY_STORAGE_URL",
-            format!("file://{}", objects.display()),
-        )
-        .env("AISTORY_PORT", PORT.to_string())
+    let scratch = bench::Scratch::create("abuse").await?;
+    let mut server = scratch
+        .server(PORT)?
         .env("AISTORY_WORKERS", "1")
         .env("AISTORY_MAX_UPLOAD_BYTES", LIMIT.to_string())
         .env(
             "AISTORY_UPLOAD_IDLE_TIMEOUT_SECS",
             IDLE_TIMEOUT_SECS.to_string(),
         )
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()?;
-    let result = run(server.id(), &database_url, &objects).await;
+    let result = run(server.id(), &scratch.database_url, &scratch.objects).await;
     server.kill().ok();
     server.wait().ok();
-    std::fs::remove_dir_all(&objects).ok();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await?;
+    scratch.finish().await?;
     result
 }
 

@@ -11,13 +11,11 @@
 //! `AISTORY_TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bench::{rss_mib, sibling_binary};
-use sea_orm::{ConnectionTrait, Database};
+use bench::rss_mib;
 use tokio::sync::Mutex;
 
 /// Caps the request rate of all clients together (see its use in `run`).
@@ -54,38 +52,18 @@ async fn main() -> anyhow::Result<()> {
     let clients: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(8);
     let pause_ms: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
     let rate: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(0);
-    let (admin_url, base) = bench::postgres_admin()?;
-    let name = format!("aistory_bench_soak_{}", std::process::id());
-    let admin = Database::connect(admin_url.as_str()).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
+    let scratch = bench::Scratch::create("soak").await?;
     let port = 18_950u16;
-    // A directory store: the memory store would hold every uploaded photo in the server's RSS.
-    let objects = std::env::temp_dir().join(format!("aistory-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&objects)?;
-    let mut server = Command::new(sibling_binary("api")?)
-        .env("AISTORY_ENVIRONMENT", "testing")
-        .env("AISTORY_DATABASE_URL", format!("{base}/{name}"))
-        .env(
-            "AISTORY_STORAGE_URL",
-            format!("file://{}", objects.display()),
-        )
-        .env("AISTORY_PORT", port.to_string())
+    let mut server = scratch
+        .server(port)?
         .env("AISTORY_WORKERS", "2")
         .env("AISTORY_WORKER_POLL_MS", "100")
         .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()?;
     let result = run(port, server.id(), minutes, clients, pause_ms, rate).await;
     server.kill().ok();
     server.wait().ok();
-    std::fs::remove_dir_all(&objects).ok();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await?;
+    scratch.finish().await?;
     result
 }
 
