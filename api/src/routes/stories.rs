@@ -188,6 +188,16 @@ fn event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
     web::Bytes::from(format!("event: {name}\nid: {id}\ndata: {json}\n\n"))
 }
 
+/// The last event of a stream: it also tells an EventSource to wait an hour before it
+/// reconnects (it would otherwise reconnect about every 3 s to a stream with nothing more to
+/// say). A stream cut by the network sends no such event, so that reconnection stays quick.
+fn last_event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
+    let event = event(name, id, data);
+    let mut last = web::BytesMut::from(&b"retry: 3600000\n"[..]);
+    last.extend_from_slice(&event);
+    last.freeze()
+}
+
 /// One server-sent event of `/photos/{id}/events`, as its `text/event-stream` fields.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the wire format; the events are written by `event`
@@ -201,6 +211,10 @@ pub struct PhotoEvent {
     /// JSON: the photo (as GET /photos/{id}) for `status`, `{"id": N}` for `deleted`.
     #[schema(content_media_type = "application/json")]
     data: String,
+    /// On the last event only: `3600000`, so an EventSource does not reconnect at once to a
+    /// stream that has ended.
+    #[schema(example = "3600000", pattern = "^[0-9]+$")]
+    retry: Option<String>,
 }
 
 /// Follow a photo's status as server-sent events (`text/event-stream`): a `status` event with
@@ -258,7 +272,7 @@ pub async fn events(
                     Err(service::ServiceError::NotFound { .. }) => {
                         st.done = true;
                         st.sent += 1;
-                        let chunk = event(
+                        let chunk = last_event(
                             "deleted",
                             st.sent,
                             &serde_json::json!({ "id": st.photo_id }),
@@ -282,7 +296,11 @@ pub async fn events(
                 st.last = Some(now);
                 st.sent += 1;
                 st.last_write = Instant::now();
-                let chunk = event("status", st.sent, &PhotoPublic::from(photo));
+                let chunk = if st.done {
+                    last_event("status", st.sent, &PhotoPublic::from(photo))
+                } else {
+                    event("status", st.sent, &PhotoPublic::from(photo))
+                };
                 return Some((Ok(chunk), st));
             }
             if st.last_write.elapsed() >= EVENTS_KEEPALIVE {

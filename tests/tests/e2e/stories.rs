@@ -135,6 +135,18 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     assert_eq!(idle.len(), 1, "{idle:?}");
     assert_eq!(idle[0].0, "status");
     assert_eq!(idle[0].1["status"], "uploaded", "{idle:?}");
+    // The last event tells an EventSource not to reconnect at once to an ended stream.
+    let raw = app
+        .client
+        .get(app.url(&format!("/api/v1/photos/{id}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.starts_with("retry: 3600000\nevent: status\n"), "{raw}");
     let accepted = app
         .request(
             Method::POST,
