@@ -109,12 +109,16 @@ impl Application {
         let auth = &settings.auth;
         // The routes table knows every route; the served document only what this deployment
         // serves (see openapi::Deployment).
-        let routes = openapi::RouteTable::from_document(&openapi::document());
-        let document = openapi::document_for(&openapi::Deployment {
-            direct_uploads: storage.supports_direct_upload(),
-            max_upload_bytes: settings.storage.max_upload_bytes,
-            language_pattern: stories.language_pattern(),
-        });
+        let full = openapi::document();
+        let routes = openapi::RouteTable::from_document(&full);
+        let document = openapi::document_for(
+            full,
+            &openapi::Deployment {
+                direct_uploads: storage.supports_direct_upload(),
+                max_upload_bytes: settings.storage.max_upload_bytes,
+                language_pattern: stories.language_pattern(),
+            },
+        );
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             db: db.clone(),

@@ -164,9 +164,8 @@ pub struct Deployment {
 const UPLOADS: &str = "/api/v1/photos/uploads";
 const COMPLETE: &str = "/api/v1/photos/{id}/complete";
 
-/// [`document`] for one deployment (see [`Deployment`]).
-pub fn document_for(deployment: &Deployment) -> Document {
-    let mut document = document();
+/// `document` (from [`document`]) for one deployment (see [`Deployment`]).
+pub fn document_for(mut document: Document, deployment: &Deployment) -> Document {
     if !deployment.direct_uploads {
         document.paths.paths.remove(UPLOADS);
         document.paths.paths.remove(COMPLETE);

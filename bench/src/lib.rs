@@ -79,6 +79,31 @@ pub async fn wait_ready(
     Ok(())
 }
 
+/// Registers `username` (password "correct horse battery") on the API at `api`
+/// (`http://HOST:PORT/api/v1`) and logs it in: its access token.
+pub async fn sign_up(
+    client: &reqwest::Client,
+    api: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    client
+        .post(format!("{api}/auth/register"))
+        .json(&serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"}))
+        .send()
+        .await?;
+    let login: serde_json::Value = client
+        .post(format!("{api}/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": "correct horse battery"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    login["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no token: {login}"))
+}
+
 /// The resident memory of process `pid`, in MiB (0 when it cannot be read).
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -183,19 +183,13 @@ struct EventState {
     done: bool,
 }
 
-fn event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
-    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    web::Bytes::from(format!("event: {name}\nid: {id}\ndata: {json}\n\n"))
-}
-
-/// The last event of a stream: it also tells an EventSource to wait an hour before it
+/// One event. The `last` of a stream also tells an EventSource to wait an hour before it
 /// reconnects (it would otherwise reconnect about every 3 s to a stream with nothing more to
-/// say). A stream cut by the network sends no such event, so that reconnection stays quick.
-fn last_event(name: &str, id: u64, data: &impl Serialize) -> web::Bytes {
-    let event = event(name, id, data);
-    let mut last = web::BytesMut::from(&b"retry: 3600000\n"[..]);
-    last.extend_from_slice(&event);
-    last.freeze()
+/// say); a stream cut by the network sends no such event, so that reconnection stays quick.
+fn event(name: &str, id: u64, data: &impl Serialize, last: bool) -> web::Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+    let retry = if last { "retry: 3600000\n" } else { "" };
+    web::Bytes::from(format!("{retry}event: {name}\nid: {id}\ndata: {json}\n\n"))
 }
 
 /// One server-sent event of `/photos/{id}/events`, as its `text/event-stream` fields.
@@ -272,10 +266,11 @@ pub async fn events(
                     Err(service::ServiceError::NotFound { .. }) => {
                         st.done = true;
                         st.sent += 1;
-                        let chunk = last_event(
+                        let chunk = event(
                             "deleted",
                             st.sent,
                             &serde_json::json!({ "id": st.photo_id }),
+                            true,
                         );
                         return Some((Ok::<_, actix_web::Error>(chunk), st));
                     }
@@ -296,11 +291,7 @@ pub async fn events(
                 st.last = Some(now);
                 st.sent += 1;
                 st.last_write = Instant::now();
-                let chunk = if st.done {
-                    last_event("status", st.sent, &PhotoPublic::from(photo))
-                } else {
-                    event("status", st.sent, &PhotoPublic::from(photo))
-                };
+                let chunk = event("status", st.sent, &PhotoPublic::from(photo), st.done);
                 return Some((Ok(chunk), st));
             }
             if st.last_write.elapsed() >= EVENTS_KEEPALIVE {

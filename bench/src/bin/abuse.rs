@@ -61,24 +61,7 @@ async fn account(
     api: &str,
     username: &str,
 ) -> anyhow::Result<(String, i64)> {
-    client
-        .post(format!("{api}/auth/register"))
-        .json(&serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let login: serde_json::Value = client
-        .post(format!("{api}/auth/login"))
-        .json(&serde_json::json!({"username": username, "password": "correct horse battery"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no token: {login}"))?
-        .to_owned();
+    let token = bench::sign_up(client, api, username).await?;
     let me: serde_json::Value = client
         .get(format!("{api}/users/me"))
         .bearer_auth(&token)

@@ -126,23 +126,7 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
         .build()?;
     let base = format!("http://127.0.0.1:{port}");
     bench::wait_ready(&client, port, Duration::from_secs(20)).await?;
-    let body = serde_json::json!({"username": "outage", "email": "outage@example.com", "password": "correct horse battery"});
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await?;
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "outage", "password": "correct horse battery"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no token: {login}"))?
-        .to_owned();
+    let token = bench::sign_up(&client, &format!("{base}/api/v1"), "outage").await?;
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));

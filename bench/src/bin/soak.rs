@@ -82,25 +82,7 @@ async fn run(
     bench::wait_ready(&client, port, Duration::from_secs(20)).await?;
     let mut tokens = Vec::new();
     for n in 0..clients {
-        let username = format!("soak{n}");
-        client
-            .post(format!("{base}/auth/register"))
-            .json(&serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"}))
-            .send()
-            .await?;
-        let login: serde_json::Value = client
-            .post(format!("{base}/auth/login"))
-            .json(&serde_json::json!({"username": username, "password": "correct horse battery"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        tokens.push(
-            login["access_token"]
-                .as_str()
-                .ok_or_else(|| anyhow::anyhow!("no token: {login}"))?
-                .to_owned(),
-        );
+        tokens.push(bench::sign_up(&client, &base, &format!("soak{n}")).await?);
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
     // The cap, shared by all clients: request n may start at start + n / rate. A backlog (when

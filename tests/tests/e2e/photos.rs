@@ -434,6 +434,38 @@ async fn another_users_photo_is_not_found(backend: Backend) {
 }
 
 /// Sends a multipart request by hand and stops mid-body (or lies about its length).
+/// The request head of a raw multipart upload (boundary `XyZ`): `Content-Length: length`, or
+/// chunked without one.
+fn upload_head(token: &str, length: Option<usize>) -> String {
+    let framing = match length {
+        Some(length) => format!("Content-Length: {length}"),
+        None => "Transfer-Encoding: chunked".to_owned(),
+    };
+    format!(
+        "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\n{framing}\r\n\r\n"
+    )
+}
+
+/// A connection that sent an upload's head (declaring all of `body`) and `body[..sent]`.
+async fn partial_upload(
+    app: &TestApp,
+    token: &str,
+    body: &[u8],
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(upload_head(token, Some(body.len())).as_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&body[..sent]).await.unwrap();
+    stream
+}
+
 async fn raw_upload(
     app: &TestApp,
     token: &str,
@@ -445,15 +477,10 @@ async fn raw_upload(
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
         .unwrap();
-    let mut head = format!(
-        "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\n"
-    );
-    match declared_length {
-        Some(length) => head.push_str(&format!("Content-Length: {length}\r\n\r\n")),
-        None => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
-    }
-    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(upload_head(token, declared_length).as_bytes())
+        .await
+        .unwrap();
     if declared_length.is_some() {
         stream.write_all(body).await.unwrap();
     } else {
@@ -761,7 +788,7 @@ async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
 /// A slow-loris upload (the body stops arriving) is cut off with 408 after the idle time-out,
 /// and leaves neither a row nor an object; other clients are served meanwhile.
 async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let Some(app) = spawn_app_with_store(backend, Store::File, |s| {
         s.storage.upload_idle_timeout = Duration::from_secs(1)
     })
@@ -771,18 +798,8 @@ async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
     };
     let tokens = app.signed_up("loris").await;
     let body = multipart_body(&png(64, 64), true);
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
-        tokens.access,
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
     // Half the body, then nothing.
-    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    let mut stream = partial_upload(&app, &tokens.access, &body, body.len() / 2).await;
     let started = std::time::Instant::now();
     // Meanwhile another client is served.
     let me = app
@@ -808,7 +825,6 @@ async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
 /// 50 uploads cut off at random points (headers sent, part of the body, then the connection
 /// dropped) leave no row and no object, and the server keeps serving.
 async fn fifty_uploads_aborted_at_random_points_leave_nothing(backend: Backend) {
-    use tokio::io::AsyncWriteExt;
     let Some(app) = spawn_app_with_store(backend, Store::File, |_| {}).await else {
         return;
     };
@@ -826,18 +842,7 @@ async fn fifty_uploads_aborted_at_random_points_leave_nothing(backend: Backend) 
         state ^= state >> 7;
         state ^= state << 17;
         let cut = 1 + (state % (body.len() as u64 - 1)) as usize;
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-            .await
-            .unwrap();
-        let head = format!(
-            "POST /api/v1/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
-            tokens.access,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&body[..cut]).await.unwrap();
-        drop(stream);
+        drop(partial_upload(&app, &tokens.access, &body, cut).await);
     }
     let me = app
         .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))

@@ -44,6 +44,18 @@ async fn upload_jpeg(app: &TestApp, token: &str, bytes: Vec<u8>, title: &str) ->
 }
 
 /// Polls the photo until it is `completed` or `failed`; returns it.
+/// Asks for a story about photo `id` (202) and waits until the photo settles.
+async fn ask_and_settle(app: &TestApp, token: &str, id: i64) -> Value {
+    let path = format!("/api/v1/photos/{id}/story");
+    assert_eq!(
+        app.request(Method::POST, &path, Some(&json!({})), Some(token))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    settled(app, token, id).await
+}
+
 async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     loop {
@@ -642,13 +654,7 @@ async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expec
     let photo = upload_jpeg(&app, token, jpeg(64, 48, None), "Fog").await;
     let id = photo["id"].as_i64().unwrap();
     let path = format!("/api/v1/photos/{id}/story");
-    assert_eq!(
-        app.request(Method::POST, &path, Some(&json!({})), Some(token))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
-    let photo = settled(&app, token, id).await;
+    let photo = ask_and_settle(&app, token, id).await;
     assert_eq!(photo["status"], "failed", "{photo}");
     let reason = photo["error"].as_str().unwrap();
     assert!(reason.contains(expect_reason), "{reason}");
@@ -668,13 +674,7 @@ async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expec
 
     // A failed photo may ask again; this time the service answers.
     *fake.script.lock().unwrap() = VecDeque::from([Reply::Story]);
-    assert_eq!(
-        app.request(Method::POST, &path, Some(&json!({})), Some(token))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
-    let photo = settled(&app, token, id).await;
+    let photo = ask_and_settle(&app, token, id).await;
     assert_eq!(photo["status"], "completed", "{photo}");
     assert!(photo["error"].is_null());
 }
@@ -818,14 +818,7 @@ async fn openai_an_unreachable_service_fails_without_leaking_its_address() {
     let token = tokens.access.as_str();
     let photo = upload_jpeg(&app, token, jpeg(32, 32, None), "Void").await;
     let id = photo["id"].as_i64().unwrap();
-    let path = format!("/api/v1/photos/{id}/story");
-    assert_eq!(
-        app.request(Method::POST, &path, Some(&json!({})), Some(token))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
-    let photo = settled(&app, token, id).await;
+    let photo = ask_and_settle(&app, token, id).await;
     assert_eq!(photo["status"], "failed", "{photo}");
     let reason = photo["error"].as_str().unwrap();
     assert_eq!(reason, "the story service could not be reached");
