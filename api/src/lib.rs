@@ -48,6 +48,7 @@ pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    reads: service::ReadPool,
     /// `AISTORY_WORKERS` workers running in this process.
     workers: Option<service::worker::Workers>,
     /// Set when shutdown begins: event streams end, so the server can stop.
@@ -97,6 +98,10 @@ impl Application {
         if let Some(observer) = &observer {
             service::observe_statements(&mut db, observer.clone());
         }
+        let reads =
+            service::ReadPool::new(&db, &settings.database, observer.clone()).map_err(|error| {
+                service::DbError::Connect(settings.database.connection_failure(&error))
+            })?;
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -122,6 +127,7 @@ impl Application {
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             db: db.clone(),
+            reads: reads.clone(),
             ready_timeout: settings
                 .database
                 .acquire_timeout
@@ -174,6 +180,7 @@ impl Application {
             port,
             server,
             db,
+            reads,
             workers,
             shutting_down,
         })
@@ -194,6 +201,7 @@ impl Application {
         let Application {
             server,
             db,
+            reads,
             workers,
             shutting_down,
             ..
@@ -216,6 +224,7 @@ impl Application {
         if let Some(workers) = workers {
             workers.shutdown().await;
         }
+        reads.close();
         if let Err(error) = service::close_db_connection(db).await {
             tracing::warn!(%error, "closing the database pool failed");
         }
@@ -232,6 +241,8 @@ impl Application {
 /// Shared state of every worker.
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Where the busiest reads (one photo, a page of photos) run: see `service::reads`.
+    pub reads: service::ReadPool,
     /// Bound on the readiness probe's `SELECT 1`.
     pub ready_timeout: Duration,
     /// Issues and verifies access tokens.

@@ -9,6 +9,7 @@ pub mod objects;
 mod paging;
 pub mod photos;
 pub mod queue;
+pub mod reads;
 pub mod schema;
 pub mod storage;
 pub mod stories;
@@ -20,6 +21,7 @@ pub use db::{
     DbError, close_db_connection, create_database_tables, init_db, verify_database_connection,
 };
 pub use error::ServiceError;
+pub use reads::ReadPool;
 pub use unit_of_work::{StatementObserver, UnitOfWork, get_db, observe_statements};
 
 pub use sea_orm;

@@ -11,6 +11,8 @@ pub const IDLE_RECYCLE: Duration = Duration::from_secs(300);
 /// Busy connections are not pinged, so a read costs one round trip; a connection that broke
 /// while busy fails its statement and is discarded by the pool.
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+/// PostgreSQL: the size of the busiest reads' own pool (`AISTORY_DB_READ_POOL_SIZE`).
+pub const DEFAULT_READ_POOL_SIZE: u32 = 8;
 
 /// Database connection and pool settings.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// Extra connections allowed above `pool_size`.
     pub max_overflow: u32,
+    /// PostgreSQL: connections of the busiest reads' own pool (opened on demand; 0 = the
+    /// reads share the main pool). See `service::reads`.
+    pub read_pool_size: u32,
     /// Log every SQL statement.
     pub echo: bool,
     /// Bound on opening a new connection.
@@ -38,6 +43,7 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url_source", &self.url_source)
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)
+            .field("read_pool_size", &self.read_pool_size)
             .field("echo", &self.echo)
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
@@ -102,6 +108,18 @@ impl DatabaseSettings {
                 "a whole number from 0 to 1000",
             ));
         }
+        let read_pool_size = vars.parse_or(
+            "AISTORY_DB_READ_POOL_SIZE",
+            DEFAULT_READ_POOL_SIZE,
+            "a whole number from 0 to 1000",
+        )?;
+        if read_pool_size > 1000 {
+            return Err(ConfigError::invalid(
+                "AISTORY_DB_READ_POOL_SIZE",
+                &read_pool_size.to_string(),
+                "a whole number from 0 to 1000",
+            ));
+        }
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
         let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
@@ -110,6 +128,7 @@ impl DatabaseSettings {
             url_source,
             pool_size,
             max_overflow,
+            read_pool_size,
             echo,
             connect_timeout,
             acquire_timeout,
@@ -124,6 +143,7 @@ impl DatabaseSettings {
             url_source: "argument".to_owned(),
             pool_size: 5,
             max_overflow: 10,
+            read_pool_size: DEFAULT_READ_POOL_SIZE,
             echo: false,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),

@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use auth::{AuthSettings, MIN_SECRET_BYTES};
-pub use database::{DatabaseSettings, redact_url};
+pub use database::{DatabaseSettings, IDLE_RECYCLE, PING_IF_IDLE_FOR, redact_url};
 pub use error::ConfigError;
 pub use storage::StorageSettings;
 pub use stories::{OpenAiSettings, StoryProviderSettings, WorkerSettings};

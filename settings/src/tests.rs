@@ -117,6 +117,14 @@ fn malformed_values_name_their_variable() {
         "AISTORY_DB_MAX_OVERFLOW"
     );
     assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_READ_POOL_SIZE", "1001")])),
+        "AISTORY_DB_READ_POOL_SIZE"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_READ_POOL_SIZE", "some")])),
+        "AISTORY_DB_READ_POOL_SIZE"
+    );
+    assert_eq!(
         invalid_var(parse(&[("AISTORY_ENVIRONMENT", "staging")])),
         "AISTORY_ENVIRONMENT"
     );
@@ -159,10 +167,16 @@ fn echo_and_pool_settings_are_read() {
         ("AISTORY_DB_ECHO", "True"),
         ("AISTORY_DB_POOL_SIZE", "3"),
         ("AISTORY_DB_MAX_OVERFLOW", "4"),
+        ("AISTORY_DB_READ_POOL_SIZE", "0"),
         ("AISTORY_DATABASE_URL", "postgres://h/db"),
     ])
     .unwrap();
     assert!(settings.database.echo);
+    assert_eq!(settings.database.read_pool_size, 0);
+    assert_eq!(
+        parse(&[]).unwrap().database.read_pool_size,
+        crate::database::DEFAULT_READ_POOL_SIZE
+    );
     let options = settings.database.connect_options();
     assert_eq!(options.get_min_connections(), Some(3));
     assert_eq!(options.get_max_connections(), Some(7));

@@ -28,6 +28,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     let mut db_settings = DatabaseSettings::for_url(database.url.clone());
     db_settings.pool_size = 1;
     db_settings.max_overflow = 4;
+    db_settings.read_pool_size = 2;
     db_settings.connect_timeout = Duration::from_secs(5);
     db_settings.acquire_timeout = Duration::from_secs(5);
     Settings {

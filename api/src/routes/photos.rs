@@ -315,7 +315,7 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
 )]
 #[get("")]
 pub async fn list(
-    db: Db,
+    state: web::Data<AppState>,
     auth: AuthUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -329,7 +329,7 @@ pub async fn list(
         .transpose()?;
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
-        service::photos::list_photos(db.pool(), auth.id, status, limit, after).await?;
+        service::photos::list_photos(&state.reads, auth.id, status, limit, after).await?;
     Ok(HttpResponse::Ok().json(PhotoPage {
         items: rows.into_iter().map(PhotoPublic::from).collect(),
         next_cursor: next.map(super::paging::encode_cursor),
@@ -349,8 +349,12 @@ pub async fn list(
     )
 )]
 #[get("/{id}")]
-pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let photo = service::photos::get_photo(db.pool(), auth.id, id.into_inner()).await?;
+pub async fn get_one(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let photo = service::photos::get_photo(&state.reads, auth.id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
 }
 

@@ -2,8 +2,9 @@
 //! (sqlx) for a few seconds, no HTTP involved. Compares what the server adds on top.
 //! Run: `target/release/db_loop URL_OF_A_PGBENCH_DATABASE [TASKS] [SECONDS] [CLIENT]`, CLIENT
 //! `seaorm` (default), `sqlx-pool` (sqlx's own pool, no SeaORM), `sqlx-connection` (one sqlx
-//! connection per task, no pool) or `tokio-postgres` (one connection per task, the statement
-//! prepared once): which layer costs what on the same query.
+//! connection per task, no pool), `read-pool` (SeaORM on `service::ReadPool`, the server's pool
+//! for the hot reads) or `tokio-postgres` (one connection per task, the statement prepared
+//! once): which layer costs what on the same query.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,21 +17,24 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let url = args.next().ok_or_else(|| {
         anyhow::anyhow!(
-            "usage: db_loop URL [TASKS] [SECONDS] [seaorm|sqlx-pool|sqlx-connection|tokio-postgres]"
+            "usage: db_loop URL [TASKS] [SECONDS] \
+             [seaorm|sqlx-pool|sqlx-connection|read-pool|tokio-postgres]"
         )
     })?;
     let tasks: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(16);
     let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
-    match args.next().as_deref() {
+    let client = args.next();
+    match client.as_deref() {
         Some("tokio-postgres") => return tokio_postgres_loop(&url, tasks, seconds).await,
         Some("sqlx-pool") => return sqlx_loop(&url, tasks, seconds, true).await,
         Some("sqlx-connection") => return sqlx_loop(&url, tasks, seconds, false).await,
-        None | Some("seaorm") => {}
+        None | Some("seaorm" | "read-pool") => {}
         Some(other) => anyhow::bail!(
-            "unknown client {other:?}: seaorm, sqlx-pool, sqlx-connection or tokio-postgres"
+            "unknown client {other:?}: seaorm, sqlx-pool, sqlx-connection, read-pool or \
+             tokio-postgres"
         ),
     }
-    let mut options = ConnectOptions::new(url);
+    let mut options = ConnectOptions::new(url.clone());
     // As the server does (settings::DatabaseSettings): no ping before handing out a
     // connection that was in use a moment ago.
     options
@@ -39,6 +43,20 @@ async fn main() -> anyhow::Result<()> {
         .test_before_acquire_if_idle_for(Duration::from_secs(5))
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
+    if client.as_deref() == Some("read-pool") {
+        let mut settings = service::settings::DatabaseSettings::for_url(url);
+        settings.read_pool_size = tasks as u32;
+        let reads = service::ReadPool::new(&db, &settings, None)?;
+        return seaorm_loop(reads, tasks, seconds, "SeaORM on the read pool").await;
+    }
+    seaorm_loop(db, tasks, seconds, "SeaORM").await
+}
+
+/// `tasks` tasks sending the query through `db` for `seconds`.
+async fn seaorm_loop<C>(db: C, tasks: usize, seconds: u64, what: &str) -> anyhow::Result<()>
+where
+    C: ConnectionTrait + Clone + Send + 'static,
+{
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut handles = Vec::new();
@@ -64,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         handle.await?;
     }
     println!(
-        "{tasks} tasks: {:.0} queries/s through SeaORM",
+        "{tasks} tasks: {:.0} queries/s through {what}",
         done.load(Ordering::Relaxed) as f64 / seconds as f64
     );
     Ok(())

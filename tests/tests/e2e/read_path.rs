@@ -1,8 +1,13 @@
 //! Guard for the read path: each read endpoint costs exactly one SELECT (no BEGIN/COMMIT, no
 //! session lookup), so a change that adds a round trip fails here.
 
-use aistory_tests::{Backend, backend_tests, spawn_app_counting};
+use std::time::Duration;
+
+use aistory_tests::{Backend, TestDatabase, backend_tests, spawn_app, spawn_app_counting};
 use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use service::ReadPool;
+use settings::DatabaseSettings;
 
 backend_tests!(one_photo_and_one_page_cost_one_select_each);
 
@@ -39,4 +44,112 @@ async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
             "{what} sent {statements:#?}"
         );
     }
+}
+
+/// PostgreSQL: the reads run on connections of their own (`service::reads`). When the server
+/// cuts them (a restart, an operator, a proxy), the next reads still answer: the broken
+/// connection and the idle ones are dropped, and the read is sent again on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_their_connections_being_cut() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let tokens = app.signed_up("reader").await;
+    let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+    let one = format!("/api/v1/photos/{id}");
+    let page = "/api/v1/photos?limit=5";
+    let get = async |path: String| {
+        app.request(Method::GET, &path, None, Some(&tokens.access))
+            .await
+    };
+    // Two reads at once: both read connections are open.
+    let (a, b) = tokio::join!(get(one.clone()), get(page.to_owned()));
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+
+    let cut = app
+        .db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "cut")
+        .unwrap();
+    assert!(cut >= 2, "the read connections were cut ({cut} sessions)");
+
+    for round in 0..3 {
+        for path in [one.clone(), page.to_owned()] {
+            let response = get(path.clone()).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "round {round}: {path} after the cut: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+    }
+}
+
+async fn backend_pid(reads: &ReadPool) -> Result<i32, sea_orm::DbErr> {
+    let row = reads
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("no row".to_owned()))?;
+    row.try_get("", "pid")
+}
+
+/// PostgreSQL: a connection is lent again after a clean statement or one the server refused,
+/// never after a statement left half-way (the request was cancelled): that one is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cancelled_half_way_does_not_leave_its_connection_behind() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let pool = database.connect().await;
+    let mut settings = DatabaseSettings::for_url(database.url.clone());
+    settings.read_pool_size = 1;
+    let reads = ReadPool::new(&pool, &settings, None).unwrap();
+    assert!(reads.is_own());
+
+    let first = backend_pid(&reads).await.unwrap();
+    assert_eq!(
+        backend_pid(&reads).await.unwrap(),
+        first,
+        "kept between reads"
+    );
+    let refused = reads
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT 1 / 0 AS never",
+        ))
+        .await;
+    assert!(refused.is_err(), "division by zero is refused");
+    assert_eq!(
+        backend_pid(&reads).await.unwrap(),
+        first,
+        "kept after a refusal"
+    );
+
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(200),
+        reads.query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_sleep(5)",
+        )),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the sleep was cancelled");
+    let after = backend_pid(&reads).await.unwrap();
+    assert_ne!(
+        after, first,
+        "a connection left mid-statement is not lent again"
+    );
+    reads.close();
+    pool.close().await.unwrap();
 }

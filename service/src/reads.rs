@@ -1,0 +1,267 @@
+//! The connections of the busiest reads (one photo, a page of photos).
+//!
+//! sqlx's pool tests every connection on its way back (`ping`: a `Sync` message and a wait for
+//! the server's answer), so each statement sent through the pool costs the database two round
+//! trips. `bench db_loop` measured it on PostgreSQL: one prepared `SELECT` per acquire reaches
+//! 44% of `pgbench -S`, the same `SELECT` on connections held by their tasks 89%.
+//!
+//! On PostgreSQL the hot reads therefore run on connections of their own, lent by a
+//! [`deadpool`] pool that checks a connection without asking the server: a connection whose
+//! last statement did not end cleanly (an I/O or protocol error, a request cancelled half-way)
+//! is discarded and replaced; one idle for [`PING_IF_IDLE_FOR`] is pinged first, as the main
+//! pool does; one idle for [`IDLE_RECYCLE`] is closed. SeaORM still builds every statement and
+//! maps every row: only the connection that carries them differs. On SQLite and MySQL, and when
+//! `AISTORY_DB_READ_POOL_SIZE` is 0, [`ReadPool`] is the main pool itself.
+//!
+//! Only single statements outside any transaction belong here: a read that must see the
+//! request's own writes goes through the unit of work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, PoolError, RecycleError, RecycleResult, TimeoutType};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
+use sea_orm::{
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
+    RuntimeErr, Statement,
+};
+use sea_query_sqlx::SqlxValues;
+use settings::DatabaseSettings;
+use settings::{IDLE_RECYCLE, PING_IF_IDLE_FOR};
+
+use crate::StatementObserver;
+
+/// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own.
+/// Cheap to clone. Implements [`ConnectionTrait`], so any SeaORM query runs on it.
+#[derive(Clone)]
+pub struct ReadPool(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Shared(DatabaseConnection),
+    Own(Arc<Own>),
+}
+
+struct Own {
+    pool: managed::Pool<Manager>,
+    observer: Option<StatementObserver>,
+}
+
+impl ReadPool {
+    /// The read pool for `database`: own connections on PostgreSQL when `read_pool_size` > 0
+    /// (opened on first use), else `shared`. `observer` sees every statement, as on the main
+    /// pool. Call from within a Tokio runtime: a task closes connections idle too long.
+    pub fn new(
+        shared: &DatabaseConnection,
+        database: &DatabaseSettings,
+        observer: Option<StatementObserver>,
+    ) -> Result<ReadPool, DbErr> {
+        if database.read_pool_size == 0 || shared.get_database_backend() != DbBackend::Postgres {
+            return Ok(ReadPool(Inner::Shared(shared.clone())));
+        }
+        let options: PgConnectOptions = database
+            .url
+            .parse()
+            .map_err(|error: sqlx::Error| DbErr::Custom(format!("the database URL: {error}")))?;
+        let options = if database.echo {
+            options.log_statements(tracing::log::LevelFilter::Info)
+        } else {
+            options.disable_statement_logging()
+        };
+        let pool = managed::Pool::builder(Manager { options })
+            .max_size(database.read_pool_size as usize)
+            .wait_timeout(Some(database.acquire_timeout))
+            .create_timeout(Some(database.connect_timeout))
+            .recycle_timeout(Some(database.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|error| DbErr::Custom(format!("the read pool: {error}")))?;
+        tokio::spawn(close_idle(pool.weak()));
+        Ok(ReadPool(Inner::Own(Arc::new(Own { pool, observer }))))
+    }
+
+    /// Whether the reads have connections of their own (else they share the main pool).
+    pub fn is_own(&self) -> bool {
+        matches!(self.0, Inner::Own(_))
+    }
+
+    /// Closes the own connections (the main pool is closed by its owner).
+    pub fn close(&self) {
+        if let Inner::Own(own) = &self.0 {
+            own.pool.close();
+        }
+    }
+}
+
+/// Every minute, closes the connections idle for [`IDLE_RECYCLE`]; ends with the pool.
+async fn close_idle(pool: managed::WeakPool<Manager>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        if pool.is_closed() {
+            return;
+        }
+        pool.retain(|_, metrics| metrics.last_used() < IDLE_RECYCLE);
+    }
+}
+
+/// A connection and whether its last statement ended cleanly.
+struct Held {
+    connection: PgConnection,
+    clean: bool,
+}
+
+struct Manager {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Manager {
+    type Type = Held;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Held, sqlx::Error> {
+        Ok(Held {
+            connection: self.options.connect().await?,
+            clean: true,
+        })
+    }
+
+    async fn recycle(&self, held: &mut Held, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+        if !held.clean {
+            return Err(RecycleError::message(
+                "its last statement did not end cleanly",
+            ));
+        }
+        let idle = metrics.last_used();
+        if idle >= IDLE_RECYCLE {
+            return Err(RecycleError::message("idle too long"));
+        }
+        if idle >= PING_IF_IDLE_FOR {
+            held.connection
+                .ping()
+                .await
+                .map_err(RecycleError::Backend)?;
+        }
+        Ok(())
+    }
+}
+
+impl Own {
+    async fn connection(&self) -> Result<managed::Object<Manager>, DbErr> {
+        self.pool.get().await.map_err(|error| match error {
+            PoolError::Timeout(TimeoutType::Wait) => {
+                DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
+            }
+            PoolError::Closed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            PoolError::Backend(error) => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error))),
+            other => DbErr::Conn(RuntimeErr::Internal(format!(
+                "no connection for the read: {other}"
+            ))),
+        })
+    }
+
+    /// Runs `statement` on a connection of the pool, marking the connection unusable unless
+    /// the statement ends cleanly (a cancelled future leaves it marked). When the connection
+    /// turns out broken (the server restarted, a proxy cut it), the idle connections are
+    /// dropped too, being likely just as dead, and a `read` is sent once more on a new one.
+    async fn run<T>(
+        &self,
+        statement: Statement,
+        read: bool,
+        send: impl AsyncFn(
+            sqlx::query::Query<'_, sqlx::Postgres, SqlxValues>,
+            &mut PgConnection,
+        ) -> Result<T, sqlx::Error>,
+    ) -> Result<T, DbErr> {
+        let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
+        let mut retried = !read;
+        loop {
+            if let Some(observer) = &self.observer {
+                observer(&statement.sql);
+            }
+            let mut held = self.connection().await?;
+            held.clean = false;
+            let query = sqlx::query_with(
+                sqlx::AssertSqlSafe(statement.sql.as_str()),
+                SqlxValues(values.clone()),
+            );
+            let result = send(query, &mut held.connection).await;
+            held.clean = match &result {
+                Ok(_) => true,
+                // A statement the server refused leaves the connection ready for the next one,
+                // unless the refusal is the server ending the session (57P01 on a restart).
+                Err(sqlx::Error::Database(error)) => !error
+                    .code()
+                    .is_some_and(|code| crate::error::is_unavailable_code(&code)),
+                Err(_) => false,
+            };
+            if !held.clean {
+                drop(held);
+                self.pool.retain(|_, _| false);
+                if !retried {
+                    retried = true;
+                    continue;
+                }
+            }
+            return result.map_err(|error| DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for ReadPool {
+    fn get_database_backend(&self) -> DbBackend {
+        match &self.0 {
+            Inner::Shared(pool) => pool.get_database_backend(),
+            Inner::Own(_) => DbBackend::Postgres,
+        }
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        match &self.0 {
+            Inner::Shared(pool) => pool.execute_raw(statement).await,
+            Inner::Own(own) => own
+                .run(statement, false, async |query, connection| {
+                    query.execute(connection).await
+                })
+                .await
+                .map(ExecResult::from),
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        match &self.0 {
+            Inner::Shared(pool) => pool.execute_unprepared(sql).await,
+            Inner::Own(_) => Err(DbErr::Custom(
+                "the read pool runs SeaORM statements only".to_owned(),
+            )),
+        }
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        match &self.0 {
+            Inner::Shared(pool) => pool.query_one_raw(statement).await,
+            Inner::Own(own) => own
+                .run(statement, true, async |query, connection| {
+                    query.fetch_optional(connection).await
+                })
+                .await
+                .map(|row| row.map(QueryResult::from)),
+        }
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.0 {
+            Inner::Shared(pool) => pool.query_all_raw(statement).await,
+            Inner::Own(own) => own
+                .run(statement, true, async |query, connection| {
+                    query.fetch_all(connection).await
+                })
+                .await
+                .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
+        }
+    }
+}
