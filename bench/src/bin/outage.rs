@@ -1,6 +1,7 @@
 //! Database outage under steady load (issue 8): the release server on PostgreSQL takes a
-//! steady stream of small uploads (each a new row) while PostgreSQL is stopped for a few
-//! seconds and started again. Prints requests served, failed (by status), hung (slower than the
+//! steady stream of small uploads (each a new row), and of reads of a page of photos (on the
+//! reads' own pool, `service::reads`), while PostgreSQL is stopped for a few seconds and
+//! started again. Prints requests served, failed (by status), hung (slower than the
 //! acquire time-out plus a second), the time from PostgreSQL answering again to the first
 //! success and to `/ready` saying 200, and checks that every upload that got a 201 left its row.
 //!
@@ -129,9 +130,52 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
     let token = bench::sign_up(&client, &format!("{base}/api/v1"), "outage").await?;
 
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let reads = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let up_again: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (client, base, token, reads, stop, up_again) = (
+            client.clone(),
+            base.clone(),
+            token.clone(),
+            reads.clone(),
+            stop.clone(),
+            up_again.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}/api/v1/photos?limit=5"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                let status = response.map_or("transport error".to_owned(), |response| {
+                    response.status().as_u16().to_string()
+                });
+                let mut reads = reads.lock().await;
+                let took = sent.elapsed();
+                reads.slowest = reads.slowest.max(took);
+                if took > ACQUIRE_TIMEOUT + Duration::from_secs(1) {
+                    reads.hung += 1;
+                }
+                if status == "200"
+                    && let Some(up) = *up_again.lock().await
+                    && reads.first_success_after_up.is_none()
+                    && sent >= up
+                {
+                    reads.first_success_after_up = Some(Instant::now());
+                }
+                let unavailable = status == "503";
+                *reads.statuses.entry(status).or_default() += 1;
+                drop(reads);
+                if unavailable {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
     for _ in 0..8 {
         let (client, base, token, tally, stop, up_again) = (
             client.clone(),
@@ -236,7 +280,23 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
         .map_err(|_| anyhow::anyhow!("tally still shared"))?
         .into_inner();
     let served: u64 = tally.statuses.values().sum();
-    println!("requests: {served} ({:?})", tally.statuses);
+    println!("uploads: {served} ({:?})", tally.statuses);
+    let reads = Arc::try_unwrap(reads)
+        .map_err(|_| anyhow::anyhow!("reads still shared"))?
+        .into_inner();
+    let read: u64 = reads.statuses.values().sum();
+    println!(
+        "reads of a page: {read} ({:?}); hung: {}; slowest {:.2} s; first 200 {} after PostgreSQL was back",
+        reads.statuses,
+        reads.hung,
+        reads.slowest.as_secs_f64(),
+        reads
+            .first_success_after_up
+            .map_or("never".to_owned(), |at| format!(
+                "{:.2} s",
+                (at - up).as_secs_f64()
+            ))
+    );
     println!(
         "hung (> acquire time-out {} s + 1 s): {}; slowest {:.2} s",
         ACQUIRE_TIMEOUT.as_secs(),
