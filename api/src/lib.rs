@@ -224,7 +224,7 @@ impl Application {
         if let Some(workers) = workers {
             workers.shutdown().await;
         }
-        reads.close();
+        reads.close().await;
         if let Err(error) = service::close_db_connection(db).await {
             tracing::warn!(%error, "closing the database pool failed");
         }

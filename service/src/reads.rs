@@ -7,10 +7,14 @@
 //!
 //! On PostgreSQL the hot reads therefore run on connections of their own, lent by a
 //! [`deadpool`] pool that checks a connection without asking the server: a connection whose
-//! last statement did not end cleanly (an I/O or protocol error, a request cancelled half-way)
-//! is discarded and replaced; one idle for [`PING_IF_IDLE_FOR`] is pinged first, as the main
-//! pool does; one idle for [`IDLE_RECYCLE`] is closed. SeaORM still builds every statement and
-//! maps every row: only the connection that carries them differs. On SQLite and MySQL, and when
+//! last statement did not end cleanly (an I/O or protocol error, a fatal server error, a
+//! request cancelled half-way) is discarded and replaced; one last lent [`PING_IF_IDLE_FOR`] ago
+//! or more is pinged first, as the main pool does; one last lent [`IDLE_RECYCLE`] ago is closed.
+//! Connections are lent last-in first-out, so a quiet pool's extra connections do go idle.
+//! Getting a connection (waiting, pinging, connecting) is bounded by the acquire time-out, as
+//! on the main pool. The connections show as `aistory-reads` in `pg_stat_activity` (unless the
+//! URL names an `application_name`). SeaORM still builds every statement and maps every row:
+//! only the connection that carries them differs. On SQLite and MySQL, and when
 //! `AISTORY_DB_READ_POOL_SIZE` is 0, [`ReadPool`] is the main pool itself.
 //!
 //! Only single statements outside any transaction belong here: a read that must see the
@@ -19,8 +23,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, PoolError, RecycleError, RecycleResult, TimeoutType};
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use deadpool::managed::{
+    self, Metrics, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType,
+};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
 use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
 use sea_orm::{
     ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
@@ -46,7 +52,11 @@ enum Inner {
 struct Own {
     pool: managed::Pool<Manager>,
     observer: Option<StatementObserver>,
+    acquire_timeout: Duration,
 }
+
+/// The name the read connections give themselves (`pg_stat_activity.application_name`).
+pub const APPLICATION_NAME: &str = "aistory-reads";
 
 impl ReadPool {
     /// The read pool for `database`: own connections on PostgreSQL when `read_pool_size` > 0
@@ -64,6 +74,10 @@ impl ReadPool {
             .url
             .parse()
             .map_err(|error: sqlx::Error| DbErr::Custom(format!("the database URL: {error}")))?;
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name(APPLICATION_NAME),
+        };
         let options = if database.echo {
             options.log_statements(tracing::log::LevelFilter::Info)
         } else {
@@ -74,11 +88,16 @@ impl ReadPool {
             .wait_timeout(Some(database.acquire_timeout))
             .create_timeout(Some(database.connect_timeout))
             .recycle_timeout(Some(database.connect_timeout))
+            .queue_mode(QueueMode::Lifo)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|error| DbErr::Custom(format!("the read pool: {error}")))?;
         tokio::spawn(close_idle(pool.weak()));
-        Ok(ReadPool(Inner::Own(Arc::new(Own { pool, observer }))))
+        Ok(ReadPool(Inner::Own(Arc::new(Own {
+            pool,
+            observer,
+            acquire_timeout: database.acquire_timeout,
+        }))))
     }
 
     /// Whether the reads have connections of their own (else they share the main pool).
@@ -86,11 +105,21 @@ impl ReadPool {
         matches!(self.0, Inner::Own(_))
     }
 
-    /// Closes the own connections (the main pool is closed by its owner).
-    pub fn close(&self) {
+    /// Closes the own connections, telling the server (the main pool is closed by its owner).
+    /// Connections still lent are dropped when they come back.
+    pub async fn close(&self) {
         if let Inner::Own(own) = &self.0 {
+            let idle = own.pool.retain(|_, _| false).removed;
             own.pool.close();
+            close_all(idle).await;
         }
+    }
+}
+
+/// Says goodbye on each connection (else the server logs an unexpected EOF), briefly.
+async fn close_all(connections: Vec<Held>) {
+    for held in connections {
+        let _ = tokio::time::timeout(Duration::from_secs(1), held.connection.close()).await;
     }
 }
 
@@ -104,7 +133,11 @@ async fn close_idle(pool: managed::WeakPool<Manager>) {
         if pool.is_closed() {
             return;
         }
-        pool.retain(|_, metrics| metrics.last_used() < IDLE_RECYCLE);
+        let idle = pool
+            .retain(|_, metrics| metrics.last_used() < IDLE_RECYCLE)
+            .removed;
+        drop(pool);
+        close_all(idle).await;
     }
 }
 
@@ -150,17 +183,38 @@ impl managed::Manager for Manager {
 }
 
 impl Own {
+    /// A connection, within the acquire time-out (deadpool's own time-outs bound each step).
+    /// While the server refuses connections (a restart), opening one is tried again, as the
+    /// main pool does, until the time-out; then the last refusal is the answer.
     async fn connection(&self) -> Result<managed::Object<Manager>, DbErr> {
-        self.pool.get().await.map_err(|error| match error {
-            PoolError::Timeout(TimeoutType::Wait) => {
-                DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
-            }
-            PoolError::Closed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-            PoolError::Backend(error) => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error))),
-            other => DbErr::Conn(RuntimeErr::Internal(format!(
-                "no connection for the read: {other}"
-            ))),
-        })
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let error = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+                Err(_) => return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+                Ok(Ok(held)) => return Ok(held),
+                Ok(Err(error)) => error,
+            };
+            let error = match error {
+                PoolError::Timeout(TimeoutType::Wait) => {
+                    DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
+                }
+                PoolError::Closed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+                PoolError::Backend(error) => {
+                    let error = DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error)));
+                    if tokio::time::Instant::now() + pause < deadline {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(250));
+                        continue;
+                    }
+                    error
+                }
+                other => DbErr::Conn(RuntimeErr::Internal(format!(
+                    "no connection for the read: {other}"
+                ))),
+            };
+            return Err(error);
+        }
     }
 
     /// Runs `statement` on a connection of the pool, marking the connection unusable unless
@@ -179,9 +233,6 @@ impl Own {
         let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
         let mut retried = !read;
         loop {
-            if let Some(observer) = &self.observer {
-                observer(&statement.sql);
-            }
             let mut held = self.connection().await?;
             held.clean = false;
             let query = sqlx::query_with(
@@ -189,13 +240,18 @@ impl Own {
                 SqlxValues(values.clone()),
             );
             let result = send(query, &mut held.connection).await;
+            if let Some(observer) = &self.observer {
+                observer(&statement.sql);
+            }
             held.clean = match &result {
                 Ok(_) => true,
                 // A statement the server refused leaves the connection ready for the next one,
-                // unless the refusal is the server ending the session (57P01 on a restart).
+                // unless the server ended the session (FATAL: 57P01 on a restart, ...).
                 Err(sqlx::Error::Database(error)) => !error
-                    .code()
-                    .is_some_and(|code| crate::error::is_unavailable_code(&code)),
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .is_some_and(|error| {
+                        matches!(error.severity(), PgSeverity::Fatal | PgSeverity::Panic)
+                    }),
                 Err(_) => false,
             };
             if !held.clean {
