@@ -84,42 +84,10 @@ impl DatabaseSettings {
         let url = normalize_url(&url)
             .ok_or_else(|| ConfigError::invalid(&url_source, &redact_url(&url), SCHEMES))?;
 
-        let pool_size = vars.parse_or(
-            "AISTORY_DB_POOL_SIZE",
-            5u32,
-            "a whole number from 1 to 1000",
-        )?;
-        if !(1..=1000).contains(&pool_size) {
-            return Err(ConfigError::invalid(
-                "AISTORY_DB_POOL_SIZE",
-                &pool_size.to_string(),
-                "a whole number from 1 to 1000",
-            ));
-        }
-        let max_overflow = vars.parse_or(
-            "AISTORY_DB_MAX_OVERFLOW",
-            10u32,
-            "a whole number from 0 to 1000",
-        )?;
-        if max_overflow > 1000 {
-            return Err(ConfigError::invalid(
-                "AISTORY_DB_MAX_OVERFLOW",
-                &max_overflow.to_string(),
-                "a whole number from 0 to 1000",
-            ));
-        }
-        let read_pool_size = vars.parse_or(
-            "AISTORY_DB_READ_POOL_SIZE",
-            DEFAULT_READ_POOL_SIZE,
-            "a whole number from 0 to 1000",
-        )?;
-        if read_pool_size > 1000 {
-            return Err(ConfigError::invalid(
-                "AISTORY_DB_READ_POOL_SIZE",
-                &read_pool_size.to_string(),
-                "a whole number from 0 to 1000",
-            ));
-        }
+        let pool_size = connections(vars, "AISTORY_DB_POOL_SIZE", 5, 1)?;
+        let max_overflow = connections(vars, "AISTORY_DB_MAX_OVERFLOW", 10, 0)?;
+        let read_pool_size =
+            connections(vars, "AISTORY_DB_READ_POOL_SIZE", DEFAULT_READ_POOL_SIZE, 0)?;
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
         let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
@@ -222,6 +190,16 @@ impl DatabaseSettings {
             source = self.url_source,
         )
     }
+}
+
+/// A number of connections from `least` to 1000.
+fn connections(vars: &Vars<'_>, name: &str, default: u32, least: u32) -> Result<u32, ConfigError> {
+    let expected = format!("a whole number from {least} to 1000");
+    let value = vars.parse_or(name, default, &expected)?;
+    if !(least..=1000).contains(&value) {
+        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
+    }
+    Ok(value)
 }
 
 fn seconds(vars: &Vars<'_>, name: &str, default: u64) -> Result<Duration, ConfigError> {
