@@ -44,6 +44,46 @@ struct Tally {
     first_success_after_up: Option<Instant>,
 }
 
+impl Tally {
+    /// Counts one answer, `status`, to a request sent at `sent` that took `took`; `up` is when
+    /// PostgreSQL answered again (if it has).
+    fn record(
+        &mut self,
+        sent: Instant,
+        took: Duration,
+        status: &str,
+        success: bool,
+        up: Option<Instant>,
+    ) {
+        self.slowest = self.slowest.max(took);
+        if took > ACQUIRE_TIMEOUT + Duration::from_secs(1) {
+            self.hung += 1;
+        }
+        if success && self.first_success_after_up.is_none() && up.is_some_and(|up| sent >= up) {
+            self.first_success_after_up = Some(Instant::now());
+        }
+        *self.statuses.entry(status.to_owned()).or_default() += 1;
+    }
+}
+
+/// What every load task shares.
+#[derive(Clone)]
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    up_again: Arc<Mutex<Option<Instant>>>,
+}
+
+fn status_of(response: &reqwest::Result<reqwest::Response>) -> String {
+    response
+        .as_ref()
+        .map_or("transport error".to_owned(), |response| {
+            response.status().as_u16().to_string()
+        })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let outage_secs: u64 = std::env::args()
@@ -133,107 +173,70 @@ async fn run(port: u16, outage_secs: u64) -> anyhow::Result<Tally> {
     let reads = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let up_again: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let load = Load {
+        client: client.clone(),
+        base: base.clone(),
+        token,
+        stop: stop.clone(),
+        up_again: up_again.clone(),
+    };
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let (client, base, token, reads, stop, up_again) = (
-            client.clone(),
-            base.clone(),
-            token.clone(),
-            reads.clone(),
-            stop.clone(),
-            up_again.clone(),
-        );
+        let (load, reads) = (load.clone(), reads.clone());
         tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            while !load.stop.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                let response = client
-                    .get(format!("{base}/api/v1/photos?limit=5"))
-                    .bearer_auth(&token)
+                let response = load
+                    .client
+                    .get(format!("{}/api/v1/photos?limit=5", load.base))
+                    .bearer_auth(&load.token)
                     .send()
                     .await;
-                let status = response.map_or("transport error".to_owned(), |response| {
-                    response.status().as_u16().to_string()
-                });
-                let mut reads = reads.lock().await;
                 let took = sent.elapsed();
-                reads.slowest = reads.slowest.max(took);
-                if took > ACQUIRE_TIMEOUT + Duration::from_secs(1) {
-                    reads.hung += 1;
-                }
-                if status == "200"
-                    && let Some(up) = *up_again.lock().await
-                    && reads.first_success_after_up.is_none()
-                    && sent >= up
-                {
-                    reads.first_success_after_up = Some(Instant::now());
-                }
-                let unavailable = status == "503";
-                *reads.statuses.entry(status).or_default() += 1;
-                drop(reads);
-                if unavailable {
+                let status = status_of(&response);
+                let up = *load.up_again.lock().await;
+                reads
+                    .lock()
+                    .await
+                    .record(sent, took, &status, status == "200", up);
+                if status == "503" {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }));
     }
     for _ in 0..8 {
-        let (client, base, token, tally, stop, up_again) = (
-            client.clone(),
-            base.clone(),
-            token.clone(),
-            tally.clone(),
-            stop.clone(),
-            up_again.clone(),
-        );
+        let (load, tally) = (load.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            while !load.stop.load(Ordering::Relaxed) {
                 let form = reqwest::multipart::Form::new().part(
                     "file",
                     reqwest::multipart::Part::bytes(bench::PNG.to_vec()).file_name("dot.png"),
                 );
                 let sent = Instant::now();
-                let response = client
-                    .post(format!("{base}/api/v1/photos"))
-                    .bearer_auth(&token)
+                let response = load
+                    .client
+                    .post(format!("{}/api/v1/photos", load.base))
+                    .bearer_auth(&load.token)
                     .multipart(form)
                     .send()
                     .await;
                 let took = sent.elapsed();
-                let mut tally = tally.lock().await;
-                tally.slowest = tally.slowest.max(took);
-                if took > ACQUIRE_TIMEOUT + Duration::from_secs(1) {
-                    tally.hung += 1;
+                let status = status_of(&response);
+                let mut created = None;
+                if status == "201"
+                    && let Ok(response) = response
+                    && let Ok(photo) = response.json::<serde_json::Value>().await
+                {
+                    created = photo["id"].as_i64();
                 }
-                match response {
-                    Ok(response) => {
-                        let status = response.status();
-                        *tally
-                            .statuses
-                            .entry(status.as_u16().to_string())
-                            .or_default() += 1;
-                        if status.as_u16() == 201 {
-                            if let Ok(photo) = response.json::<serde_json::Value>().await
-                                && let Some(id) = photo["id"].as_i64()
-                            {
-                                tally.created.push(id);
-                            }
-                            if let Some(up) = *up_again.lock().await
-                                && tally.first_success_after_up.is_none()
-                                && sent >= up
-                            {
-                                tally.first_success_after_up = Some(Instant::now());
-                            }
-                        } else if status.as_u16() == 503 {
-                            drop(tally);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    }
-                    Err(_) => {
-                        *tally
-                            .statuses
-                            .entry("transport error".to_owned())
-                            .or_default() += 1;
-                    }
+                let up = *load.up_again.lock().await;
+                let mut tally = tally.lock().await;
+                tally.record(sent, took, &status, status == "201", up);
+                tally.created.extend(created);
+                drop(tally);
+                if status == "503" {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }));
