@@ -195,25 +195,23 @@ impl Own {
                 Ok(Ok(held)) => return Ok(held),
                 Ok(Err(error)) => error,
             };
-            let error = match error {
+            if matches!(error, PoolError::Backend(_))
+                && tokio::time::Instant::now() + pause < deadline
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+                continue;
+            }
+            return Err(match error {
                 PoolError::Timeout(TimeoutType::Wait) => {
                     DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
                 }
                 PoolError::Closed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-                PoolError::Backend(error) => {
-                    let error = DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error)));
-                    if tokio::time::Instant::now() + pause < deadline {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(250));
-                        continue;
-                    }
-                    error
-                }
+                PoolError::Backend(error) => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error))),
                 other => DbErr::Conn(RuntimeErr::Internal(format!(
                     "no connection for the read: {other}"
                 ))),
-            };
-            return Err(error);
+            });
         }
     }
 
