@@ -1,5 +1,6 @@
 //! The HTTP server: thin handlers that parse, call `service`, and map errors.
 
+pub mod database;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -19,6 +20,7 @@ use service::auth::{AccessTokens, LoginThrottle};
 use settings::Settings;
 use tracing_actix_web::TracingLogger;
 
+pub use database::{create_database_tables, init_db};
 pub use error::ApiError;
 pub use extract::{AuthUser, ValidJson};
 pub use unit_of_work::Db;
@@ -82,7 +84,7 @@ impl Application {
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
-        let mut db = service::init_db(&settings.database, settings.environment).await?;
+        let mut db = database::init_db(&settings.database, settings.environment).await?;
         let stories = service::stories::provider_from_settings(&settings.story_provider)
             .map_err(StartupError::Stories)?;
         // Workers share the pool, but are started before the observer is installed: their

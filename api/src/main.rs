@@ -6,34 +6,39 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod schema_commands;
-
 use api::{Application, telemetry};
+use clap::{Parser, Subcommand};
 use settings::{Settings, redact_url};
+
+/// The AI Story Creator server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "api",
+    about = "The AI Story Creator server: HTTP API and story workers",
+    after_help = "Configuration comes from AISTORY_* environment variables (and .env); see \
+                  docs/configuration.md. Schema tooling: `cargo run -p schema -- --help`; \
+                  migrations: `cargo run -p migration -- --help`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default), with AISTORY_WORKERS story workers inside.
+    Serve,
+    /// Run max(AISTORY_WORKERS, 1) workers alone, no HTTP: scale them apart from the API, on
+    /// any machine that shares the database.
+    Worker,
+}
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => serve().await,
-        Some("check" | "check-schema") => schema_commands::check(&rest()).await,
-        Some("generate") => schema_commands::generate(&rest()).await,
-        Some("worker") => worker().await,
-        Some("-h" | "--help" | "help") => {
-            println!(
-                "usage: api [serve | worker | check | generate NAME [--autogenerate]]\n  serve         run the HTTP server (default), \
-                 with AISTORY_WORKERS workers inside\n  worker        run max(AISTORY_WORKERS, 1) workers \
-                 alone, no HTTP: scale them apart from the API, on any machine sharing the database\n  \
-                 check         compare the schema the migrations build with the one the entities \
-                 declare (scratch SQLite in memory); exit 1 and list every difference if they disagree\n  \
-                 generate      write a new migration; --autogenerate fills it with the changes \
-                 from the migrations' schema to the entities' (see `api generate --help`)"
-            );
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("error: unknown command {other:?}; try `api --help`");
-            ExitCode::from(2)
-        }
+    // Misuse exits 2 with the usage (clap's own code for usage errors).
+    match Cli::parse().command {
+        None | Some(Command::Serve) => serve().await,
+        Some(Command::Worker) => worker().await,
     }
 }
 
@@ -57,7 +62,7 @@ async fn worker() -> ExitCode {
             .map_err(|error| format!("object storage (AISTORY_STORAGE_URL): {error}"))?;
         let provider = service::stories::provider_from_settings(&settings.story_provider)
             .map_err(|error| format!("story provider (AISTORY_STORY_PROVIDER): {error}"))?;
-        let db = service::init_db(&settings.database, settings.environment)
+        let db = api::init_db(&settings.database, settings.environment)
             .await
             .map_err(|error| error.to_string())?;
         let count = settings.workers.count.max(1);
@@ -129,9 +134,4 @@ async fn serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The arguments after the command.
-fn rest() -> Vec<String> {
-    std::env::args().skip(2).collect()
 }

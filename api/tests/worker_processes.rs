@@ -27,7 +27,7 @@ impl Scratch {
     async fn new(backend: Backend) -> Option<Scratch> {
         let database = TestDatabase::create(backend).await?;
         let settings = settings::DatabaseSettings::for_url(database.url.clone());
-        let pool = service::init_db(&settings, settings::Environment::Testing)
+        let pool = api::init_db(&settings, settings::Environment::Testing)
             .await
             .unwrap();
         let dir = std::env::temp_dir().join(format!("aistory-workers-{}", database.name()));

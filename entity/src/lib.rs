@@ -12,6 +12,41 @@ pub mod story;
 pub mod timestamps;
 pub mod user;
 
+/// One table the entities declare: its `CREATE TABLE` and every index on it (SeaORM's
+/// derived ones and the entity's own multi-column `indexes()`).
+pub struct DeclaredTable {
+    pub name: &'static str,
+    pub create: sea_orm::sea_query::TableCreateStatement,
+    pub indexes: Vec<sea_orm::sea_query::IndexCreateStatement>,
+}
+
+fn declared<E: sea_orm::EntityTrait>(
+    schema: &sea_orm::Schema,
+    entity: E,
+    more: Vec<sea_orm::sea_query::IndexCreateStatement>,
+) -> DeclaredTable {
+    let mut indexes = schema.create_index_from_entity(entity);
+    indexes.extend(more);
+    DeclaredTable {
+        name: entity.table_name(),
+        create: schema.create_table_from_entity(entity),
+        indexes,
+    }
+}
+
+/// Every table of the application, in dependency order (a table after the tables it
+/// references), as `backend` would create it. A new entity is added here, and only here.
+pub fn tables(backend: sea_orm::DbBackend) -> Vec<DeclaredTable> {
+    let schema = sea_orm::Schema::new(backend);
+    vec![
+        declared(&schema, user::Entity, Vec::new()),
+        declared(&schema, photo::Entity, photo::indexes()),
+        declared(&schema, refresh_token::Entity, Vec::new()),
+        declared(&schema, job::Entity, Vec::new()),
+        declared(&schema, story::Entity, story::indexes()),
+    ]
+}
+
 pub mod prelude {
     pub use crate::ToDict;
     pub use crate::photo::{

@@ -61,17 +61,14 @@ pub enum Command {
     /// Roll back all applied migrations.
     Reset,
     /// Write a new, empty migration `mYYYYMMDD_HHMMSS_NAME.rs` into migration/src and
-    /// register it (needs no database).
+    /// register it (needs no database). To fill it from the entities' changes:
+    /// `cargo run -p schema -- generate NAME --autogenerate`.
     Generate {
         /// e.g. add_photo_rating (a-z, 0-9, _)
         name: String,
         /// Write into this directory instead of this crate's src/ (tests).
         #[arg(long, hide = true)]
         dir: Option<std::path::PathBuf>,
-        /// Not here: autogenerate compares with the entities, which this crate never imports.
-        /// Use `cargo run -p api -- generate NAME --autogenerate`.
-        #[arg(long)]
-        autogenerate: bool,
     },
     /// Migrate up or down to a revision: `base`, `head`, a migration name or a unique prefix.
     To {
@@ -114,19 +111,7 @@ fn init_logging() {
 
 /// Runs one parsed command; errors are returned as the message to show.
 pub async fn execute(cli: Cli) -> Result<(), String> {
-    if let Command::Generate {
-        name,
-        dir,
-        autogenerate,
-    } = &cli.command
-    {
-        if *autogenerate {
-            return Err(format!(
-                "autogenerate compares the migrations with the entities, and this crate never \
-                 imports `entity` (a migration must mean the same thing forever); run \
-                 `cargo run -p api -- generate {name} --autogenerate` instead"
-            ));
-        }
+    if let Command::Generate { name, dir } = &cli.command {
         let dir = dir.clone().unwrap_or_else(crate::generate::default_dir);
         let module = crate::generate::generate(&dir, name, chrono::Utc::now())?;
         println!("created {}", dir.join(format!("{module}.rs")).display());

@@ -19,7 +19,7 @@ pub fn generate(
     write_migration(dir, name, now, &template(name))
 }
 
-/// [`generate`] with the file's source given (`api generate NAME --autogenerate` writes the
+/// [`generate`] with the file's source given (`cargo run -p schema -- generate NAME --autogenerate` writes the
 /// changes it found).
 pub fn write_migration(
     dir: &Path,

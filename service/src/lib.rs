@@ -1,7 +1,6 @@
 //! Business logic and the database layer of the AI Story Creator. Nothing here knows HTTP.
 
 pub mod auth;
-pub mod autogen;
 pub mod db;
 pub mod error;
 pub mod images;
@@ -10,16 +9,13 @@ mod paging;
 pub mod photos;
 pub mod queue;
 pub mod reads;
-pub mod schema;
 pub mod storage;
 pub mod stories;
 pub mod unit_of_work;
 pub mod users;
 pub mod worker;
 
-pub use db::{
-    DbError, close_db_connection, create_database_tables, init_db, verify_database_connection,
-};
+pub use db::{DbError, close_db_connection, verify_database_connection};
 pub use error::ServiceError;
 pub use reads::ReadPool;
 pub use unit_of_work::{StatementObserver, UnitOfWork, get_db, observe_statements};

@@ -1,16 +1,17 @@
 //! Autogenerate: pairs of schemas that differ by one kind of change each. For every pair and
 //! backend: plan the migration from the old schema (what the migrations built) to the new one
-//! (what the entities declare), apply its `up` (no difference remains), then its `down` (the
-//! old schema is back). The generated source is compared with reviewed snapshots in
-//! tests/snapshots/autogen (regenerate with UPDATE_SNAPSHOTS=1 and review the diff).
+//! (what the entities declare), render it, check the source is the reviewed snapshot in
+//! tests/snapshots/autogen (regenerate with UPDATE_SNAPSHOTS=1 and review the diff), then run
+//! that very source, compiled into this binary ([`crate::generated`]): its `up` (no difference
+//! remains), then its `down` (the old schema is back).
 
 use aistory_tests::{Backend, TestDatabase, backend_tests};
+use schema::{Declared, inspect};
 use sea_orm::sea_query::{
     Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, Table,
     TableCreateStatement,
 };
-use service::autogen::{self, Declared};
-use service::schema::inspect;
+use sea_orm_migration::SchemaManager;
 
 backend_tests!(
     a_table_is_added,
@@ -204,30 +205,33 @@ async fn round_trip(backend: Backend, name: &str, old: Books, new: Books, sqlite
     let declared = declared_db.connect().await;
     schema(&old).apply(&migrated).await.unwrap();
     let before = inspect(&migrated).await.unwrap().without_checks();
-    let plan = autogen::autogenerate(&migrated, &declared, &schema(&new))
+    let plan = schema::autogenerate(&migrated, &declared, &schema(&new))
         .await
         .unwrap();
     assert!(!plan.is_empty(), "{name}: no change found");
-    let source = plan.render(&format!("{name}: {}", autogen::summary(&plan)));
-    if backend == Backend::Sqlite {
-        check_snapshot(name, &source);
-    }
+    let source = plan.render(&format!("{name}: {}", schema::summary(&plan)));
+    // The reviewed snapshot is exactly what was rendered, and it is what runs below.
+    let key = check_snapshot(name, backend, &source);
+    let generated = crate::generated::migration(&key);
+    let manager = SchemaManager::new(&migrated);
     if backend == Backend::Sqlite && sqlite_refuses {
-        let error = plan.apply_up(&migrated).await.unwrap_err().to_string();
+        let error = generated.up(&manager).await.unwrap_err().to_string();
         assert!(error.contains("SQLite cannot"), "{name}: {error}");
         assert!(
             source.contains("DbBackend::Sqlite"),
             "{name}: the code must refuse too"
         );
     } else {
-        plan.apply_up(&migrated)
+        generated
+            .up(&manager)
             .await
             .unwrap_or_else(|e| panic!("{name}: up failed: {e}\n{source}"));
         let after = inspect(&migrated).await.unwrap().without_checks();
         let wanted = inspect(&declared).await.unwrap().without_checks();
         let left = after.differences_named(&wanted, "after up", "entities");
         assert!(left.is_empty(), "{name}: {left:#?}\n{source}");
-        plan.apply_down(&migrated)
+        generated
+            .down(&manager)
             .await
             .unwrap_or_else(|e| panic!("{name}: down failed: {e}\n{source}"));
         let back = inspect(&migrated).await.unwrap().without_checks();
@@ -239,7 +243,7 @@ async fn round_trip(backend: Backend, name: &str, old: Books, new: Books, sqlite
 }
 
 /// `source` as rustfmt writes it (what `api generate` leaves on disk, and what `cargo fmt`
-/// keeps the snapshots as: migration/tests/generated_compile.rs includes them).
+/// keeps the snapshots as: [`crate::generated`] includes them).
 fn formatted(source: &str) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("rustfmt")
@@ -262,15 +266,32 @@ fn formatted(source: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn check_snapshot(name: &str, source: &str) {
+/// Compares `source` (rendered on `backend`) with its reviewed snapshot and returns the
+/// snapshot's key for [`crate::generated::migration`]. `NAME.rs.snap` is what SQLite renders;
+/// a backend that reads a type back differently gets its own `NAME.BACKEND.rs.snap`.
+fn check_snapshot(name: &str, backend: Backend, source: &str) -> String {
     let source = formatted(source);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("snapshots/autogen")
-        .join(format!("{name}.rs.snap"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/autogen");
+    let common = dir.join(format!("{name}.rs.snap"));
+    let suffix = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some("postgres"),
+        Backend::MySql => Some("mysql"),
+    };
+    let own = suffix.map(|suffix| dir.join(format!("{name}.{suffix}.rs.snap")));
     if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &source).unwrap();
-        return;
+        match &own {
+            None => std::fs::write(&common, &source).unwrap(),
+            Some(own) if std::fs::read_to_string(&common).ok().as_deref() == Some(&source) => {
+                std::fs::remove_file(own).ok();
+            }
+            Some(own) => std::fs::write(own, &source).unwrap(),
+        }
     }
+    let (path, key) = match (&own, suffix) {
+        (Some(own), Some(suffix)) if own.exists() => (own.clone(), format!("{name}_{suffix}")),
+        _ => (common, name.to_owned()),
+    };
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
             "no snapshot {}; run with UPDATE_SNAPSHOTS=1, review it, commit it.\n{source}",
@@ -279,8 +300,9 @@ fn check_snapshot(name: &str, source: &str) {
     });
     assert_eq!(
         source, expected,
-        "{name}: the generated source changed; if intended, UPDATE_SNAPSHOTS=1 and review"
+        "{name} on {backend:?}: the generated source changed; if intended, UPDATE_SNAPSHOTS=1 and review"
     );
+    key
 }
 
 async fn a_table_is_added(backend: Backend) {
@@ -435,7 +457,7 @@ async fn the_real_entities_need_no_change(backend: Backend) {
     let declared = declared_db.connect().await;
     migration::Migrator::up(&migrated, None).await.unwrap();
     let entities = Declared::from_entities(declared.get_database_backend());
-    let plan = autogen::autogenerate(&migrated, &declared, &entities)
+    let plan = schema::autogenerate(&migrated, &declared, &entities)
         .await
         .unwrap();
     assert!(plan.is_empty(), "{plan:#?}");
@@ -470,7 +492,7 @@ async fn adding_a_field_to_a_real_entity_is_found_and_generated() {
             .not_null()
             .default(0),
     );
-    let plan = autogen::autogenerate(&migrated, &declared, &entities)
+    let plan = schema::autogenerate(&migrated, &declared, &entities)
         .await
         .unwrap();
     let wanted = inspect(&declared).await.unwrap().without_checks();
@@ -484,12 +506,16 @@ async fn adding_a_field_to_a_real_entity_is_found_and_generated() {
         vec!["column photos.rating: in entities, not in migrations"]
     );
     let source = plan.render("add_photo_rating");
+    let key = check_snapshot("add_photo_rating", Backend::Sqlite, &source);
     assert!(source.contains(".add_column("), "{source}");
     assert!(
         source.contains(r#"ColumnDef::new(Alias::new("rating")).integer().not_null().default(0)"#),
         "{source}"
     );
-    plan.apply_up(&migrated).await.unwrap();
+    crate::generated::migration(&key)
+        .up(&SchemaManager::new(&migrated))
+        .await
+        .unwrap();
     let after = inspect(&migrated).await.unwrap().without_checks();
     assert!(after.differences(&wanted).is_empty());
 }

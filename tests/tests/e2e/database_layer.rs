@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use aistory_tests::{Backend, TestDatabase, backend_tests, test_settings};
-use service::{DbError, create_database_tables, init_db, verify_database_connection};
+use api::{create_database_tables, init_db};
+use service::{DbError, verify_database_connection};
 use settings::{DatabaseSettings, Environment};
 
 backend_tests!(
@@ -54,11 +55,7 @@ async fn production_refuses_pending_migrations_and_changes_nothing(backend: Back
     }
     let db = database.connect().await;
     assert!(
-        service::schema::inspect(&db)
-            .await
-            .unwrap()
-            .tables
-            .is_empty(),
+        schema::inspect(&db).await.unwrap().tables.is_empty(),
         "production changed the schema"
     );
     match create_database_tables(&db, &settings.database, Environment::Production).await {
@@ -75,13 +72,7 @@ async fn production_on_sqlite_file() {
     let result = init_db(&settings, Environment::Production).await;
     assert!(matches!(result, Err(DbError::PendingMigrations(_))));
     let db = service::db::connect(&settings).await.unwrap();
-    assert!(
-        service::schema::inspect(&db)
-            .await
-            .unwrap()
-            .tables
-            .is_empty()
-    );
+    assert!(schema::inspect(&db).await.unwrap().tables.is_empty());
     db.close().await.ok();
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod autogen;
 mod database_layer;
+mod generated;
 mod health;
 mod migrations;
 mod models;

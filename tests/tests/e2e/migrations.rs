@@ -3,8 +3,8 @@
 
 use aistory_tests::{Backend, TestDatabase, backend_tests};
 use migration::{Migrator, MigratorTrait, Target, migrate_to, resolve_target};
+use schema::inspect::{SchemaDescription, create_tables_from_entities, inspect};
 use sea_orm::{ConnectionTrait, Database};
-use service::schema::{SchemaDescription, create_tables_from_entities, inspect};
 use settings::DatabaseSettings;
 
 backend_tests!(

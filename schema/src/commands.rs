@@ -1,23 +1,63 @@
-//! `api check` and `api generate NAME [--autogenerate]`: the schema commands that need the
-//! entities (the `migration` crate never imports them).
+//! `cargo run -p schema -- check` and `cargo run -p schema -- generate NAME [--autogenerate]`:
+//! the schema commands that need the entities (the `migration` crate never imports them).
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
-use service::autogen::{self, Declared};
 
-const USAGE: &str = "usage:
-  api check [--database-url ADMIN_URL]
-      compare the schema the migrations build with the one the entities declare; exit 1 and
-      list every difference if they disagree
-  api generate NAME [--autogenerate] [--database-url ADMIN_URL]
-      write migration/src/mYYYYMMDD_HHMMSS_NAME.rs and register it; with --autogenerate its
-      up and down are the changes that turn the migrations' schema into the entities'
+use crate::{Declared, diff, drift, summary};
 
-  The comparison runs on scratch databases: SQLite in memory by default, or two databases
-  created (and dropped afterwards) through ADMIN_URL, e.g. postgres://postgres@127.0.0.1/postgres
-  or mysql://root@127.0.0.1/mysql, to see the schema exactly as that backend builds it.";
+#[derive(Debug, Parser)]
+#[command(
+    name = "schema",
+    about = "Compare the migrations with the entities, and write migrations",
+    after_help = "The comparison runs on scratch databases: SQLite in memory by default, or two \
+                  databases created (and dropped afterwards) through --database-url ADMIN_URL, \
+                  e.g. postgres://postgres@127.0.0.1/postgres or mysql://root@127.0.0.1/mysql, \
+                  to see the schema exactly as that backend builds it."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare the schema the migrations build with the one the entities declare; exit 1 and
+    /// list every difference if they disagree.
+    #[command(alias = "check-schema")]
+    Check {
+        /// Admin URL of a PostgreSQL or MySQL server for the scratch databases.
+        #[arg(long, value_name = "ADMIN_URL")]
+        database_url: Option<String>,
+    },
+    /// Write migration/src/mYYYYMMDD_HHMMSS_NAME.rs and register it.
+    Generate {
+        /// The migration's name (letters, digits, underscores), e.g. add_photo_rating.
+        name: String,
+        /// Fill `up` and `down` with the changes that turn the migrations' schema into the
+        /// entities'.
+        #[arg(long)]
+        autogenerate: bool,
+        /// Admin URL of a PostgreSQL or MySQL server for the scratch databases.
+        #[arg(long, value_name = "ADMIN_URL")]
+        database_url: Option<String>,
+    },
+}
+
+/// Parses the arguments (exit 2 with usage on misuse) and runs the command.
+pub async fn run() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { database_url } => check(database_url.as_deref()).await,
+        Command::Generate {
+            name,
+            autogenerate,
+            database_url,
+        } => generate(&name, autogenerate, database_url.as_deref()).await,
+    }
+}
 
 /// Two empty databases of one backend: one for the migrations, one for the entities.
 struct Scratch {
@@ -128,30 +168,11 @@ async fn drop_all(admin: &DatabaseConnection, names: &[String]) {
     }
 }
 
-/// The value after `--database-url` (or `--database-url=`), if any.
-fn database_url(args: &[String]) -> Result<Option<String>, String> {
-    let mut found = None;
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--database-url" {
-            found = Some(iter.next().ok_or("--database-url needs a value")?.clone());
-        } else if let Some(value) = arg.strip_prefix("--database-url=") {
-            found = Some(value.to_owned());
-        }
-    }
-    Ok(found)
-}
-
-/// `api check`.
-pub async fn check(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
+/// `check`.
+pub async fn check(database_url: Option<&str>) -> ExitCode {
     let result = async {
-        let url = database_url(args)?;
-        let scratch = Scratch::open(url.as_deref()).await?;
-        let drift = service::schema::drift(&scratch.migrations, &scratch.declared).await;
+        let scratch = Scratch::open(database_url).await?;
+        let drift = drift(&scratch.migrations, &scratch.declared).await;
         scratch.close().await;
         drift.map_err(|error| format!("the drift check failed: {error}"))
     }
@@ -170,7 +191,7 @@ pub async fn check(args: &[String]) -> ExitCode {
                 eprintln!("  - {line}");
             }
             eprintln!(
-                "write the migration: `cargo run -p api -- generate NAME --autogenerate`, review \
+                "write the migration: `cargo run -p schema -- generate NAME --autogenerate`, review \
                  it, then `cargo run -p migration -- up` (docs/extending-entities.md)"
             );
             ExitCode::FAILURE
@@ -182,30 +203,18 @@ pub async fn check(args: &[String]) -> ExitCode {
     }
 }
 
-/// `api generate NAME [--autogenerate]`.
-pub async fn generate(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let Some(name) = args.first().filter(|arg| !arg.starts_with("--")) else {
-        eprintln!(
-            "error: generate needs a NAME, e.g. `api generate add_photo_rating --autogenerate`\n\n{USAGE}"
-        );
-        return ExitCode::from(2);
-    };
-    let autogenerate = args.iter().any(|a| a == "--autogenerate");
+/// `generate NAME [--autogenerate]`.
+pub async fn generate(name: &str, autogenerate: bool, database_url: Option<&str>) -> ExitCode {
     let dir = migration::generate::default_dir();
     let result = async {
         if !autogenerate {
             return migration::generate::generate(&dir, name, chrono::Utc::now()).map(Some);
         }
-        let url = database_url(args)?;
-        let scratch = Scratch::open(url.as_deref()).await?;
+        let scratch = Scratch::open(database_url).await?;
         let planned = async {
             migration::Migrator::up(&scratch.migrations, None).await?;
             let declared = Declared::from_entities(scratch.declared.get_database_backend());
-            autogen::autogenerate(&scratch.migrations, &scratch.declared, &declared).await
+            diff::autogenerate(&scratch.migrations, &scratch.declared, &declared).await
         }
         .await;
         scratch.close().await;
@@ -214,7 +223,7 @@ pub async fn generate(args: &[String]) -> ExitCode {
             println!("no changes: the migrations already build what the entities declare; nothing written");
             return Ok(None);
         }
-        let summary = format!("{name}: {}", autogen::summary(&plan));
+        let summary = format!("{name}: {}", summary(&plan));
         let module = migration::generate::write_migration(&dir, name, chrono::Utc::now(), &plan.render(&summary))?;
         // Formatted like the rest of the code, when rustfmt is at hand.
         let file = dir.join(format!("{module}.rs"));

@@ -209,7 +209,7 @@ pub async fn inspect<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, Db
 /// Creates the tables and indexes the entities declare, in dependency order (what SeaORM's
 /// `Schema` builder derives from the models), on `db`.
 pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    crate::autogen::Declared::from_entities(db.get_database_backend())
+    crate::Declared::from_entities(db.get_database_backend())
         .apply(db)
         .await
 }
