@@ -37,6 +37,8 @@ pub enum StartupError {
     Storage(#[from] service::storage::StorageError),
     #[error("story provider (AISTORY_STORY_PROVIDER): {0}")]
     Stories(service::ServiceError),
+    #[error("the job registry: {0}")]
+    Jobs(service::ServiceError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -89,10 +91,12 @@ impl Application {
             .map_err(StartupError::Stories)?;
         // Workers share the pool, but are started before the observer is installed: their
         // polling is not the requests' statements.
+        let jobs = service::job_handlers(&storage, stories.clone(), &settings.workers)
+            .map_err(StartupError::Jobs)?;
         let workers = (settings.workers.count > 0).then(|| {
             service::worker::Workers::start(
                 db.clone(),
-                service::job_handlers(&storage, stories.clone(), &settings.workers),
+                jobs,
                 service::worker::WorkerConfig::from_settings(&settings.workers),
                 settings.workers.count,
             )

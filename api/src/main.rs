@@ -68,7 +68,8 @@ async fn worker() -> ExitCode {
         let count = settings.workers.count.max(1);
         let workers = service::worker::Workers::start(
             db.clone(),
-            service::job_handlers(&storage, provider, &settings.workers),
+            service::job_handlers(&storage, provider, &settings.workers)
+                .map_err(|error| format!("the job registry: {error}"))?,
             service::worker::WorkerConfig::from_settings(&settings.workers),
             count,
         );

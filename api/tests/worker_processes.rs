@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use aistory_tests::{Backend, TestDatabase};
 use entity::job::{self, JobStatus};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
-use serde_json::json;
-use service::queue;
-use service::worker::COUNT;
+use service::worker::{BackgroundJob, CountRun};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api");
 
@@ -151,7 +149,8 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
         return;
     };
     // Slow enough to be killed in the middle of it.
-    let job = queue::enqueue(&scratch.pool, COUNT, &json!({"sleep_ms": 3000}))
+    let job = CountRun { sleep_ms: 3000 }
+        .enqueue(&scratch.pool)
         .await
         .unwrap();
     let mut first = scratch.worker("first", 1, 2);
@@ -224,7 +223,7 @@ async fn four_worker_processes_run_each_of_1000_jobs_exactly_once() {
         .await
         .unwrap();
     for _ in 0..1000 {
-        ids.insert(queue::enqueue(&txn, COUNT, &json!({})).await.unwrap().id);
+        ids.insert(CountRun::default().enqueue(&txn).await.unwrap().id);
     }
     txn.commit().await.unwrap();
     let mut workers: Vec<Child> = (0..4)
@@ -273,7 +272,8 @@ async fn a_stopping_worker_hands_its_job_back() {
         return;
     };
     // Longer than the 1 s grace: the worker must give it back, not finish it.
-    let job = queue::enqueue(&scratch.pool, COUNT, &json!({"sleep_ms": 20000}))
+    let job = CountRun { sleep_ms: 20000 }
+        .enqueue(&scratch.pool)
         .await
         .unwrap();
     let mut worker = scratch.worker_with("stopping", 1, 60, 1);

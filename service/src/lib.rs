@@ -4,7 +4,6 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod images;
-pub mod objects;
 mod paging;
 pub mod photos;
 pub mod queue;
@@ -23,22 +22,35 @@ pub use unit_of_work::{StatementObserver, UnitOfWork, get_db, observe_statements
 pub use sea_orm;
 pub use settings;
 
-/// The handlers of every job kind the application queues.
+/// Every job kind the application queues, with what each runs with; the sweep of abandoned
+/// uploads is kept scheduled.
 pub fn job_handlers(
     storage: &storage::Storage,
     provider: std::sync::Arc<dyn stories::StoryProvider>,
     workers: &settings::WorkerSettings,
-) -> worker::Registry {
-    let mut registry = worker::Registry::new()
-        .with(stories::GenerateStory {
+) -> Result<worker::Registry, ServiceError> {
+    let registry = worker::Registry::new()
+        .register::<stories::GenerateStory>(stories::StoryJobs {
             storage: storage.clone(),
             provider,
         })
-        .with(objects::DeleteObjects {
-            storage: storage.clone(),
-        });
-    if let Some(path) = &workers.count_file {
-        registry = registry.with(worker::CountRuns { path: path.into() });
+        .register::<storage::DeleteObjects>(storage.clone())
+        .every(
+            photos::sweep::SWEEP_EVERY,
+            &photos::sweep::SweepPending::default(),
+            (),
+        )?;
+    #[cfg(feature = "diagnostics")]
+    let registry = match &workers.count_file {
+        Some(path) => registry.register::<worker::CountRun>(path.into()),
+        None => registry,
+    };
+    #[cfg(not(feature = "diagnostics"))]
+    if workers.count_file.is_some() {
+        tracing::warn!(
+            "AISTORY_WORKER_COUNT_FILE is set, but this build has no diagnostic jobs (cargo \
+             feature `diagnostics`): ignored"
+        );
     }
-    registry
+    Ok(registry)
 }

@@ -2,6 +2,7 @@
 //! renaming, deleting, and the status lifecycle every change of status goes through.
 
 pub mod lifecycle;
+pub mod sweep;
 
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::ServiceError;
 use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, SNIFF_BYTES};
-use crate::storage::{PresignedPut, Storage, StorageError};
+use crate::storage::{DeleteObjects, PresignedPut, Storage, StorageError, keys};
+use crate::worker::BackgroundJob;
 
 pub use lifecycle::change_status;
 
@@ -44,14 +46,6 @@ impl From<StorageError> for ServiceError {
 #[derive(Debug, thiserror::Error)]
 #[error("the upload was interrupted: {0}")]
 pub struct StreamError(pub String);
-
-fn object_key(user_id: i64, kind: ImageKind) -> String {
-    format!(
-        "users/{user_id}/photos/{}.{}",
-        uuid::Uuid::new_v4(),
-        kind.extension()
-    )
-}
 
 /// Removes a pending photo's row and object unless disarmed: runs when an upload fails or its
 /// request is dropped mid-way (client disconnect), so nothing half-done remains.
@@ -150,11 +144,6 @@ async fn mark_uploaded(
     Ok(model)
 }
 
-/// Where a direct upload's client writes the bytes of the photo whose key is `key`.
-pub fn staging_key(key: &str) -> String {
-    format!("staging/{key}")
-}
-
 /// The `pending` row a new photo starts as.
 async fn insert_pending(
     pool: &DatabaseConnection,
@@ -223,7 +212,7 @@ where
         });
     }
 
-    let key = object_key(user_id, kind);
+    let key = keys::photo(user_id, kind.extension());
     let row = insert_pending(pool, user_id, &key, kind, title).await?;
     let cleanup = PendingCleanup {
         pool: pool.clone(),
@@ -316,11 +305,11 @@ pub async fn create_direct_upload(
             .into(),
         ));
     }
-    let key = object_key(user_id, kind);
+    let key = keys::photo(user_id, kind.extension());
     // The client writes to a staging key; completion copies the checked bytes to the photo's
     // own key, so a second PUT with the (still valid) URL cannot replace a verified photo.
     let presigned = storage.presign_put(
-        &staging_key(&key),
+        &keys::staging(&key),
         kind.content_type(),
         size_bytes,
         DIRECT_UPLOAD_EXPIRY,
@@ -348,7 +337,7 @@ pub async fn complete_direct_upload(
             to: PhotoStatus::Uploaded.to_string(),
         });
     }
-    let staging = staging_key(&photo.object_key);
+    let staging = keys::staging(&photo.object_key);
     let size = match storage.size(&staging).await {
         Ok(size) => size,
         Err(StorageError::NotFound) => {
@@ -457,13 +446,11 @@ pub async fn delete_photo(
         .filter(photo::Column::Id.eq(photo.id))
         .exec(&txn)
         .await?;
-    crate::objects::enqueue_delete(
-        &txn,
-        &crate::objects::Deletion {
-            keys: vec![staging_key(&photo.object_key), photo.object_key],
-            prefixes: vec![],
-        },
-    )
+    DeleteObjects {
+        keys: vec![keys::staging(&photo.object_key), photo.object_key],
+        prefixes: vec![],
+    }
+    .enqueue(&txn)
     .await?;
     txn.commit().await?;
     Ok(())

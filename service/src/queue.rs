@@ -1,11 +1,11 @@
 //! The durable job queue, in the database.
 //!
-//! - [`enqueue`] takes the caller's connection: inside a transaction, the job commits or rolls
+//! - [`enqueue_at`] (through a typed job's `enqueue`) takes the caller's connection: inside a transaction, the job commits or rolls
 //!   back with the change that caused it.
 //! - [`claim`] hands out due jobs with `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL/MariaDB
 //!   (an `IMMEDIATE` transaction on SQLite), each under a lease: a live worker extends it
 //!   ([`extend_lease`]), a dead one lets it expire and the job is claimed again.
-//! - [`fail`] retries with exponential backoff and jitter, up to `max_attempts`, then leaves the
+//! - [`fail`] retries after the job's backoff (exponential with jitter by default), up to `max_attempts`, then leaves the
 //!   job `failed` with the last error. [`release`] hands a stopping worker's jobs back.
 //!
 //! Handlers must be idempotent: a job whose worker died after doing the work but before
@@ -33,33 +33,19 @@ fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Adds a job, due now, on `db` (the caller's transaction, so it commits with the change).
-pub async fn enqueue<C: ConnectionTrait>(
+/// Adds a job due at `run_at`, tried at most `max_attempts` times, on `db` (the caller's
+/// transaction, so it commits with the change). `payload` is the job's serialized
+/// [`BackgroundJob`](crate::worker::BackgroundJob): queue one with its `enqueue`.
+pub(crate) async fn enqueue_at<C: ConnectionTrait>(
     db: &C,
     kind: &str,
-    payload: &serde_json::Value,
-) -> Result<job::Model, ServiceError> {
-    enqueue_at(
-        db,
-        kind,
-        payload,
-        entity::timestamps::now(),
-        DEFAULT_MAX_ATTEMPTS,
-    )
-    .await
-}
-
-/// Adds a job due at `run_at`, tried at most `max_attempts` times.
-pub async fn enqueue_at<C: ConnectionTrait>(
-    db: &C,
-    kind: &str,
-    payload: &serde_json::Value,
+    payload: &str,
     run_at: DateTime<Utc>,
     max_attempts: i32,
 ) -> Result<job::Model, ServiceError> {
     Ok(job::ActiveModel {
         kind: Set(kind.to_owned()),
-        payload: Set(payload.to_string()),
+        payload: Set(payload.to_owned()),
         status: Set(JobStatus::Queued),
         attempts: Set(0),
         max_attempts: Set(Ord::max(max_attempts, 1)),
@@ -68,6 +54,27 @@ pub async fn enqueue_at<C: ConnectionTrait>(
     }
     .insert(db)
     .await?)
+}
+
+/// Adds a job of `kind` due at `run_at` unless one is already waiting (queued or running):
+/// what keeps a scheduled job scheduled. Returns whether it added one.
+pub(crate) async fn ensure_waiting(
+    pool: &DatabaseConnection,
+    kind: &str,
+    payload: &str,
+    run_at: DateTime<Utc>,
+    max_attempts: i32,
+) -> Result<bool, ServiceError> {
+    let waiting = job::Entity::find()
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::Status.is_in([JobStatus::Queued, JobStatus::Running]))
+        .one(pool)
+        .await?;
+    if waiting.is_some() {
+        return Ok(false);
+    }
+    enqueue_at(pool, kind, payload, run_at, max_attempts).await?;
+    Ok(true)
 }
 
 /// Claims up to `limit` due jobs of `kinds` for `worker`, each leased for `lease`: queued jobs
@@ -188,15 +195,22 @@ pub fn backoff(attempts: i32) -> Duration {
     base.mul_f64(1.0 + jitter).min(MAX_BACKOFF)
 }
 
-/// Records a failed attempt: retried after [`backoff`] while attempts remain, else `failed`
-/// with `error` kept. Returns the job's new status, or `None` when `worker` had lost it.
+/// Records a failed attempt: retried `retry_in` later (the job's backoff, [`backoff`] by
+/// default) while attempts remain, else `failed` with `error` kept. Returns the job's new
+/// status, or `None` when `worker` had lost it.
 pub async fn fail<C: ConnectionTrait>(
     db: &C,
     job: &job::Model,
     worker: &str,
     error: &str,
+    retry_in: Duration,
 ) -> Result<Option<JobStatus>, ServiceError> {
-    finish_failed(db, job, worker, error, job.attempts >= job.max_attempts).await
+    let outcome = if job.attempts >= job.max_attempts {
+        Ok(())
+    } else {
+        Err(retry_in)
+    };
+    finish_failed(db, job, worker, error, outcome).await
 }
 
 /// Ends a job `failed` with `error` whatever attempts remain (a failure retrying cannot fix).
@@ -207,18 +221,21 @@ pub async fn give_up<C: ConnectionTrait>(
     worker: &str,
     error: &str,
 ) -> Result<bool, ServiceError> {
-    Ok(finish_failed(db, job, worker, error, true).await?.is_some())
+    Ok(finish_failed(db, job, worker, error, Ok(()))
+        .await?
+        .is_some())
 }
 
+/// `outcome`: `Ok` gives the job up, `Err(wait)` retries it after `wait`.
 async fn finish_failed<C: ConnectionTrait>(
     db: &C,
     job: &job::Model,
     worker: &str,
     error: &str,
-    give_up: bool,
+    outcome: Result<(), Duration>,
 ) -> Result<Option<JobStatus>, ServiceError> {
     let now = entity::timestamps::now();
-    let status = if give_up {
+    let status = if outcome.is_ok() {
         JobStatus::Failed
     } else {
         JobStatus::Queued
@@ -232,11 +249,8 @@ async fn finish_failed<C: ConnectionTrait>(
         )
         .col_expr(job::Column::LastError, Expr::value(error.to_owned()))
         .col_expr(job::Column::UpdatedAt, Expr::value(now));
-    if !give_up {
-        update = update.col_expr(
-            job::Column::RunAt,
-            Expr::value(later(now, backoff(job.attempts))),
-        );
+    if let Err(wait) = outcome {
+        update = update.col_expr(job::Column::RunAt, Expr::value(later(now, wait)));
     }
     let result = update.filter(held_by(job.id, worker)).exec(db).await?;
     Ok((result.rows_affected == 1).then_some(status))

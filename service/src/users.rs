@@ -4,6 +4,8 @@ use entity::user;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::error::{ServiceError, on_unique_violation};
+use crate::storage::{DeleteObjects, keys};
+use crate::worker::BackgroundJob;
 
 /// A user to create; the password is already hashed.
 #[derive(Debug, Clone)]
@@ -136,13 +138,11 @@ pub async fn delete_account_with_objects(
 ) -> Result<(), ServiceError> {
     let txn = crate::db::begin_write(pool).await?;
     delete_account(&txn, id).await?;
-    crate::objects::enqueue_delete(
-        &txn,
-        &crate::objects::Deletion {
-            keys: vec![],
-            prefixes: vec![format!("users/{id}"), format!("staging/users/{id}")],
-        },
-    )
+    DeleteObjects {
+        keys: vec![],
+        prefixes: keys::user_prefixes(id),
+    }
+    .enqueue(&txn)
     .await?;
     txn.commit().await?;
     Ok(())

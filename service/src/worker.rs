@@ -1,4 +1,5 @@
-//! Workers: claim jobs from the durable queue ([`crate::queue`]) and run their handlers.
+//! Workers: claim jobs from the durable queue ([`crate::queue`]) and run them. A job is a
+//! typed [`BackgroundJob`]; the worker knows no domain, only the kinds registered with it.
 //!
 //! Any number of workers, in any number of processes on any number of machines, share one
 //! database. Each claimed job is leased; a heartbeat extends the lease while the handler
@@ -9,9 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use entity::job;
 use futures_util::FutureExt;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -69,33 +73,120 @@ impl JobContext<'_> {
     }
 }
 
-/// The code that runs the jobs of one kind. Handlers must be idempotent: a worker can die
-/// after doing the work and before completing the job, and then the job runs again.
+/// A job: a payload struct that declares, once, its kind, how often it is tried and how long
+/// to wait between tries, and the code that runs it. It lives beside the domain it serves
+/// (story generation with stories, object deletion with storage); the worker knows no domain.
+///
+/// `run` must be idempotent: a worker can die after doing the work and before completing the
+/// job, and then the job runs again.
 #[async_trait::async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// The job kind this handler runs (`jobs.kind`).
-    fn kind(&self) -> &'static str;
+pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// `jobs.kind`: stable, never reused for another payload.
+    const KIND: &'static str;
+    /// Attempts before the job is given up.
+    const MAX_ATTEMPTS: i32 = queue::DEFAULT_MAX_ATTEMPTS;
+    /// What the job runs with (a store, a provider ...), given when it is registered.
+    type Context: Send + Sync + 'static;
 
-    /// Runs the job. On `Ok` the worker completes the job, unless the handler already did
-    /// (see [`JobContext::complete_in`]).
-    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError>;
+    /// The wait before attempt `attempts + 1` after a retryable failure.
+    fn backoff(attempts: i32) -> Duration {
+        queue::backoff(attempts)
+    }
+
+    /// Runs the job. On `Ok` the worker completes the job, unless the job already did (see
+    /// [`JobContext::complete_in`]).
+    async fn run(&self, context: &Self::Context, job: &JobContext<'_>) -> Result<(), JobError>;
 
     /// Called in the transaction that marks the job `failed` for good, to record the failure
     /// where users see it.
     async fn gave_up(
         &self,
+        _context: &Self::Context,
         _txn: &DatabaseTransaction,
-        _job: &job::Model,
         _reason: &str,
     ) -> Result<(), ServiceError> {
         Ok(())
     }
+
+    /// Queues the job on `db`, due now: pass the caller's transaction, so the job commits or
+    /// rolls back with the change that caused it.
+    async fn enqueue<C: ConnectionTrait>(&self, db: &C) -> Result<job::Model, ServiceError> {
+        self.enqueue_at(db, entity::timestamps::now()).await
+    }
+
+    /// Queues the job on `db`, due at `run_at`.
+    async fn enqueue_at<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        run_at: DateTime<Utc>,
+    ) -> Result<job::Model, ServiceError> {
+        let payload =
+            serde_json::to_string(self).map_err(|error| ServiceError::Unexpected(error.into()))?;
+        queue::enqueue_at(db, Self::KIND, &payload, run_at, Self::MAX_ATTEMPTS).await
+    }
 }
 
-/// The handlers a worker runs, by kind.
+/// A registered job kind, its payload type erased so one registry holds every kind.
+#[async_trait::async_trait]
+trait Handler: Send + Sync + 'static {
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError>;
+    async fn gave_up(
+        &self,
+        txn: &DatabaseTransaction,
+        job: &job::Model,
+        reason: &str,
+    ) -> Result<(), ServiceError>;
+    fn backoff(&self, attempts: i32) -> Duration;
+}
+
+/// Runs the jobs of type `J` with its context.
+struct Typed<J: BackgroundJob> {
+    context: J::Context,
+}
+
+fn payload<J: BackgroundJob>(job: &job::Model) -> Result<J, JobError> {
+    serde_json::from_str(&job.payload)
+        .map_err(|error| JobError::Fail(format!("the job's payload is not a {}: {error}", J::KIND)))
+}
+
+#[async_trait::async_trait]
+impl<J: BackgroundJob> Handler for Typed<J> {
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        payload::<J>(ctx.job)?.run(&self.context, ctx).await
+    }
+
+    async fn gave_up(
+        &self,
+        txn: &DatabaseTransaction,
+        job: &job::Model,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        match payload::<J>(job) {
+            Ok(payload) => payload.gave_up(&self.context, txn, reason).await,
+            // Nothing to record against: the payload itself was the failure.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn backoff(&self, attempts: i32) -> Duration {
+        J::backoff(attempts)
+    }
+}
+
+/// A job kind queued again after every run, every `period` (see [`Registry::every`]).
+#[derive(Clone)]
+struct Schedule {
+    kind: &'static str,
+    period: Duration,
+    max_attempts: i32,
+    payload: String,
+}
+
+/// The job kinds a worker runs, and the ones it keeps scheduled.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<&'static str, Arc<dyn Handler>>,
+    schedules: Vec<Schedule>,
 }
 
 impl Registry {
@@ -103,15 +194,68 @@ impl Registry {
         Self::default()
     }
 
-    pub fn with(mut self, handler: impl Handler) -> Self {
-        self.handlers.insert(handler.kind(), Arc::new(handler));
+    /// Runs jobs of type `J` with `context`.
+    pub fn register<J: BackgroundJob>(mut self, context: J::Context) -> Self {
+        self.handlers
+            .insert(J::KIND, Arc::new(Typed::<J> { context }));
         self
+    }
+
+    /// Keeps `job` scheduled: one is queued when workers start (unless one is waiting
+    /// already) and, after each run, again `period` later. Several processes may do so at
+    /// once; a duplicate finds the other waiting and is not queued again.
+    pub fn every<J: BackgroundJob>(
+        mut self,
+        period: Duration,
+        job: &J,
+        context: J::Context,
+    ) -> Result<Self, ServiceError> {
+        let payload =
+            serde_json::to_string(job).map_err(|error| ServiceError::Unexpected(error.into()))?;
+        self.schedules.push(Schedule {
+            kind: J::KIND,
+            period,
+            max_attempts: J::MAX_ATTEMPTS,
+            payload,
+        });
+        Ok(self.register::<J>(context))
     }
 
     pub fn kinds(&self) -> Vec<&'static str> {
         let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
         kinds.sort_unstable();
         kinds
+    }
+
+    fn schedule(&self, kind: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|schedule| schedule.kind == kind)
+    }
+
+    /// Queues each scheduled kind due at `now + delay(schedule)` unless one is waiting.
+    async fn keep_scheduled(&self, pool: &DatabaseConnection, only: Option<&str>, at_start: bool) {
+        for schedule in &self.schedules {
+            if only.is_some_and(|kind| kind != schedule.kind) {
+                continue;
+            }
+            let delay = if at_start {
+                Duration::ZERO
+            } else {
+                schedule.period
+            };
+            let run_at = entity::timestamps::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            if let Err(error) = queue::ensure_waiting(
+                pool,
+                schedule.kind,
+                &schedule.payload,
+                run_at,
+                schedule.max_attempts,
+            )
+            .await
+            {
+                tracing::warn!(%error, kind = schedule.kind, "scheduling a job failed");
+            }
+        }
     }
 }
 
@@ -124,9 +268,6 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long a running job may go on after shutdown begins before it is handed back.
     pub shutdown_grace: Duration,
-    /// How often abandoned `pending` uploads are swept ([`crate::objects::sweep_pending`]);
-    /// `None`: never (in this process).
-    pub sweep_every: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -135,7 +276,6 @@ impl WorkerConfig {
             lease: settings.lease,
             poll_interval: settings.poll_interval,
             shutdown_grace: settings.shutdown_grace,
-            sweep_every: Some(Duration::from_secs(60 * 60)),
         }
     }
 }
@@ -186,9 +326,10 @@ impl Workers {
         }
         if count > 0 {
             tracing::info!(count, kinds = ?registry.kinds(), "workers started");
-            if let Some(every) = config.sweep_every {
-                tasks.push(tokio::spawn(sweeper(pool, every, stopped)));
-            }
+            let registry = registry.clone();
+            tasks.push(tokio::spawn(async move {
+                registry.keep_scheduled(&pool, None, true).await;
+            }));
         }
         Workers { stop, tasks, ids }
     }
@@ -314,6 +455,7 @@ impl Worker {
             }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let lost = matches!(result, Err(JobError::Lost));
         match result {
             Ok(()) => {
                 match queue::complete(&self.pool, job.id, &self.id).await {
@@ -339,6 +481,11 @@ impl Worker {
                     .await
             }
         }
+        if !lost && self.registry.schedule(&job.kind).is_some() {
+            self.registry
+                .keep_scheduled(&self.pool, Some(&job.kind), false)
+                .await;
+        }
     }
 
     /// Records a failed attempt (and, when it is the last, the handler's view of it) in one
@@ -358,7 +505,7 @@ impl Worker {
                     .await?
                     .then_some(true)
             } else {
-                queue::fail(&txn, job, &self.id, reason)
+                queue::fail(&txn, job, &self.id, reason, handler.backoff(job.attempts))
                     .await?
                     .map(|_| false)
             };
@@ -398,46 +545,57 @@ async fn heartbeat(
     }
 }
 
-/// Sweeps abandoned uploads now and then every `every`, until stopped.
-async fn sweeper(pool: DatabaseConnection, every: Duration, mut stopped: watch::Receiver<bool>) {
-    while !*stopped.borrow() {
-        match crate::objects::sweep_pending(&pool, crate::objects::PENDING_MAX_AGE).await {
-            Ok(0) => {}
-            Ok(swept) => tracing::info!(swept, "swept abandoned uploads"),
-            Err(error) => tracing::warn!(%error, "sweeping abandoned uploads failed"),
+/// Claims and runs due jobs one at a time, as worker `worker`, until none is due; returns how
+/// many ran. For tests and one-off runs: jobs retried with backoff are not due yet and stay.
+pub async fn run_pending(
+    pool: &DatabaseConnection,
+    registry: &Registry,
+    config: &WorkerConfig,
+    worker: &str,
+) -> Result<usize, ServiceError> {
+    let (_stop, stopped) = watch::channel(false);
+    let runner = Worker {
+        id: worker.to_owned(),
+        pool: pool.clone(),
+        registry: Arc::new(registry.clone()),
+        config: config.clone(),
+        stopped,
+    };
+    let kinds = registry.kinds();
+    let mut ran = 0;
+    loop {
+        let jobs = queue::claim(pool, worker, &kinds, 1, config.lease).await?;
+        if jobs.is_empty() {
+            return Ok(ran);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped.changed() => {}
+        for job in jobs {
+            runner.execute(job).await;
+            ran += 1;
         }
     }
 }
 
-/// The `diagnostic.count` job kind: appends the job's id to a file, one line per run, so a
-/// test or an operator can check that each job ran exactly once.
-pub struct CountRuns {
-    pub path: std::path::PathBuf,
+/// The `diagnostic.count` job (cargo feature `diagnostics`, for tests of worker processes):
+/// appends its job id to the registered file, one line per run, so a test can check that
+/// each job ran exactly once; `sleep_ms` makes it take a while (to kill a worker mid-job).
+#[cfg(feature = "diagnostics")]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct CountRun {
+    #[serde(default)]
+    pub sleep_ms: u64,
 }
 
-/// The kind [`CountRuns`] runs.
-pub const COUNT: &str = "diagnostic.count";
-
+#[cfg(feature = "diagnostics")]
 #[async_trait::async_trait]
-impl Handler for CountRuns {
-    fn kind(&self) -> &'static str {
-        COUNT
-    }
+impl BackgroundJob for CountRun {
+    const KIND: &'static str = "diagnostic.count";
+    type Context = std::path::PathBuf;
 
-    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+    async fn run(&self, path: &Self::Context, ctx: &JobContext<'_>) -> Result<(), JobError> {
         use std::io::Write;
         let line = format!("{}\n", ctx.job.id);
-        let path = self.path.clone();
-        // Payload {"sleep_ms": N} makes the job take a while (to kill a worker mid-job).
-        let sleep_ms = serde_json::from_str::<serde_json::Value>(&ctx.job.payload)
-            .ok()
-            .and_then(|payload| payload.get("sleep_ms")?.as_u64())
-            .unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(sleep_ms.min(60_000))).await;
+        let path = path.clone();
+        tokio::time::sleep(Duration::from_millis(self.sleep_ms.min(60_000))).await;
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)

@@ -14,7 +14,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
 use service::queue;
 use service::settings::DatabaseSettings;
-use service::worker::{Handler, JobContext, JobError, Registry, WorkerConfig, Workers};
+use service::worker::{BackgroundJob, JobContext, JobError, Registry, WorkerConfig, Workers};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -60,15 +60,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Noop;
+/// A job that does nothing: what is measured is the queue itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Noop {
+    n: usize,
+}
 
 #[async_trait::async_trait]
-impl Handler for Noop {
-    fn kind(&self) -> &'static str {
-        "noop"
-    }
+impl BackgroundJob for Noop {
+    const KIND: &'static str = "noop";
+    type Context = ();
 
-    async fn run(&self, _ctx: &JobContext<'_>) -> Result<(), JobError> {
+    async fn run(&self, _context: &(), _job: &JobContext<'_>) -> Result<(), JobError> {
         Ok(())
     }
 }
@@ -77,13 +80,12 @@ async fn run_runtime(url: &str, workers: usize, jobs: usize) -> anyhow::Result<D
     let db = Database::connect(DatabaseSettings::for_url(url).connect_options()).await?;
     Migrator::up(&db, None).await?;
     for n in 0..jobs {
-        queue::enqueue(&db, "noop", &serde_json::json!({ "n": n })).await?;
+        Noop { n }.enqueue(&db).await?;
     }
     let config = WorkerConfig {
         lease: Duration::from_secs(60),
         poll_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
-        sweep_every: None,
     };
     let started = Instant::now();
     let mut running = Vec::new();
@@ -93,7 +95,7 @@ async fn run_runtime(url: &str, workers: usize, jobs: usize) -> anyhow::Result<D
         let pool = Database::connect(options).await?;
         running.push(Workers::start(
             pool,
-            Registry::new().with(Noop),
+            Registry::new().register::<Noop>(()),
             config.clone(),
             1,
         ));
@@ -124,7 +126,7 @@ async fn run(
     let db = Database::connect(DatabaseSettings::for_url(url).connect_options()).await?;
     Migrator::up(&db, None).await?;
     for n in 0..jobs {
-        queue::enqueue(&db, "noop", &serde_json::json!({ "n": n })).await?;
+        Noop { n }.enqueue(&db).await?;
     }
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -137,7 +139,8 @@ async fn run(
             let mut done = 0usize;
             loop {
                 let claimed =
-                    queue::claim(&pool, &name, &["noop"], batch, Duration::from_secs(60)).await?;
+                    queue::claim(&pool, &name, &[Noop::KIND], batch, Duration::from_secs(60))
+                        .await?;
                 if claimed.is_empty() {
                     break;
                 }

@@ -1,6 +1,8 @@
 //! Object storage for photo bytes, behind our own small type over the `object_store` crate:
 //! a local directory (default), memory (tests) or any S3-compatible service.
 
+mod delete;
+pub mod keys;
 mod presign;
 
 use std::ops::Range;
@@ -17,6 +19,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
+pub use delete::DeleteObjects;
 pub use presign::{PresignedPut, S3Presigner};
 
 /// Why a storage operation failed.

@@ -2,6 +2,7 @@
 //! same transaction), written by a worker through a [`StoryProvider`], stored, and read back.
 
 pub mod builtin;
+mod job;
 pub mod openai;
 pub mod provider;
 
@@ -11,26 +12,19 @@ use entity::photo;
 use entity::photo_status::PhotoStatus;
 use entity::story;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
-use serde::{Deserialize, Serialize};
 use settings::StoryProviderSettings;
 
 pub use builtin::BuiltinProvider;
+pub use job::{GenerateStory, StoryJobs};
 pub use openai::OpenAiProvider;
 pub use provider::{
     ProviderError, StoryDraft, StoryProvider, StoryRequest, Style, is_language_tag,
 };
 
-use crate::storage::{Storage, StorageError};
-use crate::worker::{Handler, JobContext, JobError};
-use crate::{ServiceError, photos, queue};
-
-/// The job kind that writes a story.
-pub const GENERATE: &str = "story.generate";
-/// Attempts of a story job (each attempt may itself retry the provider a few times).
-pub const GENERATE_ATTEMPTS: i32 = 3;
+use crate::worker::BackgroundJob;
+use crate::{ServiceError, photos};
 
 /// The provider `settings` choose.
 pub fn provider_from_settings(
@@ -46,13 +40,6 @@ pub fn provider_from_settings(
             })?)
         }
     })
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct GeneratePayload {
-    photo_id: i64,
-    style: String,
-    language: String,
 }
 
 fn field_error(field: &str, message: String) -> ServiceError {
@@ -103,20 +90,12 @@ pub async fn request_story<C: ConnectionTrait>(
         active.error = Set(None);
     })
     .await?;
-    let payload = GeneratePayload {
+    GenerateStory {
         photo_id: photo.id,
-        style: style.as_str().to_owned(),
+        style,
         language: language.to_owned(),
-    };
-    let payload =
-        serde_json::to_value(&payload).map_err(|error| ServiceError::Unexpected(error.into()))?;
-    queue::enqueue_at(
-        db,
-        GENERATE,
-        &payload,
-        entity::timestamps::now(),
-        GENERATE_ATTEMPTS,
-    )
+    }
+    .enqueue(db)
     .await?;
     Ok(processing)
 }
@@ -180,126 +159,4 @@ pub async fn delete_story<C: ConnectionTrait>(
         return Err(ServiceError::NotFound { what: "story" });
     }
     Ok(())
-}
-
-/// Runs [`GENERATE`] jobs: reads the photo, has the provider write, and stores the story,
-/// completes the photo and the job in one transaction (so a story is stored exactly once).
-pub struct GenerateStory {
-    pub storage: Storage,
-    pub provider: Arc<dyn StoryProvider>,
-}
-
-fn payload_of(job: &entity::job::Model) -> Result<GeneratePayload, JobError> {
-    serde_json::from_str(&job.payload)
-        .map_err(|error| JobError::Fail(format!("the job's payload is malformed: {error}")))
-}
-
-#[async_trait::async_trait]
-impl Handler for GenerateStory {
-    fn kind(&self) -> &'static str {
-        GENERATE
-    }
-
-    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
-        let payload = payload_of(ctx.job)?;
-        let style: Style = payload
-            .style
-            .parse()
-            .map_err(|()| JobError::Fail(format!("unknown story style {:?}", payload.style)))?;
-        let Some(photo) = photo::Entity::find_by_id(payload.photo_id)
-            .one(ctx.pool)
-            .await?
-        else {
-            // Deleted meanwhile: nothing to write.
-            return Ok(());
-        };
-        if photo.status != PhotoStatus::Processing {
-            // Already written by an earlier run, or the photo moved on.
-            return Ok(());
-        }
-        let image = match self.storage.get(&photo.object_key).await {
-            Ok(image) => image,
-            Err(StorageError::NotFound) => {
-                return Err(JobError::Fail(
-                    "the photo's file is missing from storage".to_owned(),
-                ));
-            }
-            Err(error) => {
-                tracing::warn!(%error, key = photo.object_key, "reading a photo for its story failed");
-                return Err(JobError::Retry(
-                    "the photo could not be read from storage".to_owned(),
-                ));
-            }
-        };
-        let request = StoryRequest {
-            image,
-            content_type: photo.content_type.clone(),
-            title: photo.title.clone(),
-            taken_at: photo.taken_at,
-            style,
-            language: payload.language.clone(),
-            checksum: photo.checksum_sha256.clone(),
-        };
-        let draft = self
-            .provider
-            .write(&request)
-            .await
-            .map_err(|error| match error {
-                ProviderError::Transient(why) => JobError::Retry(why),
-                ProviderError::Permanent(why) => JobError::Fail(why),
-            })?;
-
-        let txn = crate::db::begin_write(ctx.pool).await?;
-        let completed = photos::change_status(&txn, photo.id, PhotoStatus::Completed, |active| {
-            active.error = Set(None);
-        })
-        .await;
-        match completed {
-            Ok(_) => {}
-            // Deleted or moved on while we wrote: the story has no home; the job is done.
-            Err(ServiceError::NotFound { .. } | ServiceError::InvalidTransition { .. }) => {
-                ctx.complete_in(&txn).await?;
-                txn.commit().await?;
-                return Ok(());
-            }
-            Err(error) => return Err(error.into()),
-        }
-        story::ActiveModel {
-            photo_id: Set(photo.id),
-            user_id: Set(photo.user_id),
-            title: Set(draft.title),
-            body: Set(draft.body),
-            style: Set(style.as_str().to_owned()),
-            language: Set(payload.language),
-            provider: Set(self.provider.name().to_owned()),
-            model: Set(self.provider.model().map(str::to_owned)),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        ctx.complete_in(&txn).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    async fn gave_up(
-        &self,
-        txn: &DatabaseTransaction,
-        job: &entity::job::Model,
-        reason: &str,
-    ) -> Result<(), ServiceError> {
-        let Ok(payload) = payload_of(job) else {
-            return Ok(());
-        };
-        let failed = photos::change_status(txn, payload.photo_id, PhotoStatus::Failed, |active| {
-            active.error = Set(Some(reason.to_owned()));
-        })
-        .await;
-        match failed {
-            Ok(_) | Err(ServiceError::NotFound { .. } | ServiceError::InvalidTransition { .. }) => {
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
-    }
 }

@@ -6,8 +6,9 @@ use std::str::FromStr;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-/// The kinds of story we write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kinds of story we write (serialized by name: `adventure`, `bedtime` ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Style {
     Adventure,
     Bedtime,

@@ -735,7 +735,7 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
     let storage = service::storage::Storage::from_url(&app.store.as_ref().unwrap().url).unwrap();
     let mut large = png(8, 8);
     large.resize(100 * 1024, 0);
-    let staging = service::photos::staging_key(&key);
+    let staging = service::storage::keys::staging(&key);
     storage.put(&staging, large.into()).await.unwrap();
     problem(complete(sneaky_id).await, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert!(

@@ -12,8 +12,10 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel,
     PaginatorTrait, TransactionTrait,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use service::queue;
+use service::worker::{BackgroundJob, JobContext, JobError};
 use settings::DatabaseSettings;
 
 backend_tests!(
@@ -31,23 +33,51 @@ async fn migrated(backend: Backend) -> Option<(TestDatabase, DatabaseConnection)
     Some((database, db))
 }
 
-const KINDS: &[&str] = &["count"];
+const KINDS: &[&str] = &[Count::KIND];
+
+/// A job these tests queue and claim by hand (no worker runs it).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Count {
+    #[serde(default)]
+    n: usize,
+}
+
+#[async_trait::async_trait]
+impl BackgroundJob for Count {
+    const KIND: &'static str = "count";
+    type Context = ();
+
+    async fn run(&self, _context: &(), _job: &JobContext<'_>) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// [`Count`] given up after two attempts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CountTwice {}
+
+#[async_trait::async_trait]
+impl BackgroundJob for CountTwice {
+    const KIND: &'static str = Count::KIND;
+    const MAX_ATTEMPTS: i32 = 2;
+    type Context = ();
+
+    async fn run(&self, _context: &(), _job: &JobContext<'_>) -> Result<(), JobError> {
+        Ok(())
+    }
+}
 
 async fn a_job_commits_or_rolls_back_with_its_change(backend: Backend) {
     let Some((_database, db)) = migrated(backend).await else {
         return;
     };
     let txn = db.begin().await.unwrap();
-    queue::enqueue(&txn, "count", &json!({"n": 1}))
-        .await
-        .unwrap();
+    Count { n: 1 }.enqueue(&txn).await.unwrap();
     txn.rollback().await.unwrap();
     assert_eq!(job::Entity::find().count(&db).await.unwrap(), 0);
 
     let txn = db.begin().await.unwrap();
-    queue::enqueue(&txn, "count", &json!({"n": 2}))
-        .await
-        .unwrap();
+    Count { n: 2 }.enqueue(&txn).await.unwrap();
     txn.commit().await.unwrap();
     let jobs = job::Entity::find().all(&db).await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -69,7 +99,7 @@ async fn a_dead_workers_lease_expires_and_the_job_runs_again(backend: Backend) {
     let Some((_database, db)) = migrated(backend).await else {
         return;
     };
-    queue::enqueue(&db, "count", &json!({})).await.unwrap();
+    Count::default().enqueue(&db).await.unwrap();
     let first = queue::claim(&db, "w1", KINDS, 10, Duration::from_millis(500))
         .await
         .unwrap();
@@ -124,15 +154,14 @@ async fn failures_back_off_and_finally_fail(backend: Backend) {
     let Some((_database, db)) = migrated(backend).await else {
         return;
     };
-    let now = entity::timestamps::now();
-    let created = queue::enqueue_at(&db, "count", &json!({}), now, 2)
-        .await
-        .unwrap();
+    let created = CountTwice::default().enqueue(&db).await.unwrap();
     let claimed = queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(
-        queue::fail(&db, &claimed[0], "w", "boom 1").await.unwrap(),
+        queue::fail(&db, &claimed[0], "w", "boom 1", queue::backoff(1))
+            .await
+            .unwrap(),
         Some(JobStatus::Queued)
     );
     let waiting = job::Entity::find_by_id(created.id)
@@ -157,7 +186,9 @@ async fn failures_back_off_and_finally_fail(backend: Backend) {
         .unwrap();
     assert_eq!(retried[0].attempts, 2);
     assert_eq!(
-        queue::fail(&db, &retried[0], "w", "boom 2").await.unwrap(),
+        queue::fail(&db, &retried[0], "w", "boom 2", queue::backoff(2))
+            .await
+            .unwrap(),
         Some(JobStatus::Failed)
     );
     let failed = job::Entity::find_by_id(created.id)
@@ -181,7 +212,7 @@ async fn release_hands_jobs_back(backend: Backend) {
         return;
     };
     for _ in 0..3 {
-        queue::enqueue(&db, "count", &json!({})).await.unwrap();
+        Count::default().enqueue(&db).await.unwrap();
     }
     let claimed = queue::claim(&db, "stopping", KINDS, 10, Duration::from_secs(600))
         .await
@@ -204,9 +235,7 @@ async fn concurrent_workers_run_each_job_exactly_once(backend: Backend) {
     };
     const JOBS: usize = 300;
     for n in 0..JOBS {
-        queue::enqueue(&db, "count", &json!({ "n": n }))
-            .await
-            .unwrap();
+        Count { n }.enqueue(&db).await.unwrap();
     }
     let runs: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
     let mut workers = Vec::new();

@@ -749,9 +749,10 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
         .unwrap();
     let before = test_store.files().len();
 
-    let swept = service::objects::sweep_pending(&app.db, service::objects::PENDING_MAX_AGE)
-        .await
-        .unwrap();
+    let swept =
+        service::photos::sweep::sweep_pending(&app.db, service::photos::sweep::PENDING_MAX_AGE)
+            .await
+            .unwrap();
     assert_eq!(swept, 1);
     assert!(
         Photo::find_by_id(old.id)
@@ -781,11 +782,9 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
             &storage,
             std::sync::Arc::new(service::stories::BuiltinProvider),
             &settings,
-        ),
-        service::worker::WorkerConfig {
-            sweep_every: None,
-            ..service::worker::WorkerConfig::from_settings(&settings)
-        },
+        )
+        .unwrap(),
+        service::worker::WorkerConfig::from_settings(&settings),
         1,
     );
     eventually("the abandoned upload's bytes are deleted", || async {
@@ -795,7 +794,7 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
     workers.shutdown().await;
     // Sweeping again finds nothing.
     assert_eq!(
-        service::objects::sweep_pending(&app.db, service::objects::PENDING_MAX_AGE)
+        service::photos::sweep::sweep_pending(&app.db, service::photos::sweep::PENDING_MAX_AGE)
             .await
             .unwrap(),
         0
