@@ -53,6 +53,8 @@ pub struct Application {
     server: Server,
     db: DatabaseConnection,
     reads: service::ReadPool,
+    /// Every job kind, with the store and provider this server uses.
+    jobs: service::worker::Registry,
     /// `AISTORY_WORKERS` workers running in this process.
     workers: Option<service::worker::Workers>,
     /// Set when shutdown begins: event streams end, so the server can stop.
@@ -63,28 +65,108 @@ impl Application {
     /// Connects the database (migrating it in development and testing), binds the listener
     /// (port 0 picks a free one) and prepares the server.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        Self::build_with(settings, |_| {}).await
+        Self::builder(settings).build().await
     }
 
-    /// [`Self::build`] with extra routes mounted beside the real ones (tests use this to probe
-    /// the request pipeline).
-    pub async fn build_with<F>(settings: &Settings, extra_routes: F) -> Result<Self, StartupError>
-    where
-        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-    {
-        Self::build_observed(settings, extra_routes, None).await
+    /// [`Self::build`] with optional extras: routes mounted beside the real ones, a statement
+    /// observer (tests use both).
+    pub fn builder(settings: &Settings) -> ApplicationBuilder<'_> {
+        ApplicationBuilder {
+            settings,
+            extra_routes: None,
+            observer: None,
+        }
     }
 
-    /// [`Self::build_with`], reporting every statement the server sends to `observer`
-    /// (tests count round trips per request with it).
-    pub async fn build_observed<F>(
-        settings: &Settings,
-        extra_routes: F,
-        observer: Option<service::StatementObserver>,
-    ) -> Result<Self, StartupError>
-    where
-        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-    {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The pool the server uses (tests read rows through it).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The job kinds this server's workers run, with the server's own store and provider
+    /// (tests run queued jobs inline with it: `service::worker::run_pending`).
+    pub fn jobs(&self) -> &service::worker::Registry {
+        &self.jobs
+    }
+
+    /// Serves until SIGTERM / Ctrl-C (or the server handle stops it), lets in-flight requests
+    /// finish, then closes the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application {
+            server,
+            db,
+            reads,
+            workers,
+            shutting_down,
+            ..
+        } = self;
+        // actix stops gracefully on SIGTERM / Ctrl-C by itself; on the same signal the workers
+        // stop claiming and the event streams end at once, so neither holds the stop up.
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: finishing in-flight requests and jobs");
+                let _ = shutting_down.send(true);
+                if let Some(workers) = &workers {
+                    workers.stop();
+                }
+                server.await
+            }
+        };
+        let _ = shutting_down.send(true);
+        if let Some(workers) = workers {
+            workers.shutdown().await;
+        }
+        reads.close().await;
+        if let Err(error) = service::close_db_connection(db).await {
+            tracing::warn!(%error, "closing the database pool failed");
+        }
+        tracing::info!("server stopped");
+        result
+    }
+
+    /// A handle that can stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Builds an [`Application`]: see [`Application::builder`].
+pub struct ApplicationBuilder<'a> {
+    settings: &'a Settings,
+    extra_routes: Option<ExtraRoutes>,
+    observer: Option<service::StatementObserver>,
+}
+
+type ExtraRoutes = std::sync::Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+impl ApplicationBuilder<'_> {
+    /// Mounts extra routes in the real request pipeline (tests probe it with them).
+    pub fn routes(mut self, routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.extra_routes = Some(std::sync::Arc::new(routes));
+        self
+    }
+
+    /// Reports every statement the server sends to `observer` (tests count round trips per
+    /// request with it).
+    pub fn observer(mut self, observer: service::StatementObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Connects the database (migrating it in development and testing), binds the listener
+    /// (port 0 picks a free one) and prepares the server.
+    pub async fn build(self) -> Result<Application, StartupError> {
+        let ApplicationBuilder {
+            settings,
+            extra_routes,
+            observer,
+        } = self;
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
         let mut db = database::init_db(&settings.database, settings.environment).await?;
         let stories = service::stories::provider_from_settings(&settings.story_provider)
@@ -96,7 +178,7 @@ impl Application {
         let workers = (settings.workers.count > 0).then(|| {
             service::worker::Workers::start(
                 db.clone(),
-                jobs,
+                jobs.clone(),
                 service::worker::WorkerConfig::from_settings(&settings.workers),
                 settings.workers.count,
             )
@@ -149,14 +231,18 @@ impl Application {
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
             upload_idle_timeout: settings.storage.upload_idle_timeout,
-            observer,
             routes,
             shutting_down: shutdown_seen,
         });
+        // Only when observed: the unit of work reports BEGIN/COMMIT/ROLLBACK to it.
+        let observer_data = observer.map(web::Data::new);
         let server = HttpServer::new(move || {
             let document = document.clone();
-            App::new()
-                .wrap(error::problem_for_bare_errors())
+            let mut app = App::new();
+            if let Some(observer) = &observer_data {
+                app = app.app_data(observer.clone());
+            }
+            app.wrap(error::problem_for_bare_errors())
                 .wrap(from_fn(unit_of_work::unit_of_work))
                 .wrap(TracingLogger::<request_id::RequestSpan>::new())
                 .wrap(from_fn(request_id::request_id))
@@ -167,7 +253,14 @@ impl Application {
                     ))
                 })
                 .configure(move |config| openapi::configure(config, document))
-                .configure(extra_routes.clone())
+                .configure({
+                    let extra_routes = extra_routes.clone();
+                    move |config| {
+                        if let Some(routes) = &extra_routes {
+                            routes(config);
+                        }
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         // Slow-loris guards: the request head must arrive within 5 s (else 408), idle
@@ -187,60 +280,10 @@ impl Application {
             server,
             db,
             reads,
+            jobs,
             workers,
             shutting_down,
         })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The pool the server uses (tests read rows through it).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    /// Serves until SIGTERM / Ctrl-C (or the server handle stops it), lets in-flight requests
-    /// finish, then closes the pool.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Application {
-            server,
-            db,
-            reads,
-            workers,
-            shutting_down,
-            ..
-        } = self;
-        // actix stops gracefully on SIGTERM / Ctrl-C by itself; on the same signal the workers
-        // stop claiming and the event streams end at once, so neither holds the stop up.
-        let mut server = std::pin::pin!(server);
-        let result = tokio::select! {
-            result = &mut server => result,
-            () = shutdown_signal() => {
-                tracing::info!("shutting down: finishing in-flight requests and jobs");
-                let _ = shutting_down.send(true);
-                if let Some(workers) = &workers {
-                    workers.stop();
-                }
-                server.await
-            }
-        };
-        let _ = shutting_down.send(true);
-        if let Some(workers) = workers {
-            workers.shutdown().await;
-        }
-        reads.close().await;
-        if let Err(error) = service::close_db_connection(db).await {
-            tracing::warn!(%error, "closing the database pool failed");
-        }
-        tracing::info!("server stopped");
-        result
-    }
-
-    /// A handle that can stop the server.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
     }
 }
 
@@ -261,8 +304,6 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// An upload body that stops arriving for this long is dropped (408).
     pub upload_idle_timeout: Duration,
-    /// Sees every statement (tests only).
-    pub observer: Option<service::StatementObserver>,
     /// Which methods each path serves (for `Allow` on 405).
     pub routes: openapi::RouteTable,
     /// Becomes `true` when shutdown begins (long responses such as event streams end).

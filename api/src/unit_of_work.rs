@@ -55,7 +55,10 @@ pub async fn unit_of_work(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(ApiError::internal("application state is missing").into());
     };
-    let work = Arc::new(service::get_db(&state.db).with_observer(state.observer.clone()));
+    let observer = req
+        .app_data::<web::Data<service::StatementObserver>>()
+        .map(|observer| observer.get_ref().clone());
+    let work = Arc::new(service::get_db(&state.db).with_observer(observer));
     req.extensions_mut().insert(work.clone());
     let request_id = req
         .extensions()
