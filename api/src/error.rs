@@ -67,40 +67,64 @@ impl ApiError {
         }
     }
 
-    fn title(&self) -> &'static str {
+    /// The one table: each variant's status, problem `type` (a stable, documented identifier
+    /// of the kind of problem) and title.
+    fn kind(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
         match self {
-            ApiError::BadRequest { .. } => "Bad request",
-            ApiError::Unauthenticated { .. } => "Unauthorized",
-            ApiError::TooManyRequests { .. } => "Too many requests",
-            ApiError::Forbidden { .. } => "Forbidden",
-            ApiError::NotFound { .. } => "Not found",
-            ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::Conflict { .. } => "Conflict",
-            ApiError::PayloadTooLarge { .. } => "Payload too large",
-            ApiError::RequestTimeout { .. } => "Request timeout",
-            ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
-            ApiError::Validation { .. } => "Validation failed",
-            ApiError::Unavailable { .. } => "Service unavailable",
-            ApiError::Internal { .. } => "Internal server error",
-        }
-    }
-
-    /// The `type` URI: a stable, documented identifier of the kind of problem.
-    fn type_uri(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest { .. } => "/problems/bad-request",
-            ApiError::Unauthenticated { .. } => "/problems/unauthorized",
-            ApiError::TooManyRequests { .. } => "/problems/too-many-requests",
-            ApiError::Forbidden { .. } => "/problems/forbidden",
-            ApiError::NotFound { .. } => "/problems/not-found",
-            ApiError::MethodNotAllowed { .. } => "/problems/method-not-allowed",
-            ApiError::Conflict { .. } => "/problems/conflict",
-            ApiError::PayloadTooLarge { .. } => "/problems/payload-too-large",
-            ApiError::RequestTimeout { .. } => "/problems/request-timeout",
-            ApiError::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
-            ApiError::Validation { .. } => "/problems/validation",
-            ApiError::Unavailable { .. } => "/problems/unavailable",
-            ApiError::Internal { .. } => "/problems/internal",
+            BadRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "/problems/bad-request",
+                "Bad request",
+            ),
+            Unauthenticated { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/unauthorized",
+                "Unauthorized",
+            ),
+            Forbidden { .. } => (StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden"),
+            NotFound { .. } => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
+            MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/problems/method-not-allowed",
+                "Method not allowed",
+            ),
+            Conflict { .. } => (StatusCode::CONFLICT, "/problems/conflict", "Conflict"),
+            PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "/problems/payload-too-large",
+                "Payload too large",
+            ),
+            RequestTimeout { .. } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "/problems/request-timeout",
+                "Request timeout",
+            ),
+            UnsupportedMediaType { .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Unsupported media type",
+            ),
+            TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/too-many-requests",
+                "Too many requests",
+            ),
+            Validation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/validation",
+                "Validation failed",
+            ),
+            Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "Service unavailable",
+            ),
+            Internal { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal",
+                "Internal server error",
+            ),
         }
     }
 
@@ -144,21 +168,7 @@ pub struct Problem {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind().0
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -169,9 +179,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { cause } => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }
+        let (_, type_uri, title) = self.kind();
         let problem = Problem {
-            type_uri: self.type_uri(),
-            title: self.title(),
+            type_uri,
+            title,
             status: status.as_u16(),
             detail: self.detail(),
             errors: match self {

@@ -147,7 +147,10 @@ type ExtraRoutes = std::sync::Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>
 
 impl ApplicationBuilder<'_> {
     /// Mounts extra routes in the real request pipeline (tests probe it with them).
-    pub fn routes(mut self, routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+    pub fn routes(
+        mut self,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
         self.extra_routes = Some(std::sync::Arc::new(routes));
         self
     }
@@ -289,9 +292,10 @@ impl ApplicationBuilder<'_> {
 
 /// Shared state of every worker.
 pub struct AppState {
-    pub db: DatabaseConnection,
-    /// Where the busiest reads (one photo, a page of photos) run: see `service::reads`.
-    pub reads: service::ReadPool,
+    /// The pools, for the unit-of-work middleware only: handlers reach the database through
+    /// the [`Db`] extractor (`db.read()` for reads, `db.txn()` for writes).
+    pub(crate) db: DatabaseConnection,
+    pub(crate) reads: service::ReadPool,
     /// Bound on the readiness probe's `SELECT 1`.
     pub ready_timeout: Duration,
     /// Issues and verifies access tokens.

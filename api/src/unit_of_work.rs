@@ -58,7 +58,11 @@ pub async fn unit_of_work(
     let observer = req
         .app_data::<web::Data<service::StatementObserver>>()
         .map(|observer| observer.get_ref().clone());
-    let work = Arc::new(service::get_db(&state.db).with_observer(observer));
+    let work = Arc::new(
+        service::get_db(&state.db)
+            .with_reads(state.reads.clone())
+            .with_observer(observer),
+    );
     req.extensions_mut().insert(work.clone());
     let request_id = req
         .extensions()

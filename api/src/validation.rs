@@ -1,4 +1,6 @@
-//! Field rules shared by request types (used through `#[validate(custom(...))]`).
+//! Field rules for request fields that stay plain strings (used through
+//! `#[validate(custom(...))]`). Titles, usernames, emails and passwords are checked by their
+//! own types (`service::domain`) while the body is read.
 
 use std::borrow::Cow;
 
@@ -8,51 +10,11 @@ fn error(code: &'static str, message: &'static str) -> ValidationError {
     ValidationError::new(code).with_message(Cow::Borrowed(message))
 }
 
-/// 3-32 of `[A-Za-z0-9_]`.
-pub fn username(value: &str) -> Result<(), ValidationError> {
-    let length = value.chars().count();
-    if !(3..=32).contains(&length) {
-        return Err(error("length", "must be 3 to 32 characters long"));
-    }
-    if !value
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
-    {
-        return Err(error(
-            "charset",
-            "may contain only letters A-Z and a-z, digits and underscores",
-        ));
-    }
-    Ok(())
-}
-
-/// 8-128 characters, no NUL or other control characters.
-pub fn password(value: &str) -> Result<(), ValidationError> {
-    let length = value.chars().count();
-    if !(8..=128).contains(&length) {
-        return Err(error("length", "must be 8 to 128 characters long"));
-    }
-    no_control_characters(value)
-}
-
-/// No NUL or other control characters (the databases refuse or mangle them).
+/// No NUL or other control characters ([`service::domain::no_control_characters`], as a
+/// `validator` rule for fields that are plain strings).
 pub fn no_control_characters(value: &str) -> Result<(), ValidationError> {
-    if value.chars().any(char::is_control) {
-        return Err(error(
-            "control_characters",
-            "must not contain control characters (such as NUL)",
-        ));
-    }
-    Ok(())
-}
-
-/// A plausible email address of at most 254 characters.
-pub fn email(value: &str) -> Result<(), ValidationError> {
-    no_control_characters(value)?;
-    if value.len() > 254 || !validator::ValidateEmail::validate_email(&value) {
-        return Err(error("email", "must be a valid email address"));
-    }
-    Ok(())
+    service::domain::no_control_characters(value)
+        .map_err(|rule| error("control_characters", rule.0))
 }
 
 /// A JSON whole number as `u64`: JSON Schema's `integer` includes `10.0`, serde's `u64` does
@@ -83,17 +45,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules() {
-        assert!(username("ann_1").is_ok());
-        assert!(username("an").is_err());
-        assert!(username("ann-1").is_err());
-        assert!(username(&"a".repeat(33)).is_err());
-        assert!(password("correct horse").is_ok());
-        assert!(password("short").is_err());
-        assert!(password("has\0nul-inside").is_err());
-        assert!(email("ann@example.com").is_ok());
-        assert!(email("not-an-email").is_err());
-        assert!(email("ann\0@example.com").is_err());
+    fn control_characters() {
+        assert!(no_control_characters("plain").is_ok());
+        assert!(no_control_characters("nul\0").is_err());
     }
 
     #[test]

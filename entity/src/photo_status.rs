@@ -27,6 +27,11 @@ pub enum PhotoStatus {
 }
 
 impl PhotoStatus {
+    /// The status named `text` (`pending`, `uploaded` ...), if there is one.
+    pub fn parse(text: &str) -> Option<PhotoStatus> {
+        <PhotoStatus as sea_orm::Iterable>::iter().find(|status| status.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PhotoStatus::Pending => "pending",

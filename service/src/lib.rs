@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod images;
 mod paging;

@@ -2,7 +2,9 @@
 //! renaming, deleting, and the status lifecycle every change of status goes through.
 
 pub mod lifecycle;
+mod session;
 pub mod sweep;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -21,7 +23,9 @@ use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, SNIFF_BYTES};
 use crate::storage::{DeleteObjects, PresignedPut, Storage, StorageError, keys};
 use crate::worker::BackgroundJob;
 
+pub use crate::domain::Title;
 pub use lifecycle::change_status;
+pub use session::UploadSession;
 
 /// How long a presigned upload URL stays valid.
 pub const DIRECT_UPLOAD_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -150,13 +154,13 @@ async fn insert_pending(
     user_id: i64,
     key: &str,
     kind: ImageKind,
-    title: Option<String>,
+    title: Option<Title>,
 ) -> Result<photo::Model, ServiceError> {
     photo::ActiveModel {
         user_id: Set(user_id),
         object_key: Set(key.to_owned()),
         status: Set(PhotoStatus::Pending),
-        title: Set(title),
+        title: Set(title.map(String::from)),
         content_type: Set(Some(kind.content_type().to_owned())),
         ..Default::default()
     }
@@ -179,7 +183,7 @@ pub async fn upload<S>(
     pool: &DatabaseConnection,
     storage: &Storage,
     user_id: i64,
-    title: Option<String>,
+    title: Option<Title>,
     max_bytes: u64,
     mut chunks: S,
 ) -> Result<photo::Model, ServiceError>
@@ -286,7 +290,7 @@ pub async fn create_direct_upload(
     content_type: &str,
     size_bytes: u64,
     max_bytes: u64,
-    title: Option<String>,
+    title: Option<Title>,
 ) -> Result<(photo::Model, PresignedPut), ServiceError> {
     let Some(kind) = ImageKind::from_content_type(content_type) else {
         return Err(ServiceError::UnsupportedMedia {
@@ -424,34 +428,32 @@ pub async fn rename_photo<C: ConnectionTrait>(
     db: &C,
     user_id: i64,
     photo_id: i64,
-    title: Option<String>,
+    title: Option<Title>,
 ) -> Result<photo::Model, ServiceError> {
     let photo = get_photo(db, user_id, photo_id).await?;
     let mut active: photo::ActiveModel = photo.into();
-    active.title = Set(title);
+    active.title = Set(title.map(String::from));
     Ok(active.update(db).await?)
 }
 
 /// Deletes the photo (its stories go with it by cascade) and queues the deletion of its
-/// object in the same transaction: the object goes once the row is surely gone, retried until
-/// the store confirms.
-pub async fn delete_photo(
-    pool: &DatabaseConnection,
+/// object, both on `db` (the caller's transaction): the object goes once the row is surely
+/// gone, retried until the store confirms.
+pub async fn delete_photo<C: ConnectionTrait>(
+    db: &C,
     user_id: i64,
     photo_id: i64,
 ) -> Result<(), ServiceError> {
-    let txn = crate::db::begin_write(pool).await?;
-    let photo = get_photo(&txn, user_id, photo_id).await?;
+    let photo = get_photo(db, user_id, photo_id).await?;
     photo::Entity::delete_many()
         .filter(photo::Column::Id.eq(photo.id))
-        .exec(&txn)
+        .exec(db)
         .await?;
     DeleteObjects {
         keys: vec![keys::staging(&photo.object_key), photo.object_key],
         prefixes: vec![],
     }
-    .enqueue(&txn)
+    .enqueue(db)
     .await?;
-    txn.commit().await?;
     Ok(())
 }

@@ -59,6 +59,11 @@ struct Own {
 pub const APPLICATION_NAME: &str = "aistory-reads";
 
 impl ReadPool {
+    /// Reads on `pool` itself (no connections of their own).
+    pub fn shared(pool: &DatabaseConnection) -> ReadPool {
+        ReadPool(Inner::Shared(pool.clone()))
+    }
+
     /// The read pool for `database`: own connections on PostgreSQL when `read_pool_size` > 0
     /// (opened on first use), else `shared`. `observer` sees every statement, as on the main
     /// pool. Call from within a Tokio runtime: a task closes connections idle too long.
@@ -68,7 +73,7 @@ impl ReadPool {
         observer: Option<StatementObserver>,
     ) -> Result<ReadPool, DbErr> {
         if database.read_pool_size == 0 || shared.get_database_backend() != DbBackend::Postgres {
-            return Ok(ReadPool(Inner::Shared(shared.clone())));
+            return Ok(ReadPool::shared(shared));
         }
         let options: PgConnectOptions = database
             .url

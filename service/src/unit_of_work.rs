@@ -2,6 +2,8 @@
 //! committed or rolled back once by whoever owns the request.
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+
+use crate::ReadPool;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 /// Sees every statement sent (tests count round trips with it): the SQL of each statement
@@ -13,9 +15,12 @@ pub fn observe_statements(pool: &mut DatabaseConnection, observer: StatementObse
     pool.set_metric_callback(move |info| observer(&info.statement.sql));
 }
 
-/// A request's database access. Cheap to create; opens no transaction until [`Self::txn`].
+/// A request's database access, one way for each: [`Self::read`] for reads, [`Self::txn`]
+/// for writes (the request's transaction). Cheap to create; opens no transaction until
+/// [`Self::txn`].
 pub struct UnitOfWork {
     pool: DatabaseConnection,
+    reads: ReadPool,
     txn: Mutex<Option<DatabaseTransaction>>,
     observer: Option<StatementObserver>,
 }
@@ -37,10 +42,22 @@ pub enum Outcome {
 impl UnitOfWork {
     pub fn new(pool: DatabaseConnection) -> Self {
         UnitOfWork {
+            reads: ReadPool::shared(&pool),
             pool,
             txn: Mutex::new(None),
             observer: None,
         }
+    }
+
+    /// Reads go to `reads` (connections of their own, see [`ReadPool`]).
+    pub fn with_reads(mut self, reads: ReadPool) -> Self {
+        self.reads = reads;
+        self
+    }
+
+    /// Where reads that need not see this request's writes run.
+    pub fn read(&self) -> &ReadPool {
+        &self.reads
     }
 
     /// Reports `BEGIN`, `COMMIT` and `ROLLBACK` to `observer`.
@@ -66,7 +83,9 @@ impl UnitOfWork {
             .map_err(|_| DbErr::Custom("the transaction was not begun".to_owned()))
     }
 
-    /// The pool itself, for work that must not be part of the request's transaction.
+    /// The pool itself, only for service operations that commit on their own, whatever the
+    /// request's outcome: an upload's steps, a refresh-token rotation whose detected reuse
+    /// must revoke even though the answer is 401.
     pub fn pool(&self) -> &DatabaseConnection {
         &self.pool
     }

@@ -3,6 +3,7 @@
 use entity::user;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
+use crate::domain::{Email, Password, Username};
 use crate::error::{ServiceError, on_unique_violation};
 use crate::storage::{DeleteObjects, keys};
 use crate::worker::BackgroundJob;
@@ -50,16 +51,16 @@ pub async fn find_user<C: ConnectionTrait>(db: &C, id: i64) -> Result<user::Mode
 /// Registers an account: hashes the password (off the async threads), then inserts.
 pub async fn register<C: ConnectionTrait>(
     db: &C,
-    username: &str,
-    email: &str,
-    password: &str,
+    username: Username,
+    email: Email,
+    password: &Password,
 ) -> Result<user::Model, ServiceError> {
-    let password_hash = crate::auth::passwords::hash(password).await?;
+    let password_hash = crate::auth::passwords::hash(password.as_str()).await?;
     create_user(
         db,
         NewUser {
-            username: username.to_owned(),
-            email: email.to_owned(),
+            username: username.into(),
+            email: email.into(),
             password_hash,
         },
     )
@@ -69,8 +70,8 @@ pub async fn register<C: ConnectionTrait>(
 /// Changes to one's own account.
 #[derive(Debug, Clone, Default)]
 pub struct AccountChanges {
-    pub email: Option<String>,
-    pub new_password: Option<String>,
+    pub email: Option<Email>,
+    pub new_password: Option<Password>,
     /// Required to change the password.
     pub current_password: Option<String>,
 }
@@ -98,12 +99,12 @@ pub async fn update_account<C: ConnectionTrait>(
                 detail: "current_password is wrong; the password was not changed".to_owned(),
             });
         }
-        active.password_hash = Set(crate::auth::passwords::hash(new_password).await?);
+        active.password_hash = Set(crate::auth::passwords::hash(new_password.as_str()).await?);
         crate::auth::refresh::revoke_all_for_user(db, id).await?;
         changed = true;
     }
     if let Some(email) = changes.email {
-        let email = email.to_lowercase();
+        let email = String::from(email);
         if email != account.email {
             active.email = Set(email);
             changed = true;
@@ -130,21 +131,20 @@ pub async fn delete_account<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), S
     Ok(())
 }
 
-/// Deletes user `id` with everything it owns: the rows (by cascade) and, through a job
-/// queued in the same transaction, every object under `users/{id}/` and its staging area.
-pub async fn delete_account_with_objects(
-    pool: &sea_orm::DatabaseConnection,
+/// Deletes user `id` with everything it owns, on `db` (the caller's transaction): the rows
+/// (by cascade) and, through a job queued in the same transaction, every object under
+/// `users/{id}/` and its staging area.
+pub async fn delete_account_with_objects<C: ConnectionTrait>(
+    db: &C,
     id: i64,
 ) -> Result<(), ServiceError> {
-    let txn = crate::db::begin_write(pool).await?;
-    delete_account(&txn, id).await?;
+    delete_account(db, id).await?;
     DeleteObjects {
         keys: vec![],
         prefixes: keys::user_prefixes(id),
     }
-    .enqueue(&txn)
+    .enqueue(db)
     .await?;
-    txn.commit().await?;
     Ok(())
 }
 

@@ -8,28 +8,28 @@ use validator::Validate;
 use crate::error::Problem;
 use crate::extract::ValidJson;
 use crate::routes::users::UserPublic;
+use service::domain::{Email, Password, Username};
+
 use crate::{ApiError, AppState, Db, validation};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3-32 of `[A-Za-z0-9_]`, unique.
-    #[validate(custom(function = "validation::username"))]
     #[schema(
+        value_type = String,
         example = "ada",
         min_length = 3,
         max_length = 32,
         pattern = "^[A-Za-z0-9_]+$"
     )]
-    pub username: String,
+    pub username: Username,
     /// Unique; stored lower-case.
-    #[validate(custom(function = "validation::email"))]
-    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
-    pub email: String,
+    #[schema(value_type = String, example = "ada@example.com", format = Email, max_length = 254)]
+    pub email: Email,
     /// 8-128 characters.
-    #[validate(custom(function = "validation::password"))]
-    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
-    pub password: String,
+    #[schema(value_type = String, example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub password: Password,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -91,7 +91,7 @@ pub struct TokenResponse {
 pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let txn = db.txn().await?;
-    let user = service::users::register(&*txn, &body.username, &body.email, &body.password).await?;
+    let user = service::users::register(&*txn, body.username, body.email, &body.password).await?;
     Ok(HttpResponse::Created().json(UserPublic::from(user)))
 }
 
@@ -119,12 +119,14 @@ pub async fn login(
     let body = body.0;
     // The TCP peer, not X-Forwarded-For: a client must not choose its own throttling key.
     let address = req.peer_addr().map(|peer| peer.ip().to_string());
-    // Counted before the (slow) password check, so parallel guesses cannot slip through.
-    state.throttle.attempt(&body.username, address.as_deref())?;
-    let user = service::auth::authenticate(db.pool(), &body.username, &body.password).await?;
-    state
-        .throttle
-        .record_success(&body.username, address.as_deref());
+    let user = service::auth::check_login(
+        db.read(),
+        &state.throttle,
+        &body.username,
+        &body.password,
+        address.as_deref(),
+    )
+    .await?;
     let txn = db.txn().await?;
     let tokens =
         service::auth::issue_tokens(&*txn, &state.access, state.refresh_ttl, user.id).await?;
@@ -153,12 +155,13 @@ pub async fn login(
 )]
 #[post("/refresh")]
 pub async fn refresh(
+    db: Db,
     state: web::Data<AppState>,
     body: ValidJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // Its own transaction: a detected reuse revokes the family even though we answer 401.
     let (user_id, refresh_token) =
-        service::auth::refresh::rotate(&state.db, &body.0.refresh_token, state.refresh_ttl).await?;
+        service::auth::refresh::rotate(db.pool(), &body.0.refresh_token, state.refresh_ttl).await?;
     let (access_token, expires_in) = state.access.issue(user_id)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -183,10 +186,7 @@ pub async fn refresh(
     )
 )]
 #[post("/logout")]
-pub async fn logout(
-    state: web::Data<AppState>,
-    body: ValidJson<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
-    service::auth::refresh::revoke(&state.db, &body.0.refresh_token).await?;
+pub async fn logout(db: Db, body: ValidJson<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    service::auth::refresh::revoke(db.pool(), &body.0.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,7 +3,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::Problem;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Db};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthStatus {
@@ -35,8 +35,8 @@ pub async fn health() -> HttpResponse {
     )
 )]
 #[get("/ready")]
-pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match service::verify_database_connection(&state.db, state.ready_timeout).await {
+pub async fn ready(db: Db, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match service::verify_database_connection(db.pool(), state.ready_timeout).await {
         Ok(()) => Ok(HttpResponse::Ok().json(ReadyStatus {
             status: "ready",
             database: "ok",

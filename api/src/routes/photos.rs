@@ -14,6 +14,8 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson};
+use service::photos::{Title, UploadSession};
+
 use crate::{ApiError, AppState, Db, validation};
 
 /// A photo as clients see it.
@@ -21,8 +23,8 @@ use crate::{ApiError, AppState, Db, validation};
 pub struct PhotoPublic {
     pub id: i64,
     /// `pending`, `uploaded`, `processing`, `completed` or `failed`.
-    #[schema(example = "uploaded")]
-    pub status: String,
+    #[schema(value_type = String, example = "uploaded")]
+    pub status: PhotoStatus,
     pub title: Option<String>,
     #[schema(example = "image/jpeg")]
     pub content_type: Option<String>,
@@ -47,7 +49,7 @@ impl From<photo::Model> for PhotoPublic {
         PhotoPublic {
             content_url: format!("/api/v1/photos/{}/content", model.id),
             id: model.id,
-            status: model.status.to_string(),
+            status: model.status,
             title: model.title,
             content_type: model.content_type,
             size_bytes: model.size_bytes,
@@ -75,21 +77,8 @@ pub struct UploadForm {
     title: Option<String>,
 }
 
-/// Largest title accepted, in characters.
-const TITLE_CHARS: usize = 200;
 /// Multipart framing and the title field on top of the photo itself.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-
-fn check_title(title: &str) -> Result<String, ApiError> {
-    let invalid = |message: &str| ApiError::field("title", message);
-    if title.chars().count() > TITLE_CHARS {
-        return Err(invalid("must be at most 200 characters long"));
-    }
-    if validation::no_control_characters(title).is_err() {
-        return Err(invalid("must not contain control characters (such as NUL)"));
-    }
-    Ok(title.trim().to_owned())
-}
 
 /// Upload a photo (multipart: `file`, optional `title`). The bytes are streamed to storage.
 #[utoipa::path(
@@ -110,6 +99,7 @@ fn check_title(title: &str) -> Result<String, ApiError> {
 #[post("")]
 pub async fn upload(
     req: HttpRequest,
+    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -141,8 +131,9 @@ pub async fn upload(
         req.headers(),
         idle_timeout(payload, state.upload_idle_timeout, stalled.clone()),
     );
-    let mut stored: Option<photo::Model> = None;
-    let outcome = read_upload_form(&mut form, &auth, &state, &mut stored).await;
+    let mut session =
+        UploadSession::new(db.pool(), &state.storage, auth.id, state.max_upload_bytes);
+    let outcome = read_upload_form(&mut form, &mut session).await;
     let outcome = match outcome {
         Err(_) if stalled.get() => Err(ApiError::RequestTimeout {
             detail: format!(
@@ -152,16 +143,16 @@ pub async fn upload(
         }),
         other => other,
     };
-    match (outcome, stored) {
-        (Ok(()), Some(photo)) => Ok(HttpResponse::Created()
-            .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
-            .json(PhotoPublic::from(photo))),
-        (Ok(()), None) => Err(ApiError::field("file", "is required")),
-        (Err(error), stored) => {
-            // Whatever failed after the file was stored, the client gets no photo: remove it.
-            if let Some(photo) = stored {
-                service::photos::delete_photo(&state.db, auth.id, photo.id).await?;
-            }
+    match outcome {
+        Ok(()) => match session.finish() {
+            Some(photo) => Ok(HttpResponse::Created()
+                .insert_header((header::LOCATION, format!("/api/v1/photos/{}", photo.id)))
+                .json(PhotoPublic::from(photo))),
+            None => Err(ApiError::field("file", "is required")),
+        },
+        Err(error) => {
+            // Whatever failed after the file was stored, the client gets no photo.
+            session.abandon().await?;
             Err(error)
         }
     }
@@ -197,15 +188,12 @@ fn idle_timeout(
     .fuse()
 }
 
-/// Reads the parts of an upload form: one `file` (streamed to storage as it arrives) and at
-/// most one `title`, in either order. The stored photo is left in `stored`.
+/// Reads the parts of an upload form into `session`: one `file` (streamed to storage as it
+/// arrives) and at most one `title`, in either order.
 async fn read_upload_form(
     form: &mut Multipart,
-    auth: &AuthUser,
-    state: &AppState,
-    stored: &mut Option<photo::Model>,
+    session: &mut UploadSession,
 ) -> Result<(), ApiError> {
-    let mut title: Option<String> = None;
     let mut seen_title = false;
     let malformed = |error: actix_multipart::MultipartError| ApiError::BadRequest {
         detail: format!("the multipart body is malformed: {error}"),
@@ -227,29 +215,14 @@ async fn read_upload_form(
                 };
                 let text = String::from_utf8(bytes.to_vec())
                     .map_err(|_| ApiError::field("title", "must be UTF-8 text"))?;
-                let text = check_title(&text)?;
-                title = (!text.is_empty()).then_some(text);
-                if let Some(photo) = stored.as_ref() {
-                    let renamed =
-                        service::photos::rename_photo(&state.db, auth.id, photo.id, title.clone())
-                            .await?;
-                    *stored = Some(renamed);
-                }
+                let title = Title::parse(text).map_err(|rule| rule.on("title"))?;
+                session.set_title(title.non_empty()).await?;
             }
-            "file" if stored.is_none() => {
+            "file" if !session.has_file() => {
                 let chunks = field.by_ref().map(|chunk| {
                     chunk.map_err(|error| service::photos::StreamError(error.to_string()))
                 });
-                let photo = service::photos::upload(
-                    &state.db,
-                    &state.storage,
-                    auth.id,
-                    title.clone(),
-                    state.max_upload_bytes,
-                    chunks,
-                )
-                .await?;
-                *stored = Some(photo);
+                session.store_file(chunks).await?;
             }
             other => {
                 let what = match other {
@@ -292,7 +265,7 @@ pub struct PhotoPage {
 }
 
 fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
-    serde_json::from_value(serde_json::Value::String(status.to_owned())).map_err(|_| {
+    PhotoStatus::parse(status).ok_or_else(|| {
         ApiError::field(
             "status",
             "must be one of pending, uploaded, processing, completed, failed",
@@ -315,7 +288,7 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
 )]
 #[get("")]
 pub async fn list(
-    state: web::Data<AppState>,
+    db: Db,
     auth: AuthUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -329,7 +302,7 @@ pub async fn list(
         .transpose()?;
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
-        service::photos::list_photos(&state.reads, auth.id, status, limit, after).await?;
+        service::photos::list_photos(db.read(), auth.id, status, limit, after).await?;
     Ok(HttpResponse::Ok().json(PhotoPage {
         items: rows.into_iter().map(PhotoPublic::from).collect(),
         next_cursor: next.map(super::paging::encode_cursor),
@@ -349,12 +322,8 @@ pub async fn list(
     )
 )]
 #[get("/{id}")]
-pub async fn get_one(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
-    let photo = service::photos::get_photo(&state.reads, auth.id, id.into_inner()).await?;
+pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let photo = service::photos::get_photo(db.read(), auth.id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
 }
 
@@ -362,12 +331,8 @@ pub async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     /// The new title (up to 200 characters), or null to clear it.
-    #[validate(
-        length(max = 200),
-        custom(function = "validation::no_control_characters")
-    )]
-    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
-    pub title: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub title: Option<Title>,
 }
 
 /// Change a photo's title.
@@ -394,11 +359,7 @@ pub async fn rename(
     id: web::Path<i64>,
     body: ValidJson<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let title = body
-        .0
-        .title
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
+    let title = body.0.title.and_then(Title::non_empty);
     let txn = db.txn().await?;
     let photo = service::photos::rename_photo(&*txn, auth.id, id.into_inner(), title).await?;
     Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
@@ -418,11 +379,12 @@ pub async fn rename(
 )]
 #[delete("/{id}")]
 pub async fn delete_one(
+    db: Db,
     auth: AuthUser,
-    state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    service::photos::delete_photo(&state.db, auth.id, id.into_inner()).await?;
+    let txn = db.txn().await?;
+    service::photos::delete_photo(&*txn, auth.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -446,11 +408,12 @@ pub async fn delete_one(
 #[get("/{id}/content")]
 pub async fn content(
     req: HttpRequest,
+    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = service::photos::get_photo(&state.db, auth.id, id.into_inner()).await?;
+    let photo = service::photos::get_photo(db.read(), auth.id, id.into_inner()).await?;
     let (Some(checksum), Some(size)) = (&photo.checksum_sha256, photo.size_bytes) else {
         return Err(ApiError::NotFound {
             what: "photo content (not uploaded yet)".to_owned(),
@@ -503,12 +466,8 @@ pub struct DirectUploadRequest {
     #[validate(range(min = 1))]
     #[schema(minimum = 1)]
     pub size_bytes: u64,
-    #[validate(
-        length(max = 200),
-        custom(function = "validation::no_control_characters")
-    )]
-    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
-    pub title: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub title: Option<Title>,
 }
 
 /// Where and how to PUT the bytes.
@@ -545,17 +504,15 @@ pub struct DirectUploadResponse {
 )]
 #[post("/uploads")]
 pub async fn create_direct_upload(
+    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
     body: ValidJson<DirectUploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    let title = body
-        .title
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
+    let title = body.title.and_then(Title::non_empty);
     let (photo, presigned) = service::photos::create_direct_upload(
-        &state.db,
+        db.pool(),
         &state.storage,
         auth.id,
         &body.content_type,
@@ -593,12 +550,13 @@ pub async fn create_direct_upload(
 )]
 #[post("/{id}/complete")]
 pub async fn complete_direct_upload(
+    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let photo = service::photos::complete_direct_upload(
-        &state.db,
+        db.pool(),
         &state.storage,
         auth.id,
         id.into_inner(),

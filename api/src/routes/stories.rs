@@ -1,14 +1,15 @@
 //! Stories: request one for a photo, follow the photo's progress as server-sent events, read
 //! and delete stories.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
-use entity::photo_status::PhotoStatus;
 use entity::story;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use service::photos::watch::{PhotoChange, WatchTiming};
 use service::stories::Style;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -55,28 +56,6 @@ impl From<story::Model> for StoryPublic {
     }
 }
 
-/// The kind of story to write.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StyleName {
-    #[default]
-    Adventure,
-    Bedtime,
-    Mystery,
-    Poem,
-}
-
-impl From<StyleName> for Style {
-    fn from(name: StyleName) -> Self {
-        match name {
-            StyleName::Adventure => Style::Adventure,
-            StyleName::Bedtime => Style::Bedtime,
-            StyleName::Mystery => Style::Mystery,
-            StyleName::Poem => Style::Poem,
-        }
-    }
-}
-
 fn default_language() -> String {
     "en".to_owned()
 }
@@ -86,7 +65,7 @@ fn default_language() -> String {
 pub struct StoryRequestBody {
     /// `adventure` (default), `bedtime`, `mystery` or `poem`.
     #[serde(default)]
-    pub style: StyleName,
+    pub style: Style,
     /// BCP 47 language tag (default `en`). The built-in writer writes English only.
     #[serde(default = "default_language")]
     #[validate(length(min = 2, max = 35))]
@@ -134,7 +113,7 @@ pub async fn request_story(
         state.stories.as_ref(),
         auth.id,
         id.into_inner(),
-        body.style.into(),
+        body.style,
         &body.language,
     )
     .await?;
@@ -161,7 +140,7 @@ pub async fn photo_story(
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let story = service::stories::latest_story(db.pool(), auth.id, id.into_inner()).await?;
+    let story = service::stories::latest_story(db.read(), auth.id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
 }
 
@@ -171,17 +150,6 @@ const EVENTS_POLL: Duration = Duration::from_millis(250);
 const EVENTS_KEEPALIVE: Duration = Duration::from_secs(15);
 /// The longest one stream stays open; clients reconnect.
 const EVENTS_MAX: Duration = Duration::from_secs(30 * 60);
-
-struct EventState {
-    state: web::Data<AppState>,
-    user_id: i64,
-    photo_id: i64,
-    last: Option<(PhotoStatus, Option<String>)>,
-    sent: u64,
-    last_write: Instant,
-    started: Instant,
-    done: bool,
-}
 
 /// One event. The `last` of a stream also tells an EventSource to wait an hour before it
 /// reconnects (it would otherwise reconnect about every 3 s to a stream with nothing more to
@@ -230,75 +198,46 @@ pub struct PhotoEvent {
 )]
 #[get("/{id}/events")]
 pub async fn events(
+    db: Db,
     auth: AuthUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let photo_id = id.into_inner();
     // Unknown photos are a 404 before any stream starts.
-    service::photos::get_photo(&state.db, auth.id, photo_id).await?;
-    let start = EventState {
-        state,
-        user_id: auth.id,
-        photo_id,
-        last: None,
-        sent: 0,
-        last_write: Instant::now(),
-        started: Instant::now(),
-        done: false,
+    service::photos::get_photo(db.read(), auth.id, photo_id).await?;
+    let timing = WatchTiming {
+        poll: EVENTS_POLL,
+        keepalive: EVENTS_KEEPALIVE,
+        max: EVENTS_MAX,
     };
-    let stream = futures_util::stream::unfold(start, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut first = st.last.is_none();
-        loop {
-            if !first {
-                tokio::time::sleep(EVENTS_POLL).await;
+    let changes = service::photos::watch::watch(
+        db.read(),
+        auth.id,
+        photo_id,
+        timing,
+        state.shutting_down.clone(),
+    );
+    let mut sent = 0;
+    let stream = changes.map(move |change| {
+        let chunk = match change {
+            PhotoChange::Status { photo, last } => {
+                sent += 1;
+                event("status", sent, &PhotoPublic::from(*photo), last)
             }
-            first = false;
-            if st.started.elapsed() > EVENTS_MAX || *st.state.shutting_down.borrow() {
-                return None;
+            PhotoChange::Deleted => {
+                sent += 1;
+                event(
+                    "deleted",
+                    sent,
+                    &serde_json::json!({ "id": photo_id }),
+                    true,
+                )
             }
-            let photo =
-                match service::photos::get_photo(&st.state.db, st.user_id, st.photo_id).await {
-                    Ok(photo) => photo,
-                    Err(service::ServiceError::NotFound { .. }) => {
-                        st.done = true;
-                        st.sent += 1;
-                        let chunk = event(
-                            "deleted",
-                            st.sent,
-                            &serde_json::json!({ "id": st.photo_id }),
-                            true,
-                        );
-                        return Some((Ok::<_, actix_web::Error>(chunk), st));
-                    }
-                    Err(error) => {
-                        // A database blip: try again at the next poll.
-                        tracing::warn!(%error, "the event stream could not read the photo");
-                        if st.last_write.elapsed() >= EVENTS_KEEPALIVE {
-                            st.last_write = Instant::now();
-                            return Some((Ok(web::Bytes::from_static(b": waiting\n\n")), st));
-                        }
-                        continue;
-                    }
-                };
-            let now = (photo.status, photo.error.clone());
-            if st.last.as_ref() != Some(&now) {
-                // Only a story being written changes the photo without the client acting.
-                st.done = photo.status != PhotoStatus::Processing;
-                st.last = Some(now);
-                st.sent += 1;
-                st.last_write = Instant::now();
-                let chunk = event("status", st.sent, &PhotoPublic::from(photo), st.done);
-                return Some((Ok(chunk), st));
-            }
-            if st.last_write.elapsed() >= EVENTS_KEEPALIVE {
-                st.last_write = Instant::now();
-                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), st));
-            }
-        }
+            PhotoChange::Quiet => web::Bytes::from_static(b": keep-alive\n\n"),
+            PhotoChange::Waiting => web::Bytes::from_static(b": waiting\n\n"),
+        };
+        Ok::<_, actix_web::Error>(chunk)
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -351,7 +290,7 @@ pub async fn list(
     let limit = super::paging::limit(query.limit)?;
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
-        service::stories::list_stories(db.pool(), auth.id, query.photo_id, limit, after).await?;
+        service::stories::list_stories(db.read(), auth.id, query.photo_id, limit, after).await?;
     Ok(HttpResponse::Ok().json(StoryPage {
         items: rows.into_iter().map(StoryPublic::from).collect(),
         next_cursor: next.map(super::paging::encode_cursor),
@@ -372,7 +311,7 @@ pub async fn list(
 )]
 #[get("/{id}")]
 pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let story = service::stories::get_story(db.pool(), auth.id, id.into_inner()).await?;
+    let story = service::stories::get_story(db.read(), auth.id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
 }
 

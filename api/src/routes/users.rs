@@ -1,6 +1,6 @@
 //! `/api/v1/users/me`: one's own account.
 
-use actix_web::{HttpResponse, delete, get, patch, web};
+use actix_web::{HttpResponse, delete, get, patch};
 use chrono::{DateTime, Utc};
 use entity::user;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,9 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson};
-use crate::{ApiError, AppState, Db, validation};
+use service::domain::{Email, Password};
+
+use crate::{ApiError, Db};
 
 /// An account as clients see it (never the password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,14 +40,12 @@ impl From<user::Model> for UserPublic {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// Unique; stored lower-case.
-    #[validate(custom(function = "validation::email"))]
-    #[schema(format = Email, max_length = 254)]
-    pub email: Option<String>,
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
+    pub email: Option<Email>,
     /// The new password; needs `current_password`. Revokes every refresh token of the
     /// account (access tokens already issued stay valid until they expire).
-    #[validate(custom(function = "validation::password"))]
-    #[schema(format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub password: Option<Password>,
     #[validate(length(min = 1, max = 128))]
     #[schema(format = Password, min_length = 1, max_length = 128)]
     pub current_password: Option<String>,
@@ -64,7 +64,7 @@ fn account_gone(error: service::ServiceError) -> ApiError {
 
 /// The user whose token this is.
 async fn current(db: &Db, auth: AuthUser) -> Result<user::Model, ApiError> {
-    service::users::find_user(db.pool(), auth.id)
+    service::users::find_user(db.read(), auth.id)
         .await
         .map_err(account_gone)
 }
@@ -132,13 +132,11 @@ pub async fn patch_me(
     )
 )]
 #[delete("/me")]
-pub async fn delete_me(
-    auth: AuthUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
     // The rows go first (committed), then the objects: never a row without its bytes. A
     // missing account is a 401 via account_gone.
-    service::users::delete_account_with_objects(&state.db, auth.id)
+    let txn = db.txn().await?;
+    service::users::delete_account_with_objects(&*txn, auth.id)
         .await
         .map_err(account_gone)?;
     Ok(HttpResponse::NoContent().finish())

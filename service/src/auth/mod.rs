@@ -66,6 +66,23 @@ pub async fn authenticate<C: ConnectionTrait>(
     }
 }
 
+/// A login attempt: throttled (counted before the slow password check, so parallel guesses
+/// cannot slip through; cleared on success), then [`authenticate`]d. Run it outside any
+/// transaction: argon2 takes a while and nothing should be held meanwhile. `address` is the
+/// client's address as the server trusts it (never a header the client chose).
+pub async fn check_login<C: ConnectionTrait>(
+    db: &C,
+    throttle: &LoginThrottle,
+    identifier: &str,
+    password: &str,
+    address: Option<&str>,
+) -> Result<user::Model, ServiceError> {
+    throttle.attempt(identifier, address)?;
+    let user = authenticate(db, identifier, password).await?;
+    throttle.record_success(identifier, address);
+    Ok(user)
+}
+
 /// Logs a user in: a fresh access token and the first refresh token of a new family.
 pub async fn issue_tokens<C: ConnectionTrait>(
     db: &C,

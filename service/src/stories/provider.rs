@@ -7,9 +7,22 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 /// The kinds of story we write (serialized by name: `adventure`, `bedtime` ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = StyleName)]
 pub enum Style {
+    #[default]
     Adventure,
     Bedtime,
     Mystery,
