@@ -91,3 +91,11 @@ impl Declared {
             .and_then(|(_, stmt)| stmt.get_index_spec().get_name().map(str::to_owned))
     }
 }
+
+/// Creates the tables and indexes the entities declare, in dependency order (what SeaORM's
+/// `Schema` builder derives from the models), on `db`.
+pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    Declared::from_entities(db.get_database_backend())
+        .apply(db)
+        .await
+}

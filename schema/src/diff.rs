@@ -12,11 +12,12 @@
 
 use std::collections::BTreeSet;
 
+use migration::MigratorTrait;
 use sea_orm::{DbBackend, DbErr};
 
-use crate::declared::Declared;
+use crate::declared::{Declared, create_tables_from_entities};
 use crate::inspect::{
-    ForeignKeyDescription, IndexDescription, SchemaDescription, TableDescription,
+    ForeignKeyDescription, IndexDescription, SchemaDescription, TableDescription, inspect,
 };
 use crate::plan::{Column, Kind, NamedForeignKey, NamedIndex, NewTable, Op, Plan};
 
@@ -408,9 +409,22 @@ pub async fn autogenerate(
     declared: &Declared,
 ) -> Result<Plan, DbErr> {
     declared.apply(declared_db).await?;
-    let migrated = crate::inspect::inspect(migrations_db)
-        .await?
-        .without_checks();
-    let wanted = crate::inspect::inspect(declared_db).await?.without_checks();
+    let migrated = inspect(migrations_db).await?.without_checks();
+    let wanted = inspect(declared_db).await?.without_checks();
     Ok(plan(&migrated, &wanted, declared))
+}
+
+/// What differs between the schema the migrations produce and the one the entities declare,
+/// on a scratch database of `db`'s kind: `migrations_db` and `entities_db` must be two empty
+/// databases of the same backend. Empty when they agree (CHECK constraints, which entities
+/// cannot declare, are left out).
+pub async fn drift(
+    migrations_db: &sea_orm::DatabaseConnection,
+    entities_db: &sea_orm::DatabaseConnection,
+) -> Result<Vec<String>, DbErr> {
+    migration::Migrator::up(migrations_db, None).await?;
+    create_tables_from_entities(entities_db).await?;
+    let migrated = inspect(migrations_db).await?.without_checks();
+    let declared = inspect(entities_db).await?.without_checks();
+    Ok(migrated.differences_named(&declared, "migrations", "entities"))
 }

@@ -173,22 +173,6 @@ impl SchemaDescription {
     }
 }
 
-/// What differs between the schema the migrations produce and the one the entities declare,
-/// on a scratch database of `db`'s kind: `migrations_db` and `entities_db` must be two empty
-/// databases of the same backend. Empty when they agree (CHECK constraints, which entities
-/// cannot declare, are left out).
-pub async fn drift(
-    migrations_db: &sea_orm::DatabaseConnection,
-    entities_db: &sea_orm::DatabaseConnection,
-) -> Result<Vec<String>, DbErr> {
-    use migration::MigratorTrait;
-    migration::Migrator::up(migrations_db, None).await?;
-    create_tables_from_entities(entities_db).await?;
-    let migrated = inspect(migrations_db).await?.without_checks();
-    let declared = inspect(entities_db).await?.without_checks();
-    Ok(migrated.differences_named(&declared, "migrations", "entities"))
-}
-
 /// Reads the schema of the database `db` is connected to (its current schema on PostgreSQL),
 /// leaving out the migration bookkeeping table.
 pub async fn inspect<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, DbErr> {
@@ -204,14 +188,6 @@ pub async fn inspect<C: ConnectionTrait>(db: &C) -> Result<SchemaDescription, Db
     };
     schema.tables.remove("seaql_migrations");
     Ok(schema)
-}
-
-/// Creates the tables and indexes the entities declare, in dependency order (what SeaORM's
-/// `Schema` builder derives from the models), on `db`.
-pub async fn create_tables_from_entities<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    crate::Declared::from_entities(db.get_database_backend())
-        .apply(db)
-        .await
 }
 
 async fn rows<C: ConnectionTrait>(

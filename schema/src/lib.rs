@@ -12,7 +12,7 @@ pub mod inspect;
 pub mod plan;
 pub mod render;
 
-pub use declared::Declared;
-pub use diff::autogenerate;
-pub use inspect::{SchemaDescription, drift, inspect};
+pub use declared::{Declared, create_tables_from_entities};
+pub use diff::{autogenerate, drift};
+pub use inspect::{SchemaDescription, inspect};
 pub use plan::{Plan, summary};

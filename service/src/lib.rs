@@ -5,6 +5,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod images;
+mod observe;
 mod paging;
 pub mod photos;
 pub mod queue;
@@ -17,8 +18,9 @@ pub mod worker;
 
 pub use db::{DbError, close_db_connection, verify_database_connection};
 pub use error::ServiceError;
+pub use observe::{StatementObserver, observe_statements};
 pub use reads::ReadPool;
-pub use unit_of_work::{StatementObserver, UnitOfWork, get_db, observe_statements};
+pub use unit_of_work::{UnitOfWork, get_db};
 
 pub use sea_orm;
 pub use settings;

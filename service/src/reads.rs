@@ -36,7 +36,7 @@ use sea_query_sqlx::SqlxValues;
 use settings::DatabaseSettings;
 use settings::{IDLE_RECYCLE, PING_IF_IDLE_FOR};
 
-use crate::StatementObserver;
+use crate::observe::StatementObserver;
 
 /// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own.
 /// Cheap to clone. Implements [`ConnectionTrait`], so any SeaORM query runs on it.

@@ -4,16 +4,8 @@
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::ReadPool;
+use crate::observe::StatementObserver;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
-
-/// Sees every statement sent (tests count round trips with it): the SQL of each statement
-/// through SeaORM, and `BEGIN` / `COMMIT` / `ROLLBACK` from the unit of work.
-pub type StatementObserver = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
-
-/// Installs `observer` on a pool, so every statement sent through it is reported.
-pub fn observe_statements(pool: &mut DatabaseConnection, observer: StatementObserver) {
-    pool.set_metric_callback(move |info| observer(&info.statement.sql));
-}
 
 /// A request's database access, one way for each: [`Self::read`] for reads, [`Self::txn`]
 /// for writes (the request's transaction). Cheap to create; opens no transaction until

@@ -3,7 +3,8 @@
 
 use aistory_tests::{Backend, TestDatabase, backend_tests};
 use migration::{Migrator, MigratorTrait, Target, migrate_to, resolve_target};
-use schema::inspect::{SchemaDescription, create_tables_from_entities, inspect};
+use schema::create_tables_from_entities;
+use schema::inspect::{SchemaDescription, inspect};
 use sea_orm::{ConnectionTrait, Database};
 use settings::DatabaseSettings;
 
@@ -15,9 +16,7 @@ backend_tests!(
 );
 
 async fn up_down_up_and_the_schema_matches_the_entities(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     let db = database.connect().await;
 
     Migrator::up(&db, None).await.unwrap();
@@ -27,9 +26,7 @@ async fn up_down_up_and_the_schema_matches_the_entities(backend: Backend) {
     assert!(migration::pending_migrations(&db).await.unwrap().is_empty());
 
     // What the entities declare, built by SeaORM from the models on a second database.
-    let Some(entity_database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let entity_database = TestDatabase::create(backend).await;
     let entity_db = entity_database.connect().await;
     create_tables_from_entities(&entity_db).await.unwrap();
     let declared = inspect(&entity_db).await.unwrap();
@@ -68,9 +65,7 @@ fn assert_same(left: &SchemaDescription, right: &SchemaDescription, what: &str) 
 }
 
 async fn migrate_to_a_named_revision_in_both_directions(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     let db = database.connect().await;
     let names = migration::migration_names();
 
@@ -108,9 +103,7 @@ async fn migrate_to_a_named_revision_in_both_directions(backend: Backend) {
 }
 
 async fn four_concurrent_ups_apply_each_migration_once(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     if backend == Backend::Sqlite {
         // An in-memory SQLite database exists on one connection only: nothing to race.
         return;
@@ -150,9 +143,7 @@ async fn four_concurrent_ups_apply_each_migration_once(backend: Backend) {
 }
 
 async fn the_schema_has_its_constraints(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     let db = database.connect().await;
     Migrator::up(&db, None).await.unwrap();
     let schema = inspect(&db).await.unwrap();
