@@ -1,16 +1,20 @@
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web;
 use api::Application;
-use sea_orm::DatabaseConnection;
+use entity::job::{self, JobStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use settings::{
     AuthSettings, DatabaseSettings, Environment, LogFormat, Settings, StorageSettings,
     StoryProviderSettings, WorkerSettings,
 };
 
-use crate::{Backend, TestDatabase};
+use crate::{Backend, Store, TestDatabase, TestStore};
 
-/// The real server, started on a free port against a test's own database.
+/// The real server, started on a free port against a test's own database (and store): see
+/// [`TestApp::builder`].
 pub struct TestApp {
     pub address: String,
     pub port: u16,
@@ -18,12 +22,17 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    /// Every job kind, with the server's own store and provider (for [`Self::run_pending_jobs`]).
+    jobs: service::worker::Registry,
+    worker_config: service::worker::WorkerConfig,
+    statements: Option<StatementLog>,
     // Dropped last: the database and the store go away after the server.
     pub database: TestDatabase,
-    pub store: Option<crate::TestStore>,
+    pub store: Option<TestStore>,
 }
 
-/// Settings for a test server on `database`: environment `testing`, port 0.
+/// Settings for a test server on `database`: environment `testing`, port 0, no background
+/// workers (a test runs queued jobs with [`TestApp::run_pending_jobs`]).
 pub fn test_settings(database: &TestDatabase) -> Settings {
     let mut db_settings = DatabaseSettings::for_url(database.url.clone());
     db_settings.pool_size = 1;
@@ -40,7 +49,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         port: 0,
         log_format: LogFormat::Pretty,
         workers: WorkerSettings {
-            count: 1,
+            count: 0,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(25),
             shutdown_grace: Duration::from_secs(5),
@@ -50,50 +59,9 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     }
 }
 
-/// Creates a database on `backend`, starts the server on it; `None` if the backend is skipped.
-pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(backend, |_| {}).await
-}
-
-/// [`spawn_app`] with extra routes mounted in the real request pipeline.
-pub async fn spawn_app_with<F>(backend: Backend, extra_routes: F) -> Option<TestApp>
-where
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-{
-    spawn_app_custom(backend, |_| {}, extra_routes).await
-}
-
-/// [`spawn_app`] with settings changed by `adjust` (token lifetimes, limits...).
-pub async fn spawn_app_configured(
-    backend: Backend,
-    adjust: impl FnOnce(&mut Settings),
-) -> Option<TestApp> {
-    spawn_app_custom(backend, adjust, |_| {}).await
-}
-
-async fn spawn_app_custom<F>(
-    backend: Backend,
-    adjust: impl FnOnce(&mut Settings),
-    extra_routes: F,
-) -> Option<TestApp>
-where
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-{
-    spawn_full(backend, None, adjust, extra_routes).await
-}
-
-/// [`spawn_app`] on `backend` with the object store `store`, settings changed by `adjust`.
-pub async fn spawn_app_with_store(
-    backend: Backend,
-    store: crate::Store,
-    adjust: impl FnOnce(&mut Settings),
-) -> Option<TestApp> {
-    spawn_full(backend, Some(store), adjust, |_| {}).await
-}
-
-/// Every statement a server sent, in order (see [`spawn_app_counting`]).
+/// Every statement a server sent, in order (see [`TestAppBuilder::counting`]).
 #[derive(Clone, Default)]
-pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub struct StatementLog(Arc<Mutex<Vec<String>>>);
 
 impl StatementLog {
     /// Forgets what was logged so far.
@@ -105,76 +73,232 @@ impl StatementLog {
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
-}
 
-/// [`spawn_app`] whose every statement (and BEGIN/COMMIT/ROLLBACK) is logged.
-pub async fn spawn_app_counting(backend: Backend) -> Option<(TestApp, StatementLog)> {
-    let log = StatementLog::default();
-    let sink = log.clone();
-    let observer: service::StatementObserver = std::sync::Arc::new(move |sql: &str| {
-        sink.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(sql.to_owned());
-    });
-    let app = spawn_inner(backend, None, |_| {}, |_| {}, Some(observer)).await?;
-    Some((app, log))
-}
-
-async fn spawn_full<F>(
-    backend: Backend,
-    store: Option<crate::Store>,
-    adjust: impl FnOnce(&mut Settings),
-    extra_routes: F,
-) -> Option<TestApp>
-where
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-{
-    spawn_inner(backend, store, adjust, extra_routes, None).await
-}
-
-async fn spawn_inner<F>(
-    backend: Backend,
-    store: Option<crate::Store>,
-    adjust: impl FnOnce(&mut Settings),
-    extra_routes: F,
-    observer: Option<service::StatementObserver>,
-) -> Option<TestApp>
-where
-    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-{
-    let store = match store {
-        Some(kind) => Some(crate::TestStore::create(kind)?),
-        None => None,
-    };
-    let database = TestDatabase::create(backend).await?;
-    let mut settings = test_settings(&database);
-    if let Some(store) = &store {
-        settings.storage.url = store.url.clone();
+    fn observer(&self) -> service::StatementObserver {
+        let sink = self.clone();
+        Arc::new(move |sql: &str| {
+            sink.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(sql.to_owned());
+        })
     }
-    adjust(&mut settings);
-    let application = Application::build_observed(&settings, extra_routes, observer)
-        .await
-        .unwrap_or_else(|error| panic!("the server did not start: {error}"));
-    let port = application.port();
-    let db = application.db().clone();
-    let handle = application.handle();
-    tokio::spawn(application.run_until_stopped());
-    Some(TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        db,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+}
+
+type Configure<'a> = Box<dyn FnOnce(&mut Settings) + Send + 'a>;
+type Routes = Box<dyn Fn(&mut web::ServiceConfig) + Send + Sync + 'static>;
+
+/// What [`TestApp::builder`] starts: a backend, and what a test changes.
+pub struct TestAppBuilder<'a> {
+    backend: Backend,
+    store: Option<Store>,
+    configure: Vec<Configure<'a>>,
+    routes: Option<Routes>,
+    counting: bool,
+    workers: u16,
+}
+
+impl<'a> TestAppBuilder<'a> {
+    /// The object store (default: in memory, with no [`TestApp::store`] to look into).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Changes the settings (token lifetimes, limits, the story provider ...) after the
+    /// test's database, store and worker count are filled in. May be called several times.
+    pub fn configure(mut self, change: impl FnOnce(&mut Settings) + Send + 'a) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+
+    /// Mounts extra routes in the real request pipeline (to probe it).
+    pub fn routes(
+        mut self,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.routes = Some(Box::new(routes));
+        self
+    }
+
+    /// Logs every statement the server sends (and BEGIN/COMMIT/ROLLBACK): [`TestApp::statements`].
+    pub fn counting(mut self) -> Self {
+        self.counting = true;
+        self
+    }
+
+    /// Runs `count` background workers in the server (default 0: only for tests of the
+    /// workers themselves; others run jobs with [`TestApp::run_pending_jobs`]).
+    pub fn workers(mut self, count: u16) -> Self {
+        self.workers = count;
+        self
+    }
+
+    /// Creates the test's database (and store), starts the server on it on a free port.
+    pub async fn spawn(self) -> TestApp {
+        let TestAppBuilder {
+            backend,
+            store,
+            configure,
+            routes,
+            counting,
+            workers,
+        } = self;
+        let store = store.map(TestStore::create);
+        let database = TestDatabase::create(backend).await;
+        let mut settings = test_settings(&database);
+        if let Some(store) = &store {
+            settings.storage.url = store.url.clone();
+        }
+        settings.workers.count = workers;
+        for change in configure {
+            change(&mut settings);
+        }
+        let statements = counting.then(StatementLog::default);
+        let mut builder = Application::builder(&settings);
+        if let Some(routes) = routes {
+            builder = builder.routes(routes);
+        }
+        if let Some(log) = &statements {
+            builder = builder.observer(log.observer());
+        }
+        let application = builder
             .build()
-            .unwrap_or_else(|error| panic!("building the HTTP client failed: {error}")),
-        handle,
-        database,
-        store,
-    })
+            .await
+            .unwrap_or_else(|error| panic!("the server did not start: {error}"));
+        let port = application.port();
+        let db = application.db().clone();
+        let handle = application.handle();
+        let jobs = application.jobs().clone();
+        tokio::spawn(application.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_else(|error| panic!("building the HTTP client failed: {error}")),
+            handle,
+            jobs,
+            worker_config: service::worker::WorkerConfig::from_settings(&settings.workers),
+            statements,
+            database,
+            store,
+        }
+    }
+}
+
+/// How many times [`TestApp::run_jobs_and_retries`] goes round before it gives up.
+const MAX_RETRY_ROUNDS: usize = 50;
+
+fn describe(job: &job::Model) -> String {
+    format!(
+        "job {} ({}, {} attempts): {}",
+        job.id,
+        job.kind,
+        job.attempts,
+        job.last_error.as_deref().unwrap_or("no error recorded")
+    )
 }
 
 impl TestApp {
+    /// A test server on `backend`: set it up with the builder's methods, then
+    /// [`TestAppBuilder::spawn`] it.
+    pub fn builder<'a>(backend: Backend) -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            backend,
+            store: None,
+            configure: Vec::new(),
+            routes: None,
+            counting: false,
+            workers: 0,
+        }
+    }
+
+    /// The statements the server sent (see [`TestAppBuilder::counting`]).
+    pub fn statements(&self) -> &StatementLog {
+        self.statements
+            .as_ref()
+            .unwrap_or_else(|| panic!("statements are logged only when built with .counting()"))
+    }
+
+    /// Claims and runs queued jobs that are due, one at a time, until none is due, as a worker
+    /// of this server would (its store and provider); returns how many ran. Jobs a run queues
+    /// (a retry after its backoff, the next run of a scheduled job) are not due yet and stay.
+    /// Panics if a job it ran ended `failed`: where that is the point, use
+    /// [`Self::run_jobs_and_retries`].
+    pub async fn run_pending_jobs(&self) -> usize {
+        let failed_before = self.failed_jobs().await;
+        let ran = self.run_due_jobs().await;
+        let failed_now: Vec<String> = self
+            .failed_jobs()
+            .await
+            .into_iter()
+            .filter(|job| !failed_before.iter().any(|before| before.id == job.id))
+            .map(|job| describe(&job))
+            .collect();
+        assert!(
+            failed_now.is_empty(),
+            "a job failed unexpectedly:\n{}",
+            failed_now.join("\n")
+        );
+        ran
+    }
+
+    /// Runs queued jobs as [`Self::run_pending_jobs`] does and, without waiting out their
+    /// backoff, their retries, until every job tried has succeeded or failed for good; returns
+    /// how many runs there were. A job may end `failed` here (tests of failures use this).
+    pub async fn run_jobs_and_retries(&self) -> usize {
+        let mut ran = 0;
+        for _ in 0..MAX_RETRY_ROUNDS {
+            ran += self.run_due_jobs().await;
+            // Tried and queued again: waiting out its backoff. Make it due now.
+            let retries: Vec<i64> = job::Entity::find()
+                .filter(job::Column::Status.eq(JobStatus::Queued))
+                .filter(job::Column::Attempts.gt(0))
+                .all(&self.db)
+                .await
+                .unwrap_or_else(|error| panic!("reading the jobs failed: {error}"))
+                .into_iter()
+                .map(|job| job.id)
+                .collect();
+            if retries.is_empty() {
+                return ran;
+            }
+            job::Entity::update_many()
+                .col_expr(
+                    job::Column::RunAt,
+                    Expr::value(entity::timestamps::now() - chrono::Duration::seconds(1)),
+                )
+                .filter(job::Column::Id.is_in(retries))
+                .exec(&self.db)
+                .await
+                .unwrap_or_else(|error| panic!("making retries due failed: {error}"));
+        }
+        panic!("jobs were still being retried after {MAX_RETRY_ROUNDS} rounds");
+    }
+
+    /// Panics (naming them) if any job of this test ended `failed`.
+    pub async fn assert_no_failed_jobs(&self) {
+        let failed: Vec<String> = self.failed_jobs().await.iter().map(describe).collect();
+        assert!(failed.is_empty(), "jobs failed:\n{}", failed.join("\n"));
+    }
+
+    async fn failed_jobs(&self) -> Vec<job::Model> {
+        job::Entity::find()
+            .filter(job::Column::Status.eq(JobStatus::Failed))
+            .all(&self.db)
+            .await
+            .unwrap_or_else(|error| panic!("reading the jobs failed: {error}"))
+    }
+
+    async fn run_due_jobs(&self) -> usize {
+        service::worker::run_pending(&self.db, &self.jobs, &self.worker_config, "test-runner")
+            .await
+            .unwrap_or_else(|error| panic!("running the queued jobs failed: {error}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 
@@ -10,13 +11,114 @@ pub enum Backend {
     MySql,
 }
 
+/// How long finding out whether a backend is there may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Backend {
-    fn admin_variable(self) -> Option<&'static str> {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+            Backend::MySql => "MariaDB/MySQL",
+        }
+    }
+
+    /// The variable that names the backend's admin URL (`None` for SQLite, always in memory).
+    pub fn variable(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres => Some("AISTORY_TEST_POSTGRES_URL"),
             Backend::MySql => Some("AISTORY_TEST_MYSQL_URL"),
         }
+    }
+
+    /// The URL used when the variable is not set: the standard local server.
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("postgres://postgres@127.0.0.1:5432/postgres"),
+            Backend::MySql => Some("mysql://root@127.0.0.1:3306/mysql"),
+        }
+    }
+
+    /// The admin URL tests create their databases from: the variable, else the standard local
+    /// server (`None` for SQLite).
+    pub fn admin_url(self) -> Option<String> {
+        let variable = self.variable()?;
+        match std::env::var(variable) {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ => self.default_url().map(str::to_owned),
+        }
+    }
+
+    /// `host:port` of `url` (the backend's default port when it names none).
+    fn address(self, url: &str) -> String {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host_port = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let has_port = host_port
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if has_port {
+            host_port.to_owned()
+        } else {
+            let port = if self == Backend::MySql { 3306 } else { 5432 };
+            format!("{host_port}:{port}")
+        }
+    }
+
+    /// Whether the backend can be used: connects to its admin URL once, within 3 s. The error
+    /// says where it looked and why that failed.
+    pub async fn probe(self) -> Result<(), String> {
+        let Some(url) = self.admin_url() else {
+            return Ok(());
+        };
+        let address = self.address(&url);
+        let probe = async {
+            // A refused connection is told at once (the pool would retry it until its
+            // time-out, and then say only that).
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .map_err(|error| format!("{address}: {error}"))?;
+            let admin = admin_connection(&url, PROBE_TIMEOUT)
+                .await
+                .map_err(|error| error.to_string())?;
+            admin.close().await.ok();
+            Ok(())
+        };
+        let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())));
+        outcome.map_err(|why| format!("{} at {}: {why}", self.name(), redacted(&url)))
+    }
+}
+
+/// Whether this runs in CI (`CI=true` or `CI=1`), where every backend and store must be used.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// `url` without its password (for messages).
+pub fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -32,48 +134,34 @@ pub struct TestDatabase {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
 impl TestDatabase {
-    /// Creates a uniquely named, empty database; `None` (after printing why) when the backend
-    /// is not configured outside CI. Panics when CI=true and the backend cannot be used.
-    pub async fn create(backend: Backend) -> Option<TestDatabase> {
+    /// Creates a uniquely named, empty database on `backend` (SQLite: in memory). Panics when
+    /// the backend cannot be reached: the e2e harness reports such a backend's tests as
+    /// ignored before they run (and fails them under CI=true), see [`crate::harness`].
+    pub async fn create(backend: Backend) -> TestDatabase {
         let name = format!(
             "aistory_test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let Some(variable) = backend.admin_variable() else {
-            return Some(TestDatabase {
+        let Some(admin_url) = backend.admin_url() else {
+            return TestDatabase {
                 backend,
                 url: "sqlite::memory:".to_owned(),
                 admin_url: None,
                 name,
+            };
+        };
+        let admin = admin_connection(&admin_url, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "{} at {} cannot be reached: {error}",
+                    backend.name(),
+                    redacted(&admin_url)
+                )
             });
-        };
-        let admin_url = match std::env::var(variable) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                if in_ci() {
-                    panic!("CI=true but {variable} is not set: the {backend:?} tests must run");
-                }
-                eprintln!("skipped: {backend:?} backend ({variable} is not set)");
-                return None;
-            }
-        };
-        let admin = match admin_connection(&admin_url).await {
-            Ok(admin) => admin,
-            Err(error) => {
-                if in_ci() {
-                    panic!("CI=true but {variable} cannot be reached: {error}");
-                }
-                eprintln!("skipped: {backend:?} backend ({variable} unreachable: {error})");
-                return None;
-            }
-        };
         let quoted = quote(backend, &name);
         let create = format!("CREATE DATABASE {quoted}");
         if let Err(error) = admin.execute_unprepared(&create).await {
@@ -81,12 +169,12 @@ impl TestDatabase {
         }
         admin.close().await.ok();
         let url = replace_database(&admin_url, &name);
-        Some(TestDatabase {
+        TestDatabase {
             backend,
             url,
             admin_url: Some(admin_url),
             name,
-        })
+        }
     }
 
     /// A plain pool on this database (no migrations run).
@@ -112,12 +200,15 @@ impl TestDatabase {
     }
 }
 
-async fn admin_connection(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+async fn admin_connection(
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(1)
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(connect_timeout)
+        .acquire_timeout(connect_timeout * 2)
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     db.query_one_raw(Statement::from_string(
@@ -175,7 +266,7 @@ impl Drop for TestDatabase {
                 .build()
                 .map_err(|error| error.to_string())?;
             runtime.block_on(async move {
-                let admin = admin_connection(&admin_url)
+                let admin = admin_connection(&admin_url, Duration::from_secs(5))
                     .await
                     .map_err(|error| error.to_string())?;
                 let result = admin.execute_unprepared(&statement).await;
@@ -194,7 +285,33 @@ impl Drop for TestDatabase {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_database;
+    use super::{Backend, redacted, replace_database};
+
+    #[test]
+    fn the_address_to_probe() {
+        assert_eq!(
+            Backend::Postgres.address("postgres://postgres@127.0.0.1:5432/postgres"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(
+            Backend::MySql.address("mysql://root:pw@db.local/mysql?ssl-mode=disabled"),
+            "db.local:3306"
+        );
+        assert_eq!(Backend::Postgres.address("postgres://h"), "h:5432");
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redacted("mysql://root@127.0.0.1:3306/mysql"),
+            "mysql://root@127.0.0.1:3306/mysql"
+        );
+        assert_eq!(redacted("sqlite::memory:"), "sqlite::memory:");
+    }
 
     #[test]
     fn replaces_the_database_path() {

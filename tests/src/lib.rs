@@ -1,76 +1,136 @@
-//! Test support: a freshly created database per test on every backend, and the real server
-//! started on port 0 against it.
+//! Test support: a freshly created database per test on every backend, the real server
+//! started on port 0 against it ([`TestApp::builder`]), and the end-to-end binary's harness
+//! ([`harness`]).
 //!
-//! Backends: SQLite in memory always; PostgreSQL when `AISTORY_TEST_POSTGRES_URL` is set and
-//! MariaDB/MySQL when `AISTORY_TEST_MYSQL_URL` is set (each an admin URL; tests create and drop
-//! their own databases from it). Without the variable a test prints one line saying the backend
-//! was skipped; with `CI=true` a missing variable or an unreachable server fails the test.
+//! Backends: SQLite in memory always; PostgreSQL at `AISTORY_TEST_POSTGRES_URL` and
+//! MariaDB/MySQL at `AISTORY_TEST_MYSQL_URL` (admin URLs: tests create and drop their own
+//! databases from them), else at the standard local URLs. The harness reports the tests of a
+//! backend it cannot reach as ignored; with `CI=true` they fail.
 
 mod app;
 mod database;
+pub mod harness;
 pub mod images;
 mod store;
 
-pub use app::{
-    StatementLog, TestApp, Tokens, spawn_app, spawn_app_configured, spawn_app_counting,
-    spawn_app_with, spawn_app_with_store, test_settings,
-};
-pub use database::{Backend, TestDatabase};
+pub use app::{StatementLog, TestApp, TestAppBuilder, Tokens, test_settings};
+pub use database::{Backend, TestDatabase, in_ci, redacted};
 pub use store::{Store, TestStore};
 
-/// Declares one test per backend for each async test function `name(backend: Backend)`:
+#[doc(hidden)]
+pub use inventory;
+
+/// Registers one test with the harness: `$name` (within the calling module), what it needs,
+/// and the call that runs it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_test {
+    ($name:expr, $backend:expr, $store:expr, $call:expr) => {
+        $crate::inventory::submit! {
+            $crate::harness::E2eTest {
+                module: module_path!(),
+                name: $name,
+                backend: $backend,
+                store: $store,
+                run: {
+                    fn run() -> $crate::harness::TestFuture {
+                        ::std::boxed::Box::pin($call)
+                    }
+                    run
+                },
+            }
+        }
+    };
+}
+
+/// Registers one test per backend for each async test function `name(backend: Backend)`:
 /// `name::sqlite`, `name::postgres`, `name::mysql`.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::Backend::Postgres).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn mysql() {
-                    super::$name($crate::Backend::MySql).await
-                }
-            }
+            $crate::backend_tests!(@one $name, sqlite, Sqlite);
+            $crate::backend_tests!(@one $name, postgres, Postgres);
+            $crate::backend_tests!(@one $name, mysql, MySql);
         )*
+    };
+    (@one $name:ident, $variant:ident, $backend:ident) => {
+        $crate::__register_test!(
+            concat!(stringify!($name), "::", stringify!($variant)),
+            ::std::option::Option::Some($crate::Backend::$backend),
+            ::std::option::Option::None,
+            $name($crate::Backend::$backend)
+        );
     };
 }
 
-/// Declares one test per backend and store for each async test function
+/// Registers one test per backend and store for each async test function
 /// `name(backend: Backend, store: Store)`: `name::sqlite_memory`, `name::postgres_s3`, ...
 #[macro_export]
 macro_rules! store_backend_tests {
     ($($name:ident),* $(,)?) => {
         $(
-            mod $name {
-                $crate::store_backend_tests!(@one $name, sqlite_memory, Sqlite, Memory);
-                $crate::store_backend_tests!(@one $name, sqlite_file, Sqlite, File);
-                $crate::store_backend_tests!(@one $name, sqlite_s3, Sqlite, S3);
-                $crate::store_backend_tests!(@one $name, postgres_memory, Postgres, Memory);
-                $crate::store_backend_tests!(@one $name, postgres_file, Postgres, File);
-                $crate::store_backend_tests!(@one $name, postgres_s3, Postgres, S3);
-                $crate::store_backend_tests!(@one $name, mysql_memory, MySql, Memory);
-                $crate::store_backend_tests!(@one $name, mysql_file, MySql, File);
-                $crate::store_backend_tests!(@one $name, mysql_s3, MySql, S3);
-            }
+            $crate::store_backend_tests!(@one $name, sqlite_memory, Sqlite, Memory);
+            $crate::store_backend_tests!(@one $name, sqlite_file, Sqlite, File);
+            $crate::store_backend_tests!(@one $name, sqlite_s3, Sqlite, S3);
+            $crate::store_backend_tests!(@one $name, postgres_memory, Postgres, Memory);
+            $crate::store_backend_tests!(@one $name, postgres_file, Postgres, File);
+            $crate::store_backend_tests!(@one $name, postgres_s3, Postgres, S3);
+            $crate::store_backend_tests!(@one $name, mysql_memory, MySql, Memory);
+            $crate::store_backend_tests!(@one $name, mysql_file, MySql, File);
+            $crate::store_backend_tests!(@one $name, mysql_s3, MySql, S3);
         )*
     };
-    (@one $name:ident, $test:ident, $backend:ident, $store:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $test() {
-            super::$name($crate::Backend::$backend, $crate::Store::$store).await
-        }
+    (@one $name:ident, $variant:ident, $backend:ident, $store:ident) => {
+        $crate::__register_test!(
+            concat!(stringify!($name), "::", stringify!($variant)),
+            ::std::option::Option::Some($crate::Backend::$backend),
+            ::std::option::Option::Some($crate::Store::$store),
+            $name($crate::Backend::$backend, $crate::Store::$store)
+        );
     };
 }
 
-/// Waits (up to 15 s) until `check` holds; fails the test naming `what` otherwise. For effects
-/// of background workers.
+/// Registers each async test function `name()` as the test `name`. `on Postgres:` marks
+/// tests that need that backend, `on Sqlite with S3:` ones that need a store, so that they are
+/// reported as ignored where it cannot be had (see [`harness`]).
+#[macro_export]
+macro_rules! e2e_tests {
+    (on $backend:ident with $store:ident: $($name:ident),* $(,)?) => {
+        $(
+            $crate::__register_test!(
+                stringify!($name),
+                ::std::option::Option::Some($crate::Backend::$backend),
+                ::std::option::Option::Some($crate::Store::$store),
+                $name()
+            );
+        )*
+    };
+    (on $backend:ident: $($name:ident),* $(,)?) => {
+        $(
+            $crate::__register_test!(
+                stringify!($name),
+                ::std::option::Option::Some($crate::Backend::$backend),
+                ::std::option::Option::None,
+                $name()
+            );
+        )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $(
+            $crate::__register_test!(
+                stringify!($name),
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                $name()
+            );
+        )*
+    };
+}
+
+/// Waits (up to 15 s) until `check` holds; fails the test naming `what` otherwise. Not for
+/// jobs (run them with [`TestApp::run_pending_jobs`]): for what the server does on its own,
+/// such as cleaning up after a dropped upload.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,

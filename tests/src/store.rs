@@ -4,7 +4,7 @@
 //! S3 needs `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (read by the
 //! server, as in production) and `AISTORY_TEST_S3_ROOT`: the directory s3s-fs serves, where a
 //! bucket is a sub-directory (that is how each test gets a bucket of its own). Without them
-//! the S3 tests say they were skipped; with CI=true they fail.
+//! the e2e harness reports the S3 tests as ignored; with CI=true they fail.
 
 use std::path::PathBuf;
 
@@ -23,55 +23,74 @@ pub struct TestStore {
     dir: Option<PathBuf>,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+/// The variables an S3 store needs (see the module's documentation).
+const S3_VARIABLES: [&str; 4] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AISTORY_TEST_S3_ROOT",
+];
+
+impl Store {
+    /// Whether tests can use this store here: memory and files always, S3 when its variables
+    /// are set.
+    pub fn configured(self) -> bool {
+        match self {
+            Store::Memory | Store::File => true,
+            Store::S3 => S3_VARIABLES
+                .iter()
+                .all(|name| std::env::var(name).is_ok_and(|value| !value.is_empty())),
+        }
+    }
+
+    /// Why [`Self::configured`] is false (for messages).
+    pub fn missing(self) -> String {
+        format!("the {self:?} store needs {} set", S3_VARIABLES.join(", "))
+    }
+
+    /// For a test that tries several stores in turn: whether to try this one. `false` (after
+    /// saying so) when it is not configured; under CI=true, where every store must be tested,
+    /// that panics instead.
+    pub fn available(self) -> bool {
+        if self.configured() {
+            return true;
+        }
+        assert!(!crate::in_ci(), "CI=true but {}", self.missing());
+        eprintln!("not tried here: {}", self.missing());
+        false
+    }
 }
 
 impl TestStore {
-    pub fn create(store: Store) -> Option<TestStore> {
+    /// A new, empty store of kind `store`. Panics when it is not configured (the e2e harness
+    /// reports tests that need it as ignored before they run).
+    pub fn create(store: Store) -> TestStore {
         let name = format!(
             "aistory-test-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         match store {
-            Store::Memory => Some(TestStore {
+            Store::Memory => TestStore {
                 url: "memory://".to_owned(),
                 dir: None,
-            }),
+            },
             Store::File => {
                 let dir = std::env::temp_dir().join(&name);
-                Some(TestStore {
+                TestStore {
                     url: format!("file://{}", dir.display()),
                     dir: Some(dir),
-                })
+                }
             }
             Store::S3 => {
-                let configured = [
-                    "AWS_ENDPOINT_URL",
-                    "AWS_ACCESS_KEY_ID",
-                    "AWS_SECRET_ACCESS_KEY",
-                ]
-                .iter()
-                .all(|name| std::env::var(name).is_ok());
-                let root = std::env::var("AISTORY_TEST_S3_ROOT").ok();
-                let (true, Some(root)) = (configured, root) else {
-                    assert!(
-                        !in_ci(),
-                        "CI=true but the S3 test settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, \
-                         AWS_SECRET_ACCESS_KEY, AISTORY_TEST_S3_ROOT) are not all set"
-                    );
-                    eprintln!(
-                        "skipped: S3 store (AWS_ENDPOINT_URL / AISTORY_TEST_S3_ROOT not set)"
-                    );
-                    return None;
-                };
+                assert!(store.configured(), "{}", store.missing());
+                let root = std::env::var("AISTORY_TEST_S3_ROOT").unwrap_or_default();
                 let dir = PathBuf::from(root).join(&name);
                 std::fs::create_dir_all(&dir)
                     .unwrap_or_else(|error| panic!("creating bucket {}: {error}", dir.display()));
-                Some(TestStore {
+                TestStore {
                     url: format!("s3://{name}"),
                     dir: Some(dir),
-                })
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aistory_tests::{Backend, TestApp, backend_tests, eventually, spawn_app, spawn_app_configured};
+use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use entity::prelude::*;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
@@ -22,6 +22,7 @@ backend_tests!(
     delete_me_removes_everything_owned,
     request_ids_and_bare_errors,
 );
+e2e_tests!(a_stalled_json_body_times_out);
 
 async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
@@ -40,9 +41,7 @@ async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
 }
 
 async fn register_login_and_me(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let user = app.register("ada", "correct horse battery").await;
     assert_eq!(user["username"], "ada");
     assert_eq!(user["email"], "ada@example.com");
@@ -84,9 +83,7 @@ async fn register_login_and_me(backend: Backend) {
 }
 
 async fn registration_errors_name_what_to_fix(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let register = |body: Value| {
         let app = &app;
         async move { app.post_json("/api/v1/auth/register", &body, None).await }
@@ -174,9 +171,7 @@ async fn registration_errors_name_what_to_fix(backend: Backend) {
 }
 
 async fn wrong_credentials_look_the_same(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     app.register("alan", "correct horse battery").await;
     let wrong_password = app
         .post_json(
@@ -207,9 +202,7 @@ async fn attempt(app: &TestApp, username: &str, password: &str) -> reqwest::Resp
 }
 
 async fn failed_logins_are_throttled(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     app.register("eve", "correct horse battery").await;
     for _ in 0..5 {
         assert_eq!(
@@ -231,13 +224,12 @@ async fn failed_logins_are_throttled(backend: Backend) {
 }
 
 async fn failed_logins_from_one_address_are_throttled(backend: Backend) {
-    let Some(app) = spawn_app_configured(backend, |settings| {
-        settings.auth.login_max_failures_per_address = 3;
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth.login_max_failures_per_address = 3;
+        })
+        .spawn()
+        .await;
     for name in ["u1", "u2", "u3"] {
         assert_eq!(
             attempt(&app, name, "wrong password").await.status(),
@@ -252,13 +244,12 @@ async fn failed_logins_from_one_address_are_throttled(backend: Backend) {
 }
 
 async fn expired_and_forged_tokens_are_refused(backend: Backend) {
-    let Some(app) = spawn_app_configured(backend, |settings| {
-        settings.auth.access_token_ttl = Duration::from_secs(1);
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth.access_token_ttl = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     let tokens = app.signed_up("tess").await;
     let ok = app
         .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
@@ -311,9 +302,7 @@ async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let first = app.signed_up("rita").await;
     let rotated = refresh(&app, &first.refresh).await;
     assert_eq!(rotated.status(), StatusCode::OK);
@@ -359,9 +348,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
 }
 
 async fn logout_revokes(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let tokens = app.signed_up("lou").await;
     let out = app
         .post_json(
@@ -388,9 +375,7 @@ async fn logout_revokes(backend: Backend) {
 }
 
 async fn patch_me_changes_email_and_password(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let tokens = app.signed_up("pat").await;
     app.register("taken", "correct horse battery").await;
     let patch = |body: Value| {
@@ -459,11 +444,7 @@ async fn patch_me_changes_email_and_password(backend: Backend) {
 }
 
 async fn delete_me_removes_everything_owned(backend: Backend) {
-    let Some(app) =
-        aistory_tests::spawn_app_with_store(backend, aistory_tests::Store::File, |_| {}).await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend).store(Store::File).spawn().await;
     let tokens = app.signed_up("dana").await;
     let keep = app.signed_up("kim").await;
     let me: Value = app
@@ -494,11 +475,12 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert!(User::find_by_id(id).one(&app.db).await.unwrap().is_none());
     // The objects go through a job queued in the deleting transaction.
-    let store = app.store.as_ref().unwrap();
-    eventually("the account's objects are deleted", || async {
-        store.files().is_empty()
-    })
-    .await;
+    app.run_pending_jobs().await;
+    let files = app.store.as_ref().unwrap().files();
+    assert!(
+        files.is_empty(),
+        "the account's objects are left: {files:?}"
+    );
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
     let tokens_left = entity::refresh_token::Entity::find()
         .all(&app.db)
@@ -524,9 +506,7 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
 }
 
 async fn request_ids_and_bare_errors(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let echoed = app
         .client
         .get(app.url("/health"))
@@ -556,16 +536,14 @@ async fn request_ids_and_bare_errors(backend: Backend) {
 
 /// A JSON body that stops arriving (slow loris on an endpoint that needs no token) is cut off
 /// with 408 after the upload idle time-out; other clients are served meanwhile.
-#[tokio::test]
 async fn a_stalled_json_body_times_out() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(app) = spawn_app_configured(Backend::Sqlite, |settings| {
-        settings.storage.upload_idle_timeout = Duration::from_secs(1);
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite)
+        .configure(|settings| {
+            settings.storage.upload_idle_timeout = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
         .unwrap();

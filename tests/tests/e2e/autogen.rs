@@ -5,7 +5,7 @@
 //! that very source, compiled into this binary ([`crate::generated`]): its `up` (no difference
 //! remains), then its `down` (the old schema is back).
 
-use aistory_tests::{Backend, TestDatabase, backend_tests};
+use aistory_tests::{Backend, TestDatabase, backend_tests, e2e_tests};
 use schema::{Declared, inspect};
 use sea_orm::sea_query::{
     Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, Table,
@@ -31,6 +31,7 @@ backend_tests!(
     a_rename_is_a_drop_and_an_add,
     the_real_entities_need_no_change
 );
+e2e_tests!(adding_a_field_to_a_real_entity_is_found_and_generated);
 
 /// The books table and what can vary in it.
 #[derive(Clone)]
@@ -195,12 +196,8 @@ fn schema(books: &Books) -> Declared {
 /// Plans old -> new on `backend`, applies up and down, compares with the snapshot (SQLite).
 /// `sqlite_refuses`: SQLite cannot do this in place, so `up` must fail saying why.
 async fn round_trip(backend: Backend, name: &str, old: Books, new: Books, sqlite_refuses: bool) {
-    let Some(migrated_db) = TestDatabase::create(backend).await else {
-        return;
-    };
-    let Some(declared_db) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let migrated_db = TestDatabase::create(backend).await;
+    let declared_db = TestDatabase::create(backend).await;
     let migrated = migrated_db.connect().await;
     let declared = declared_db.connect().await;
     schema(&old).apply(&migrated).await.unwrap();
@@ -447,12 +444,8 @@ async fn a_rename_is_a_drop_and_an_add(backend: Backend) {
 /// On the real project, the migrations build exactly what the entities declare.
 async fn the_real_entities_need_no_change(backend: Backend) {
     use migration::MigratorTrait;
-    let Some(migrated_db) = TestDatabase::create(backend).await else {
-        return;
-    };
-    let Some(declared_db) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let migrated_db = TestDatabase::create(backend).await;
+    let declared_db = TestDatabase::create(backend).await;
     let migrated = migrated_db.connect().await;
     let declared = declared_db.connect().await;
     migration::Migrator::up(&migrated, None).await.unwrap();
@@ -466,15 +459,10 @@ async fn the_real_entities_need_no_change(backend: Backend) {
 /// The project's workflow on its real schema: add a field to an entity (here: a column added
 /// to the photos table the entities declare), the check names it, the generated migration
 /// adds it, and the check is clean again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_field_to_a_real_entity_is_found_and_generated() {
     use migration::MigratorTrait;
-    let (Some(migrated_db), Some(declared_db)) = (
-        TestDatabase::create(Backend::Sqlite).await,
-        TestDatabase::create(Backend::Sqlite).await,
-    ) else {
-        return;
-    };
+    let migrated_db = TestDatabase::create(Backend::Sqlite).await;
+    let declared_db = TestDatabase::create(Backend::Sqlite).await;
     let migrated = migrated_db.connect().await;
     let declared = declared_db.connect().await;
     migration::Migrator::up(&migrated, None).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aistory_tests::{Backend, TestDatabase, backend_tests, test_settings};
+use aistory_tests::{Backend, TestDatabase, backend_tests, e2e_tests, test_settings};
 use api::{create_database_tables, init_db};
 use service::{DbError, verify_database_connection};
 use settings::{DatabaseSettings, Environment};
@@ -15,12 +15,15 @@ backend_tests!(
     verify_and_close,
     server_start_in_production_lists_pending_migrations,
 );
+e2e_tests!(
+    an_unreachable_database_fails_fast_with_a_useful_message,
+    an_unopenable_sqlite_file_fails_with_a_useful_message,
+    environments_pick_their_database,
+);
 
 async fn development_and_testing_create_the_tables(backend: Backend) {
     for environment in [Environment::Development, Environment::Testing] {
-        let Some(database) = TestDatabase::create(backend).await else {
-            return;
-        };
+        let database = TestDatabase::create(backend).await;
         let settings = test_settings(&database);
         let db = init_db(&settings.database, environment).await.unwrap();
         assert!(migration::pending_migrations(&db).await.unwrap().is_empty());
@@ -34,9 +37,7 @@ async fn development_and_testing_create_the_tables(backend: Backend) {
 }
 
 async fn production_refuses_pending_migrations_and_changes_nothing(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     if backend == Backend::Sqlite {
         // Each in-memory connection is a new empty database; use a file to observe the schema.
         return production_on_sqlite_file().await;
@@ -78,9 +79,7 @@ async fn production_on_sqlite_file() {
 }
 
 async fn production_starts_when_migrated(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     if backend == Backend::Sqlite {
         return;
     }
@@ -99,9 +98,7 @@ async fn production_starts_when_migrated(backend: Backend) {
 }
 
 async fn verify_and_close(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     let settings = test_settings(&database);
     let db = init_db(&settings.database, Environment::Testing)
         .await
@@ -119,9 +116,7 @@ async fn verify_and_close(backend: Backend) {
 }
 
 async fn server_start_in_production_lists_pending_migrations(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     if backend == Backend::Sqlite {
         return;
     }
@@ -136,7 +131,6 @@ async fn server_start_in_production_lists_pending_migrations(backend: Backend) {
     }
 }
 
-#[tokio::test]
 async fn an_unreachable_database_fails_fast_with_a_useful_message() {
     for url in [
         "postgres://postgres:secret@127.0.0.1:1/nowhere",
@@ -168,7 +162,6 @@ async fn an_unreachable_database_fails_fast_with_a_useful_message() {
     }
 }
 
-#[tokio::test]
 async fn an_unopenable_sqlite_file_fails_with_a_useful_message() {
     let settings = DatabaseSettings::for_url("sqlite:///nonexistent-dir/for/sure/x.db?mode=rwc");
     match init_db(&settings, Environment::Development).await {
@@ -177,7 +170,6 @@ async fn an_unopenable_sqlite_file_fails_with_a_useful_message() {
     }
 }
 
-#[tokio::test]
 async fn environments_pick_their_database() {
     let vars = |env: &'static str| {
         move |name: &str| match name {

@@ -1,4 +1,4 @@
-use aistory_tests::{Backend, backend_tests, spawn_app};
+use aistory_tests::{Backend, TestApp, backend_tests, e2e_tests};
 use reqwest::StatusCode;
 
 backend_tests!(
@@ -6,11 +6,10 @@ backend_tests!(
     ready_is_503_when_the_database_is_gone,
     unknown_paths_are_problem_json
 );
+e2e_tests!(a_graceful_stop_lets_in_flight_requests_finish);
 
 async fn health_and_ready_answer(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let health = app.get("/health").await;
     assert_eq!(health.status(), StatusCode::OK);
     let body: serde_json::Value = health.json().await.unwrap();
@@ -23,9 +22,7 @@ async fn health_and_ready_answer(backend: Backend) {
 }
 
 async fn ready_is_503_when_the_database_is_gone(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     // Closing the server's pool is the database going away as far as the server can tell.
     app.db.clone().close().await.unwrap();
 
@@ -40,9 +37,7 @@ async fn ready_is_503_when_the_database_is_gone(backend: Backend) {
 }
 
 async fn unknown_paths_are_problem_json(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let response = app.get("/no/such/thing").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
@@ -58,19 +53,17 @@ async fn unknown_paths_are_problem_json(backend: Backend) {
 
 /// Graceful stop (what SIGTERM and Ctrl-C trigger): in-flight requests finish, new ones are
 /// refused, the pool is closed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_lets_in_flight_requests_finish() {
     async fn slow() -> actix_web::HttpResponse {
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
         actix_web::HttpResponse::Ok().body("finished")
     }
-    let Some(app) = aistory_tests::spawn_app_with(Backend::Sqlite, |config| {
-        config.route("/probe/slow", actix_web::web::get().to(slow));
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite)
+        .routes(|config| {
+            config.route("/probe/slow", actix_web::web::get().to(slow));
+        })
+        .spawn()
+        .await;
     let in_flight = tokio::spawn(app.client.get(app.url("/probe/slow")).send());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let stopped = tokio::spawn({

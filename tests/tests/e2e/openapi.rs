@@ -1,8 +1,15 @@
 //! The OpenAPI document describes exactly what is served, and /docs renders it offline.
 
-use aistory_tests::{Backend, Store, spawn_app, spawn_app_with_store};
+use aistory_tests::{Backend, Store, TestApp, e2e_tests};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+e2e_tests!(
+    every_served_route_is_documented_and_every_documented_one_is_served,
+    routes_are_only_registered_through_the_documented_path,
+    docs_are_served_offline,
+);
+e2e_tests!(on Sqlite with S3: the_document_describes_this_deployment);
 
 /// Every route the server serves. A new route must be added here and, by being registered
 /// through utoipa's `service(...)`, appears in the document automatically.
@@ -50,11 +57,8 @@ fn operations(document: &Value) -> Vec<(String, String)> {
     documented
 }
 
-#[tokio::test]
 async fn every_served_route_is_documented_and_every_documented_one_is_served() {
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     let response = app.get("/api/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     let document: Value = response.json().await.unwrap();
@@ -113,15 +117,12 @@ async fn every_served_route_is_documented_and_every_documented_one_is_served() {
 /// The document says what this deployment accepts: the direct uploads on S3, the upload limit,
 /// the accepted image types, the story languages of the configured writer; operation ids are
 /// unique and links lead from a new photo to what can be done with it.
-#[tokio::test]
 async fn the_document_describes_this_deployment() {
-    let Some(app) = spawn_app_with_store(Backend::Sqlite, Store::S3, |settings| {
-        settings.storage.max_upload_bytes = 12_345;
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite)
+        .store(Store::S3)
+        .configure(|settings| settings.storage.max_upload_bytes = 12_345)
+        .spawn()
+        .await;
     let document: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     let documented = operations(&document);
     for (method, path) in SERVED {
@@ -170,7 +171,6 @@ async fn the_document_describes_this_deployment() {
     }
 }
 
-#[tokio::test]
 async fn routes_are_only_registered_through_the_documented_path() {
     // Routes added with `.route(...)` or `web::resource(...)` would bypass the document.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/routes");
@@ -188,11 +188,8 @@ async fn routes_are_only_registered_through_the_documented_path() {
     }
 }
 
-#[tokio::test]
 async fn docs_are_served_offline() {
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     let page = app.get("/docs/").await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use aistory_tests::images::{jpeg, png, webp};
 use aistory_tests::{
-    Backend, Store, TestApp, Tokens, backend_tests, eventually, spawn_app_with_store,
-    store_backend_tests,
+    Backend, Store, TestApp, Tokens, backend_tests, e2e_tests, eventually, store_backend_tests,
 };
 use entity::prelude::*;
 use reqwest::multipart::{Form, Part};
@@ -26,6 +25,7 @@ backend_tests!(
     a_stalled_upload_times_out_and_leaves_nothing,
     fifty_uploads_aborted_at_random_points_leave_nothing
 );
+e2e_tests!(literal_paths_answer_405_and_a_deleted_account_cannot_upload);
 
 fn form(bytes: Vec<u8>, declared_type: &str, title: Option<&str>) -> Form {
     let part = Part::bytes(bytes)
@@ -83,9 +83,7 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
-    let Some(app) = spawn_app_with_store(backend, store, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).store(store).spawn().await;
     let tokens = app.signed_up("pia").await;
 
     let jpeg_bytes = jpeg(64, 48, Some("2021:07:04 12:30:00"));
@@ -239,25 +237,25 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
         )
         .await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    // Deleted by a job queued in the deleting transaction.
+    app.run_pending_jobs().await;
     if store != Store::Memory {
-        // Deleted by a job queued in the deleting transaction.
-        let test_store = app.store.as_ref().unwrap();
-        eventually("the photo's object is deleted", || async {
-            test_store.files().len() + 1 == files_before
-        })
-        .await;
+        let files = app.store.as_ref().unwrap().files();
+        assert_eq!(
+            files.len() + 1,
+            files_before,
+            "the photo's object is deleted: {files:?}"
+        );
     }
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 3);
 }
 
 async fn refusals_are_clear(backend: Backend) {
-    let Some(app) = spawn_app_with_store(backend, Store::Memory, |s| {
-        s.storage.max_upload_bytes = 4096
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend)
+        .store(Store::Memory)
+        .configure(|s| s.storage.max_upload_bytes = 4096)
+        .spawn()
+        .await;
     let tokens = app.signed_up("rex").await;
     // Not an image, whatever it claims.
     let body = problem(
@@ -365,9 +363,7 @@ async fn refusals_are_clear(backend: Backend) {
 }
 
 async fn another_users_photo_is_not_found(backend: Backend) {
-    let Some(app) = spawn_app_with_store(backend, Store::Memory, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).store(Store::Memory).spawn().await;
     let owner = app.signed_up("olive").await;
     let other = app.signed_up("oscar").await;
     let photo = upload_ok(&app, &owner, png(4, 4), "image/png").await;
@@ -523,11 +519,14 @@ fn multipart_body(file: &[u8], close: bool) -> Vec<u8> {
 
 async fn lying_and_oversized_uploads_leave_nothing(backend: Backend) {
     for store in [Store::File, Store::S3] {
-        let Some(app) =
-            spawn_app_with_store(backend, store, |s| s.storage.max_upload_bytes = 64 * 1024).await
-        else {
+        if !store.available() {
             continue;
-        };
+        }
+        let app = TestApp::builder(backend)
+            .store(store)
+            .configure(|s| s.storage.max_upload_bytes = 64 * 1024)
+            .spawn()
+            .await;
         let tokens = app.signed_up("lia").await;
         let big = {
             let mut bytes = png(8, 8);
@@ -589,11 +588,11 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
     if store != Store::S3 {
         return; // the refusal on other stores is covered by refusals_are_clear
     }
-    let Some(app) =
-        spawn_app_with_store(backend, store, |s| s.storage.max_upload_bytes = 64 * 1024).await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend)
+        .store(store)
+        .configure(|s| s.storage.max_upload_bytes = 64 * 1024)
+        .spawn()
+        .await;
     let tokens = app.signed_up("dora").await;
     let start = |content_type: &str, size: usize| {
         let app = &app;
@@ -755,11 +754,8 @@ async fn direct_upload_to_the_bucket(backend: Backend, store: Store) {
 /// Found by schemathesis: a method a literal path does not serve is a 405 (not the 404 of the
 /// `{id}` route it also matches), and a token that outlived its account cannot upload (401,
 /// not a foreign-key 404).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
-    let Some(app) = aistory_tests::spawn_app(Backend::Sqlite).await else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     let tokens = app.signed_up("ghost").await;
     let response = app
         .request(
@@ -789,13 +785,11 @@ async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
 /// and leaves neither a row nor an object; other clients are served meanwhile.
 async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
     use tokio::io::AsyncReadExt;
-    let Some(app) = spawn_app_with_store(backend, Store::File, |s| {
-        s.storage.upload_idle_timeout = Duration::from_secs(1)
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(backend)
+        .store(Store::File)
+        .configure(|s| s.storage.upload_idle_timeout = Duration::from_secs(1))
+        .spawn()
+        .await;
     let tokens = app.signed_up("loris").await;
     let body = multipart_body(&png(64, 64), true);
     // Half the body, then nothing.
@@ -825,9 +819,7 @@ async fn a_stalled_upload_times_out_and_leaves_nothing(backend: Backend) {
 /// 50 uploads cut off at random points (headers sent, part of the body, then the connection
 /// dropped) leave no row and no object, and the server keeps serving.
 async fn fifty_uploads_aborted_at_random_points_leave_nothing(backend: Backend) {
-    let Some(app) = spawn_app_with_store(backend, Store::File, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).store(Store::File).spawn().await;
     let tokens = app.signed_up("quitter").await;
     let body = {
         let mut file = png(64, 64);

@@ -26,11 +26,11 @@ backend_tests!(
     concurrent_workers_run_each_job_exactly_once,
 );
 
-async fn migrated(backend: Backend) -> Option<(TestDatabase, DatabaseConnection)> {
-    let database = TestDatabase::create(backend).await?;
+async fn migrated(backend: Backend) -> (TestDatabase, DatabaseConnection) {
+    let database = TestDatabase::create(backend).await;
     let db = database.connect().await;
     Migrator::up(&db, None).await.unwrap();
-    Some((database, db))
+    (database, db)
 }
 
 const KINDS: &[&str] = &[Count::KIND];
@@ -68,9 +68,7 @@ impl BackgroundJob for CountTwice {
 }
 
 async fn a_job_commits_or_rolls_back_with_its_change(backend: Backend) {
-    let Some((_database, db)) = migrated(backend).await else {
-        return;
-    };
+    let (_database, db) = migrated(backend).await;
     let txn = db.begin().await.unwrap();
     Count { n: 1 }.enqueue(&txn).await.unwrap();
     txn.rollback().await.unwrap();
@@ -96,9 +94,7 @@ async fn a_job_commits_or_rolls_back_with_its_change(backend: Backend) {
 }
 
 async fn a_dead_workers_lease_expires_and_the_job_runs_again(backend: Backend) {
-    let Some((_database, db)) = migrated(backend).await else {
-        return;
-    };
+    let (_database, db) = migrated(backend).await;
     Count::default().enqueue(&db).await.unwrap();
     let first = queue::claim(&db, "w1", KINDS, 10, Duration::from_millis(500))
         .await
@@ -151,9 +147,7 @@ async fn make_due(db: &DatabaseConnection, id: i64) {
 }
 
 async fn failures_back_off_and_finally_fail(backend: Backend) {
-    let Some((_database, db)) = migrated(backend).await else {
-        return;
-    };
+    let (_database, db) = migrated(backend).await;
     let created = CountTwice::default().enqueue(&db).await.unwrap();
     let claimed = queue::claim(&db, "w", KINDS, 1, Duration::from_secs(30))
         .await
@@ -208,9 +202,7 @@ async fn failures_back_off_and_finally_fail(backend: Backend) {
 }
 
 async fn release_hands_jobs_back(backend: Backend) {
-    let Some((_database, db)) = migrated(backend).await else {
-        return;
-    };
+    let (_database, db) = migrated(backend).await;
     for _ in 0..3 {
         Count::default().enqueue(&db).await.unwrap();
     }
@@ -230,9 +222,7 @@ async fn release_hands_jobs_back(backend: Backend) {
 }
 
 async fn concurrent_workers_run_each_job_exactly_once(backend: Backend) {
-    let Some((database, db)) = migrated(backend).await else {
-        return;
-    };
+    let (database, db) = migrated(backend).await;
     const JOBS: usize = 300;
     for n in 0..JOBS {
         Count { n }.enqueue(&db).await.unwrap();

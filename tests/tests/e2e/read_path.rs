@@ -3,18 +3,22 @@
 
 use std::time::Duration;
 
-use aistory_tests::{Backend, TestDatabase, backend_tests, spawn_app, spawn_app_counting};
+use aistory_tests::{Backend, TestApp, TestDatabase, backend_tests, e2e_tests};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use service::ReadPool;
 use settings::DatabaseSettings;
 
 backend_tests!(one_photo_and_one_page_cost_one_select_each);
+e2e_tests!(on Postgres:
+    reads_survive_their_connections_being_cut,
+    a_read_cancelled_half_way_does_not_leave_its_connection_behind,
+    a_refused_read_is_unavailable_after_the_acquire_time_out,
+);
 
 async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
-    let Some((app, log)) = spawn_app_counting(backend).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).counting().spawn().await;
+    let log = app.statements();
     let tokens = app.signed_up("reader").await;
     let mut id = 0;
     for _ in 0..3 {
@@ -49,11 +53,8 @@ async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
 /// PostgreSQL: the reads run on connections of their own (`service::reads`). When the server
 /// cuts them (a restart, an operator, a proxy), the next reads still answer: the broken
 /// connection and the idle ones are dropped, and the read is sent again on a new connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_their_connections_being_cut() {
-    let Some(app) = spawn_app(Backend::Postgres).await else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Postgres).spawn().await;
     let tokens = app.signed_up("reader").await;
     let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
     let one = format!("/api/v1/photos/{id}");
@@ -113,11 +114,8 @@ async fn backend_pid(reads: &ReadPool) -> Result<i32, sea_orm::DbErr> {
 
 /// PostgreSQL: a connection is lent again after a clean statement or one the server refused,
 /// never after a statement left half-way (the request was cancelled): that one is replaced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_cancelled_half_way_does_not_leave_its_connection_behind() {
-    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
-        return;
-    };
+    let database = TestDatabase::create(Backend::Postgres).await;
     let pool = database.connect().await;
     let mut settings = DatabaseSettings::for_url(database.url.clone());
     settings.read_pool_size = 1;
@@ -164,11 +162,8 @@ async fn a_read_cancelled_half_way_does_not_leave_its_connection_behind() {
 /// PostgreSQL: while the server refuses connections, the read pool keeps trying until the
 /// acquire time-out (as the main pool does), then answers "unavailable" (a 503), not an error
 /// of ours.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_read_is_unavailable_after_the_acquire_time_out() {
-    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
-        return;
-    };
+    let database = TestDatabase::create(Backend::Postgres).await;
     let pool = database.connect().await;
     // Nothing listens on port 1.
     let mut settings = DatabaseSettings::for_url("postgres://postgres@127.0.0.1:1/nothing");

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, HttpServer, web};
 use aistory_tests::images::jpeg;
-use aistory_tests::{
-    Backend, Store, TestApp, backend_tests, eventually, spawn_app_configured, spawn_app_with_store,
-};
+use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use base64::Engine;
 use entity::photo_status::PhotoStatus;
 use entity::prelude::*;
@@ -25,6 +23,14 @@ backend_tests!(
     a_story_is_written_by_the_builtin_provider,
     a_story_is_written_by_the_openai_provider,
     abandoned_uploads_are_swept_with_their_objects
+);
+e2e_tests!(
+    story_requests_are_validated,
+    openai_repeated_server_errors_fail_the_story_after_the_retries,
+    openai_a_hanging_service_times_out,
+    openai_a_malformed_answer_fails_at_once,
+    openai_a_refused_key_fails_at_once,
+    openai_an_unreachable_service_fails_without_leaking_its_address,
 );
 
 async fn upload_jpeg(app: &TestApp, token: &str, bytes: Vec<u8>, title: &str) -> Value {
@@ -43,8 +49,8 @@ async fn upload_jpeg(app: &TestApp, token: &str, bytes: Vec<u8>, title: &str) ->
     response.json().await.unwrap()
 }
 
-/// Polls the photo until it is `completed` or `failed`; returns it.
-/// Asks for a story about photo `id` (202) and waits until the photo settles.
+/// Asks for a story about photo `id` (202), runs the queued job and its retries (a failure
+/// may be the point); returns the photo as its owner then sees it.
 async fn ask_and_settle(app: &TestApp, token: &str, id: i64) -> Value {
     let path = format!("/api/v1/photos/{id}/story");
     assert_eq!(
@@ -53,29 +59,19 @@ async fn ask_and_settle(app: &TestApp, token: &str, id: i64) -> Value {
             .status(),
         StatusCode::ACCEPTED
     );
-    settled(app, token, id).await
+    app.run_jobs_and_retries().await;
+    get_photo(app, token, id).await
 }
 
-async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let photo = app
-            .json(
-                Method::GET,
-                &format!("/api/v1/photos/{id}"),
-                None,
-                Some(token),
-            )
-            .await;
-        if matches!(photo["status"].as_str(), Some("completed" | "failed")) {
-            return photo;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the story never arrived: {photo}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The photo as its owner sees it.
+async fn get_photo(app: &TestApp, token: &str, id: i64) -> Value {
+    app.json(
+        Method::GET,
+        &format!("/api/v1/photos/{id}"),
+        None,
+        Some(token),
+    )
+    .await
 }
 
 /// Reads a server-sent event stream to its end: (event name, data) pairs.
@@ -119,9 +115,7 @@ async fn read_events(app: &TestApp, token: &str, id: i64) -> Vec<(String, Value)
 }
 
 async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
-    let Some(app) = spawn_app_configured(backend, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::builder(backend).spawn().await;
     let tokens = app.signed_up("writer").await;
     let token = tokens.access.as_str();
     let photo = upload_jpeg(
@@ -175,8 +169,9 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     let accepted: Value = accepted.json().await.unwrap();
     assert_eq!(accepted["status"], "processing");
 
-    // The events follow the photo until it is done.
-    let events = read_events(&app, token, id).await;
+    // The events follow the photo until it is done: read them while the story is written.
+    let (events, ran) = tokio::join!(read_events(&app, token, id), app.run_pending_jobs());
+    assert_eq!(ran, 1, "one job writes the story");
     let (last_name, last) = events.last().expect("at least one event");
     assert_eq!(last_name, "status");
     assert_eq!(last["status"], "completed", "{events:?}");
@@ -212,8 +207,7 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         )
         .await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
-    // A second request while one is being written is a conflict (unless the worker already
-    // finished it, which the poll below tells apart).
+    // A second request while one is being written (its job not run yet) is a conflict.
     let during = app
         .request(
             Method::POST,
@@ -222,12 +216,13 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
             Some(token),
         )
         .await;
-    assert!(
-        during.status() == StatusCode::CONFLICT || during.status() == StatusCode::ACCEPTED,
-        "{}",
-        during.status()
+    assert_eq!(during.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        app.run_pending_jobs().await,
+        1,
+        "one story for two requests"
     );
-    let photo = settled(&app, token, id).await;
+    let photo = get_photo(&app, token, id).await;
     assert_eq!(photo["status"], "completed");
     assert!(photo["error"].is_null());
     let newest = app.json(Method::GET, &story_path, None, Some(token)).await;
@@ -327,7 +322,7 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         .status(),
         StatusCode::ACCEPTED
     );
-    settled(&app, token, id).await;
+    app.run_pending_jobs().await;
     let repeat = app.json(Method::GET, &story_path, None, Some(token)).await;
     assert_ne!(repeat["id"], story["id"]);
     assert_eq!(repeat["body"], story["body"]);
@@ -348,13 +343,8 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     assert_eq!(Story::find().count(&app.db).await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_requests_are_validated() {
-    let Some(app) =
-        spawn_app_configured(Backend::Sqlite, |settings| settings.workers.count = 0).await
-    else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     let tokens = app.signed_up("picky").await;
     let token = tokens.access.as_str();
     let photo = app.upload_png(token).await;
@@ -557,33 +547,28 @@ fn start_fake(script: Vec<Reply>) -> (String, Fake) {
     (format!("http://127.0.0.1:{port}/v1"), fake)
 }
 
-async fn spawn_with_fake(
-    backend: Backend,
-    script: Vec<Reply>,
-    retries: u32,
-) -> Option<(TestApp, Fake)> {
+async fn spawn_with_fake(backend: Backend, script: Vec<Reply>, retries: u32) -> (TestApp, Fake) {
     let (base_url, fake) = start_fake(script);
-    let app = spawn_app_configured(backend, move |settings| {
-        let mut openai = OpenAiSettings::new(base_url, "fake-vision-1");
-        openai.api_key = Some("test-key".to_owned());
-        openai.timeout = Duration::from_secs(1);
-        openai.max_retries = retries;
-        settings.story_provider = StoryProviderSettings::OpenAi(openai);
-    })
-    .await?;
-    Some((app, fake))
+    let app = TestApp::builder(backend)
+        .configure(move |settings| {
+            let mut openai = OpenAiSettings::new(base_url, "fake-vision-1");
+            openai.api_key = Some("test-key".to_owned());
+            openai.timeout = Duration::from_secs(1);
+            openai.max_retries = retries;
+            settings.story_provider = StoryProviderSettings::OpenAi(openai);
+        })
+        .spawn()
+        .await;
+    (app, fake)
 }
 
 async fn a_story_is_written_by_the_openai_provider(backend: Backend) {
-    let Some((app, fake)) = spawn_with_fake(
+    let (app, fake) = spawn_with_fake(
         backend,
         vec![Reply::Status(429, Some("1")), Reply::Story],
         2,
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let tokens = app.signed_up("openai_user").await;
     let token = tokens.access.as_str();
     let photo = upload_jpeg(&app, token, jpeg(1600, 1200, None), "Lighthouse").await;
@@ -598,7 +583,8 @@ async fn a_story_is_written_by_the_openai_provider(backend: Backend) {
         .await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let started = std::time::Instant::now();
-    let photo = settled(&app, token, id).await;
+    assert_eq!(app.run_pending_jobs().await, 1);
+    let photo = get_photo(&app, token, id).await;
     assert_eq!(photo["status"], "completed", "{photo}");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -646,9 +632,7 @@ async fn a_story_is_written_by_the_openai_provider(backend: Backend) {
 
 /// One failure scenario against the fake: the photo ends `failed` with a readable reason.
 async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expect_calls: usize) {
-    let Some((app, fake)) = spawn_with_fake(Backend::Sqlite, script, retries).await else {
-        return;
-    };
+    let (app, fake) = spawn_with_fake(Backend::Sqlite, script, retries).await;
     let tokens = app.signed_up("unlucky").await;
     let token = tokens.access.as_str();
     let photo = upload_jpeg(&app, token, jpeg(64, 48, None), "Fog").await;
@@ -679,37 +663,26 @@ async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expec
     assert!(photo["error"].is_null());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_repeated_server_errors_fail_the_story_after_the_retries() {
     // 2 tries per attempt, 3 attempts.
     fails_with(vec![Reply::Status(500, None)], 1, "HTTP 500", 6).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_a_hanging_service_times_out() {
     fails_with(vec![Reply::Hang], 0, "did not answer within 1 s", 3).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_a_malformed_answer_fails_at_once() {
     fails_with(vec![Reply::Malformed], 2, "could not use", 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_a_refused_key_fails_at_once() {
     fails_with(vec![Reply::Status(401, None)], 2, "AISTORY_AI_API_KEY", 1).await;
 }
 
 async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
-    // No in-process workers: their sweeper sweeps at start, and could take the abandoned row
-    // before this test's own sweep. Workers without a sweeper are started below.
-    let Some(app) = spawn_app_with_store(backend, Store::File, |settings| {
-        settings.workers.count = 0;
-    })
-    .await
-    else {
-        return;
-    };
+    // No workers (the default): nothing sweeps before this test's own sweep.
+    let app = TestApp::builder(backend).store(Store::File).spawn().await;
     let test_store = app.store.as_ref().unwrap();
     let storage = service::storage::Storage::from_url(&test_store.url).unwrap();
     let tokens = app.signed_up("sweeper").await;
@@ -775,23 +748,14 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
             .unwrap()
             .is_some()
     );
-    let settings = settings::WorkerSettings::default();
-    let workers = service::worker::Workers::start(
-        app.db.clone(),
-        service::job_handlers(
-            &storage,
-            std::sync::Arc::new(service::stories::BuiltinProvider),
-            &settings,
-        )
-        .unwrap(),
-        service::worker::WorkerConfig::from_settings(&settings),
-        1,
+    // The sweep queued the deletion of the abandoned upload's bytes.
+    assert_eq!(app.run_pending_jobs().await, 1);
+    let files = test_store.files();
+    assert_eq!(
+        files.len() + 1,
+        before,
+        "the abandoned upload's bytes are deleted: {files:?}"
     );
-    eventually("the abandoned upload's bytes are deleted", || async {
-        test_store.files().len() + 1 == before
-    })
-    .await;
-    workers.shutdown().await;
     // Sweeping again finds nothing.
     assert_eq!(
         service::photos::sweep::sweep_pending(&app.db, service::photos::sweep::PENDING_MAX_AGE)
@@ -801,18 +765,16 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_an_unreachable_service_fails_without_leaking_its_address() {
-    let Some(app) = spawn_app_configured(Backend::Sqlite, |settings| {
-        let mut openai = OpenAiSettings::new("http://127.0.0.1:9/v1", "fake-vision-1");
-        openai.timeout = Duration::from_secs(1);
-        openai.max_retries = 0;
-        settings.story_provider = StoryProviderSettings::OpenAi(openai);
-    })
-    .await
-    else {
-        return;
-    };
+    let app = TestApp::builder(Backend::Sqlite)
+        .configure(|settings| {
+            let mut openai = OpenAiSettings::new("http://127.0.0.1:9/v1", "fake-vision-1");
+            openai.timeout = Duration::from_secs(1);
+            openai.max_retries = 0;
+            settings.story_provider = StoryProviderSettings::OpenAi(openai);
+        })
+        .spawn()
+        .await;
     let tokens = app.signed_up("nowhere").await;
     let token = tokens.access.as_str();
     let photo = upload_jpeg(&app, token, jpeg(32, 32, None), "Void").await;

@@ -3,7 +3,7 @@
 //! transaction and then succeed, fail, or panic in various ways.
 
 use actix_web::{HttpResponse, web};
-use aistory_tests::{Backend, TestApp, backend_tests, spawn_app_with};
+use aistory_tests::{Backend, TestApp, backend_tests};
 use api::{ApiError, Db};
 use entity::user;
 use reqwest::StatusCode;
@@ -117,8 +117,8 @@ fn routes(config: &mut web::ServiceConfig) {
         .route("/probe/untouched", web::get().to(untouched));
 }
 
-async fn app(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(backend, routes).await
+async fn app(backend: Backend) -> TestApp {
+    TestApp::builder(backend).routes(routes).spawn().await
 }
 
 async fn user_exists(app: &TestApp, name: &str) -> bool {
@@ -131,9 +131,7 @@ async fn user_exists(app: &TestApp, name: &str) -> bool {
 }
 
 async fn success_commits_before_the_response(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.post("/probe/users/alice?then=ok").await;
     assert_eq!(response.status(), StatusCode::CREATED);
     // Visible to another connection as soon as the response arrives: committed before sending.
@@ -146,9 +144,7 @@ async fn success_commits_before_the_response(backend: Backend) {
 }
 
 async fn error_result_rolls_back(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.post("/probe/users/bob?then=error").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(
@@ -159,18 +155,14 @@ async fn error_result_rolls_back(backend: Backend) {
 }
 
 async fn error_status_rolls_back(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.post("/probe/users/carol?then=status").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(!user_exists(&app, "carol").await);
 }
 
 async fn panic_rolls_back_and_answers_500(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.post("/probe/users/dave?then=panic").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
@@ -190,9 +182,7 @@ async fn panic_rolls_back_and_answers_500(backend: Backend) {
 }
 
 async fn failed_commit_is_a_5xx(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.post("/probe/users/erin?then=break_commit").await;
     assert!(
         response.status().is_server_error(),
@@ -210,9 +200,7 @@ async fn failed_commit_is_a_5xx(backend: Backend) {
 }
 
 async fn transaction_begins_only_on_first_use(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let response = app.get("/probe/untouched").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -220,9 +208,7 @@ async fn transaction_begins_only_on_first_use(backend: Backend) {
 }
 
 async fn concurrent_requests_get_their_own_transactions(backend: Backend) {
-    let Some(app) = app(backend).await else {
-        return;
-    };
+    let app = app(backend).await;
     let mut requests = Vec::new();
     for i in 0..8 {
         let then = if i % 2 == 0 { "ok" } else { "error" };
