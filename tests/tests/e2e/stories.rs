@@ -25,6 +25,7 @@ backend_tests!(
     abandoned_uploads_are_swept_with_their_objects
 );
 e2e_tests!(
+    the_servers_own_workers_write_a_story,
     story_requests_are_validated,
     openai_repeated_server_errors_fail_the_story_after_the_retries,
     openai_a_hanging_service_times_out,
@@ -341,6 +342,31 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(Story::find().count(&app.db).await.unwrap(), 0);
+}
+
+/// The server's own workers (`AISTORY_WORKERS`; the other tests run none): nobody runs the
+/// job by hand, and the event stream follows the photo until a worker has written the story.
+async fn the_servers_own_workers_write_a_story() {
+    let app = TestApp::builder(Backend::Sqlite).workers(1).spawn().await;
+    let tokens = app.signed_up("night_shift").await;
+    let token = tokens.access.as_str();
+    let photo = upload_jpeg(&app, token, jpeg(64, 48, None), "Night shift").await;
+    let id = photo["id"].as_i64().unwrap();
+    let story_path = format!("/api/v1/photos/{id}/story");
+    let accepted = app
+        .request(Method::POST, &story_path, Some(&json!({})), Some(token))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let events = read_events(&app, token, id).await;
+    let (_, last) = events.last().expect("at least one event");
+    assert_eq!(last["status"], "completed", "{events:?}");
+    let story = app.json(Method::GET, &story_path, None, Some(token)).await;
+    assert_eq!(story["provider"], "builtin", "{story}");
+    assert!(
+        story["title"].as_str().unwrap().contains("Night shift"),
+        "{story}"
+    );
+    app.assert_no_failed_jobs().await;
 }
 
 async fn story_requests_are_validated() {
