@@ -78,12 +78,43 @@ async fn production_on_sqlite_file() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Settings for `database`; on SQLite a file instead of memory (an in-memory database is
+/// new on every connection, so what one start-up migrated the next would not see). The
+/// returned guard removes the file.
+fn durable_settings(database: &TestDatabase) -> (settings::Settings, Option<SqliteFile>) {
+    let mut settings = test_settings(database);
+    if database.backend != Backend::Sqlite {
+        return (settings, None);
+    }
+    let file = SqliteFile::new();
+    settings.database.url = file.url();
+    (settings, Some(file))
+}
+
+/// A SQLite database file in a scratch directory, removed when dropped.
+struct SqliteFile(std::path::PathBuf);
+
+impl SqliteFile {
+    fn new() -> SqliteFile {
+        let dir = std::env::temp_dir().join(format!("aistory-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        SqliteFile(dir)
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.join("aistory.db").display())
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
 async fn production_starts_when_migrated(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    if backend == Backend::Sqlite {
-        return;
-    }
-    let settings = test_settings(&database);
+    let (settings, _file) = durable_settings(&database);
     let db = init_db(&settings.database, Environment::Testing)
         .await
         .unwrap();
@@ -117,10 +148,7 @@ async fn verify_and_close(backend: Backend) {
 
 async fn server_start_in_production_lists_pending_migrations(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    if backend == Backend::Sqlite {
-        return;
-    }
-    let mut settings = test_settings(&database);
+    let (mut settings, _file) = durable_settings(&database);
     settings.environment = Environment::Production;
     match api::Application::build(&settings).await {
         Err(api::StartupError::Database(DbError::PendingMigrations(pending))) => {
