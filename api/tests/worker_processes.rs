@@ -3,9 +3,8 @@
 //! exactly once. Jobs of the `diagnostic.count` kind append their id to a file per run.
 //!
 //! On PostgreSQL (and MariaDB) at `AISTORY_TEST_POSTGRES_URL` / `AISTORY_TEST_MYSQL_URL`, else
-//! at the standard local URLs. This binary has libtest's harness, which cannot mark a test
-//! ignored once it runs: a backend that cannot be reached is skipped with a line saying so, and
-//! under CI=true fails the test.
+//! at the standard local URLs. A backend that cannot be reached has its tests reported as
+//! ignored (this binary runs on `aistory_tests::harness`); under CI=true they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -19,6 +18,19 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Quer
 use service::worker::{BackgroundJob, CountRun};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api");
+
+// This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
+// cannot be reached has its tests reported as ignored (failed under CI=true).
+aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back);
+aistory_tests::e2e_tests!(on MySql: a_killed_workers_job_runs_again_after_its_lease_mysql);
+
+fn main() {
+    aistory_tests::harness::refuse_unregistered_tests(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests"
+    ));
+    aistory_tests::harness::main()
+}
 
 struct Scratch {
     database: TestDatabase,
@@ -218,17 +230,14 @@ async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
     scratch.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_job_runs_again_after_its_lease_postgres() {
     a_killed_workers_job_runs_again_after_its_lease(Backend::Postgres).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_job_runs_again_after_its_lease_mysql() {
     a_killed_workers_job_runs_again_after_its_lease(Backend::MySql).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_worker_processes_run_each_of_1000_jobs_exactly_once() {
     let Some(scratch) = Scratch::new(Backend::Postgres).await else {
         return;
@@ -286,7 +295,6 @@ async fn four_worker_processes_run_each_of_1000_jobs_exactly_once() {
     scratch.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_worker_hands_its_job_back() {
     let Some(scratch) = Scratch::new(Backend::Postgres).await else {
         return;
