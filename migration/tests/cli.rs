@@ -22,53 +22,54 @@ fn main() {
             .into_iter()
             .filter_map(|variable| Some((variable, block_on(probe(variable)).err()?)))
             .collect();
-    let trial = |name: &str, needs: Option<&str>, test: fn()| {
-        let why = needs.and_then(|variable| unreachable.get(variable).cloned());
-        let ignored = why.is_some() && !in_ci();
-        libtest_mimic::Trial::test(name, move || match why {
-            Some(why) => Err(format!("CI=true, and every backend must be tested: {why}").into()),
-            None => {
-                test();
-                Ok(())
-            }
-        })
-        .with_ignored_flag(ignored)
+    // A test needs the server its name ends with.
+    let needs = |name: &str| match name.rsplit('_').next() {
+        Some("postgres") => Some("AISTORY_TEST_POSTGRES_URL"),
+        Some("mysql") => Some("AISTORY_TEST_MYSQL_URL"),
+        _ => None,
     };
-    let trials = vec![
-        trial("every_command_on_sqlite", None, || {
+    let tests: [(&str, fn()); 7] = [
+        ("every_command_on_sqlite", || {
             block_on(every_command_on_sqlite())
         }),
-        trial(
-            "every_command_on_postgres",
-            Some("AISTORY_TEST_POSTGRES_URL"),
-            || block_on(every_command_on_postgres()),
-        ),
-        trial(
-            "every_command_on_mysql",
-            Some("AISTORY_TEST_MYSQL_URL"),
-            || block_on(every_command_on_mysql()),
-        ),
-        trial(
-            "four_concurrent_ups_on_postgres",
-            Some("AISTORY_TEST_POSTGRES_URL"),
-            || block_on(four_concurrent_ups_on_postgres()),
-        ),
-        trial(
-            "four_concurrent_ups_on_mysql",
-            Some("AISTORY_TEST_MYSQL_URL"),
-            || block_on(four_concurrent_ups_on_mysql()),
-        ),
-        trial(
+        ("every_command_on_postgres", || {
+            block_on(every_command_on_postgres())
+        }),
+        ("every_command_on_mysql", || {
+            block_on(every_command_on_mysql())
+        }),
+        ("four_concurrent_ups_on_postgres", || {
+            block_on(four_concurrent_ups_on_postgres())
+        }),
+        ("four_concurrent_ups_on_mysql", || {
+            block_on(four_concurrent_ups_on_mysql())
+        }),
+        (
             "production_refuses_destructive_commands_without_yes",
-            None,
             production_refuses_destructive_commands_without_yes,
         ),
-        trial(
+        (
             "generate_writes_and_registers_from_any_directory",
-            None,
             generate_writes_and_registers_from_any_directory,
         ),
     ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let why = needs(name).and_then(|variable| unreachable.get(variable).cloned());
+            let ignored = why.is_some() && !in_ci();
+            libtest_mimic::Trial::test(name, move || match why {
+                Some(why) => {
+                    Err(format!("CI=true, and every backend must be tested: {why}").into())
+                }
+                None => {
+                    test();
+                    Ok(())
+                }
+            })
+            .with_ignored_flag(ignored)
+        })
+        .collect();
     for why in unreachable.values() {
         eprintln!("note: tests on {why} are reported as ignored (CI=true: they fail)");
     }
