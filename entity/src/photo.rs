@@ -72,7 +72,7 @@ impl ActiveModelBehavior for ActiveModel {
 }
 
 /// Indexes over several columns, which `#[sea_orm(indexed)]` cannot declare; the migrations
-/// create them and `api check` compares them like the others.
+/// create them and `schema check` compares them like the others.
 ///
 /// `(user_id, id)`: a page of a user's photos, newest (highest id) first, is a range of this
 /// index, however many photos the user has; it serves the foreign key too.

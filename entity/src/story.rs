@@ -79,7 +79,7 @@ impl ActiveModelBehavior for ActiveModel {
 }
 
 /// Indexes over several columns, which `#[sea_orm(indexed)]` cannot declare; the migrations
-/// create them and `api check` compares them like the others.
+/// create them and `schema check` compares them like the others.
 ///
 /// `(user_id, id)`: a page of a user's stories, newest first, is a range of this index.
 pub fn indexes() -> Vec<sea_orm::sea_query::IndexCreateStatement> {

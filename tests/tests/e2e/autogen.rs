@@ -239,7 +239,7 @@ async fn round_trip(backend: Backend, name: &str, old: Books, new: Books, sqlite
     declared.close().await.ok();
 }
 
-/// `source` as rustfmt writes it (what `api generate` leaves on disk, and what `cargo fmt`
+/// `source` as rustfmt writes it (what `schema generate` leaves on disk, and what `cargo fmt`
 /// keeps the snapshots as: [`crate::generated`] includes them).
 fn formatted(source: &str) -> String {
     use std::io::Write;
