@@ -6,7 +6,9 @@ use std::str::FromStr;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-/// The kinds of story we write (serialized by name: `adventure`, `bedtime` ...).
+/// The kind of story to write.
+// Serialized by name (`adventure`, `bedtime` ...): in job payloads and request bodies; its
+// OpenAPI name stays `StyleName`, as it was when the HTTP layer had a copy of this enum.
 #[derive(
     Debug,
     Clone,
