@@ -2,7 +2,6 @@
 //! [`create_database_tables`]. They live here, not in `service`, because the business layer
 //! knows nothing of migrations (`api -> migration`, see docs/architecture.md).
 
-use migration::{Migrator, MigratorTrait};
 use sea_orm::{Database, DatabaseConnection, DbErr};
 use service::DbError;
 use service::db::{connect, verify_database_connection};
@@ -22,12 +21,12 @@ pub async fn init_db(
         .map_err(|error| DbError::Connect(database.connection_failure(&error)))?;
     match environment {
         Environment::Production => {
-            let pending = migration::pending_migrations(&db)
+            let state = migration::schema_state(&db)
                 .await
-                .map_err(DbError::Migration)?;
-            if !pending.is_empty() {
+                .map_err(DbError::MigrationState)?;
+            if !state.pending.is_empty() {
                 db.close().await.ok();
-                return Err(DbError::PendingMigrations(pending));
+                return Err(DbError::PendingMigrations(state.pending));
             }
         }
         Environment::Development | Environment::Testing => {
@@ -37,7 +36,25 @@ pub async fn init_db(
             }
         }
     }
+    warn_about_newer_migrations(&db).await?;
     Ok(db)
+}
+
+/// A database migrated by a newer release (a rolling deploy, or this release rolled back
+/// after `migration up`) still serves this build, whose own migrations are all applied: said
+/// once, as a warning, not refused.
+async fn warn_about_newer_migrations(db: &DatabaseConnection) -> Result<(), DbError> {
+    let state = migration::schema_state(db)
+        .await
+        .map_err(DbError::MigrationState)?;
+    if !state.unknown.is_empty() {
+        tracing::warn!(
+            unknown = ?state.unknown,
+            "the database has migrations this build does not know (a newer release applied \
+             them); starting anyway, since every migration of this build is applied"
+        );
+    }
+    Ok(())
 }
 
 /// Applies pending migrations (the tables appear on first run), under the database-wide
@@ -72,9 +89,6 @@ pub async fn create_database_tables(
 }
 
 async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    let pending = migration::pending_migrations(db).await?;
-    if !pending.is_empty() {
-        Migrator::up(db, None).await?;
-    }
-    Ok(pending)
+    // Not SeaORM's `Migrator::up`: it refuses to run at all beside a newer release's migrations.
+    migration::apply_pending(db, None).await
 }

@@ -10,7 +10,9 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::Database;
 use settings::{Environment, redact_url};
 
-use crate::{Migrator, migrate_to, migration_names, resolve_target, single_connection};
+use crate::{
+    Migrator, SchemaState, migrate_to, migration_names, resolve_target, single_connection,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +50,10 @@ pub enum Command {
     Up {
         #[arg(short = 'n', long = "num")]
         num: Option<u32>,
+        /// Apply pending migrations older than the newest applied one (a branch merged late)
+        /// in production too; elsewhere they are applied with a note.
+        #[arg(long)]
+        allow_out_of_order: bool,
     },
     /// Roll back applied migrations (the last one, or the last N).
     Down {
@@ -163,21 +169,48 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     // `before` is read under the lock: with several processes migrating at once, each reports
     // only what it changed itself.
     let result = crate::with_migration_lock(&db, async |db| {
-        let before = crate::applied_migrations(db).await?;
+        let before = crate::schema_state(db).await?;
         match &cli.command {
             Command::Status | Command::Generate { .. } => {}
-            Command::Up { num } => Migrator::up(db, *num).await?,
-            Command::Down { num } => Migrator::down(db, Some(*num)).await?,
+            Command::Up {
+                num,
+                allow_out_of_order,
+            } => {
+                if environment == Environment::Production
+                    && !before.out_of_order.is_empty()
+                    && !allow_out_of_order
+                {
+                    return Err(DbErr::Migration(format!(
+                        "{} pending migration(s) are older than the newest applied one ({}): \
+                         a branch merged after a later migration was applied. Check that they \
+                         do not conflict with what is applied, then run `up \
+                         --allow-out-of-order`",
+                        before.out_of_order.len(),
+                        before.out_of_order.join(", ")
+                    )));
+                }
+                crate::apply_pending(db, *num).await?;
+            }
+            Command::Down { num } => {
+                crate::refuse_rollback_under_unknown(&before)?;
+                Migrator::down(db, Some(*num)).await?
+            }
             Command::Fresh => Migrator::fresh(db).await?,
-            Command::Refresh => Migrator::refresh(db).await?,
-            Command::Reset => Migrator::reset(db).await?,
+            Command::Refresh => {
+                crate::refuse_rollback_under_unknown(&before)?;
+                Migrator::refresh(db).await?
+            }
+            Command::Reset => {
+                crate::refuse_rollback_under_unknown(&before)?;
+                Migrator::reset(db).await?
+            }
             Command::To { .. } => {
                 if let Some(target) = &target {
                     migrate_to(db, target).await?;
                 }
             }
         }
-        Ok((before, crate::applied_migrations(db).await?))
+        Ok((before, crate::schema_state(db).await?))
     })
     .await;
     db.close().await.ok();
@@ -191,41 +224,60 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-fn print_status(applied: &[String]) {
-    let names = migration_names();
-    let pending = names.iter().filter(|name| !applied.contains(name)).count();
-    for name in &names {
-        let state = if applied.contains(name) {
+fn print_status(state: &SchemaState) {
+    for name in migration_names() {
+        let label = if state.applied.contains(&name) {
             "applied"
+        } else if state.out_of_order.contains(&name) {
+            "pending (out of order: older than the newest applied migration)"
         } else {
             "pending"
         };
-        println!("{state:<8} {name}");
+        println!("{label:<8} {name}");
     }
-    for name in applied.iter().filter(|name| !names.contains(name)) {
-        println!("unknown  {name} (applied, but no such migration in this build)");
+    for name in &state.unknown {
+        println!("applied  {name} (not in this build: a newer release's)");
     }
     println!(
-        "{} applied, {pending} pending",
-        names.len().saturating_sub(pending)
+        "{} applied, {} pending, {} applied but not in this build",
+        state.applied.len(),
+        state.pending.len(),
+        state.unknown.len()
     );
 }
 
-fn print_changes(command: &Command, before: &[String], after: &[String]) {
+fn print_changes(command: &Command, before: &SchemaState, after: &SchemaState) {
     if matches!(command, Command::Fresh | Command::Refresh) {
-        println!("re-applied all {} migrations", after.len());
+        println!("re-applied all {} migrations", after.applied.len());
         return;
     }
     // Newest first: the order they were rolled back in.
-    let rolled_back: Vec<&String> = before.iter().rev().filter(|n| !after.contains(n)).collect();
-    let applied: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    let rolled_back: Vec<&String> = before
+        .applied
+        .iter()
+        .rev()
+        .filter(|name| !after.applied.contains(name))
+        .collect();
+    let applied: Vec<&String> = after
+        .applied
+        .iter()
+        .filter(|name| !before.applied.contains(name))
+        .collect();
     for name in &rolled_back {
         println!("rolled back {name}");
     }
     for name in &applied {
-        println!("applied     {name}");
+        let note = if before.out_of_order.contains(name) {
+            " (out of order: older than the newest migration applied before it)"
+        } else {
+            ""
+        };
+        println!("applied     {name}{note}");
     }
     if rolled_back.is_empty() && applied.is_empty() {
-        println!("nothing to do: {} migrations applied", after.len());
+        println!("nothing to do: {} migrations applied", after.applied.len());
+    }
+    for name in &after.unknown {
+        println!("left alone  {name} (applied, not in this build: a newer release's)");
     }
 }

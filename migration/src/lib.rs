@@ -7,6 +7,7 @@ pub mod cli;
 pub mod generate;
 mod lock;
 mod revision;
+mod state;
 
 mod m20261125_000001_create_users;
 mod m20261125_000002_create_photos;
@@ -17,6 +18,7 @@ mod m20261125_234326_page_indexes;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
+pub use state::{SchemaState, apply_pending, refuse_rollback_under_unknown, schema_state};
 
 pub struct Migrator;
 
@@ -42,21 +44,14 @@ pub fn migration_names() -> Vec<String> {
         .collect()
 }
 
-/// Names of migrations not yet applied, read without creating anything (works for a
-/// read-only database user, as production start-up needs).
+/// Names of this build's migrations not yet applied, read without creating anything (works
+/// for a read-only database user, as production start-up needs). Migrations the database has
+/// and this build does not know are no error here: see [`schema_state`].
 pub async fn pending_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
-    Ok(Migrator::get_pending_migrations_read_only(db)
-        .await?
-        .iter()
-        .map(|migration| migration.name().to_owned())
-        .collect())
+    Ok(schema_state(db).await?.pending)
 }
 
-/// Names of applied migrations, oldest first, read without creating anything.
+/// Names of this build's applied migrations, oldest first, read without creating anything.
 pub async fn applied_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
-    Ok(Migrator::get_applied_migrations_read_only(db)
-        .await?
-        .iter()
-        .map(|migration| migration.name().to_owned())
-        .collect())
+    Ok(schema_state(db).await?.applied)
 }

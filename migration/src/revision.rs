@@ -69,8 +69,9 @@ pub async fn migrate_to(db: &DatabaseConnection, target: &Target) -> Result<Move
             None => return Err(DbErr::Custom(format!("unknown migration {name:?}"))),
         },
     };
-    let applied = Migrator::get_applied_migrations(db).await?;
-    let applied: Vec<String> = applied.iter().map(|m| m.name().to_owned()).collect();
+    let state = crate::schema_state(db).await?;
+    crate::refuse_rollback_under_unknown(&state)?;
+    let applied = state.applied;
     let position = |name: &String| names.iter().position(|known| known == name).unwrap_or(0);
 
     let to_roll_back: Vec<String> = applied

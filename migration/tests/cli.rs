@@ -28,7 +28,7 @@ fn main() {
         Some("mysql") => Some("AISTORY_TEST_MYSQL_URL"),
         _ => None,
     };
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 10] = [
         ("every_command_on_sqlite", || {
             block_on(every_command_on_sqlite())
         }),
@@ -37,6 +37,19 @@ fn main() {
         }),
         ("every_command_on_mysql", || {
             block_on(every_command_on_mysql())
+        }),
+        ("newer_and_out_of_order_migrations_on_sqlite", || {
+            block_on(newer_and_out_of_order_migrations(None))
+        }),
+        ("newer_and_out_of_order_migrations_on_postgres", || {
+            block_on(newer_and_out_of_order_migrations(Some(
+                "AISTORY_TEST_POSTGRES_URL",
+            )))
+        }),
+        ("newer_and_out_of_order_migrations_on_mysql", || {
+            block_on(newer_and_out_of_order_migrations(Some(
+                "AISTORY_TEST_MYSQL_URL",
+            )))
         }),
         ("four_concurrent_ups_on_postgres", || {
             block_on(four_concurrent_ups_on_postgres())
@@ -199,6 +212,30 @@ impl Scratch {
         String::from_utf8(self.run(args).stdout).unwrap()
     }
 
+    /// Runs a command that must fail, with `env` set; returns what it printed on stderr.
+    fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "migration {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    /// Runs `sql` on the database itself (what another release or a person would do).
+    async fn execute(&self, sql: &str) {
+        let db = Database::connect(self.url.as_str()).await.unwrap();
+        db.execute_unprepared(sql).await.unwrap();
+        db.close().await.ok();
+    }
+
     async fn drop_database(self) {
         if let Some((admin_url, name)) = &self.admin {
             let admin = Database::connect(admin_url.as_str()).await.unwrap();
@@ -300,6 +337,92 @@ async fn every_command(variable: Option<&str>) {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("m20261125_000001_create_users"), "{stderr}");
+    db.drop_database().await;
+}
+
+/// What a rolling deploy and a late-merged branch look like to the CLI: a migration applied by
+/// a newer release is listed and left alone (never an error), a rollback beneath it is
+/// refused, and a pending migration older than the newest applied one is flagged, applied in
+/// production only with `--allow-out-of-order`.
+async fn newer_and_out_of_order_migrations(variable: Option<&str>) {
+    let Some(db) = Scratch::new(variable).await else {
+        return;
+    };
+    let n = migration::migration_names().len();
+    db.stdout(&["up"]);
+    let newer = "m20991231_000000_from_a_newer_release";
+    db.execute(&format!(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{newer}', 0)"
+    ))
+    .await;
+
+    let status = db.stdout(&["status"]);
+    assert!(
+        status.contains(&format!("applied  {newer} (not in this build")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "{n} applied, 0 pending, 1 applied but not in this build"
+        )),
+        "{status}"
+    );
+    let up = db.stdout(&["up"]);
+    assert!(up.contains("nothing to do"), "{up}");
+    assert!(up.contains(&format!("left alone  {newer}")), "{up}");
+    let down = db.refused(&["down"], &[]);
+    assert!(
+        down.contains("does not know") && down.contains(newer),
+        "{down}"
+    );
+    assert!(
+        db.stdout(&["status"])
+            .contains(&format!("{n} applied, 0 pending"))
+    );
+
+    // A branch merged late: jobs (000004) pending while stories (000005) is recorded applied.
+    db.execute(&format!(
+        "DELETE FROM seaql_migrations WHERE version = '{newer}'"
+    ))
+    .await;
+    db.stdout(&["to", "m20261125_000003"]);
+    db.execute(
+        "INSERT INTO seaql_migrations (version, applied_at) \
+         VALUES ('m20261125_000005_create_stories', 0)",
+    )
+    .await;
+    let status = db.stdout(&["status"]);
+    assert!(
+        status.contains(
+            "pending (out of order: older than the newest applied migration) \
+             m20261125_000004_create_jobs"
+        ),
+        "{status}"
+    );
+    let production = [("AISTORY_ENVIRONMENT", "production")];
+    let refused = db.refused(&["up", "-n", "1"], &production);
+    assert!(
+        refused.contains("m20261125_000004_create_jobs")
+            && refused.contains("--allow-out-of-order"),
+        "{refused}"
+    );
+    let output = Command::new(BIN)
+        .args(["up", "-n", "1", "--allow-out-of-order"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .envs(production)
+        .output()
+        .unwrap();
+    let up = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{up}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        up.contains("applied     m20261125_000004_create_jobs (out of order"),
+        "{up}"
+    );
     db.drop_database().await;
 }
 

@@ -30,6 +30,9 @@ pub enum DbError {
     /// Applying migrations failed.
     #[error("applying migrations failed: {0}")]
     Migration(#[source] DbErr),
+    /// Reading which migrations are applied failed (nothing was changed).
+    #[error("reading the applied migrations (seaql_migrations) failed: {0}")]
+    MigrationState(#[source] DbErr),
 }
 
 /// Opens the pool, bounded by the connect time-out, with a message that says what was tried.

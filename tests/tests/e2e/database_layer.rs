@@ -14,6 +14,7 @@ backend_tests!(
     production_starts_when_migrated,
     verify_and_close,
     server_start_in_production_lists_pending_migrations,
+    a_newer_releases_migration_does_not_stop_start_up,
 );
 e2e_tests!(
     an_unreachable_database_fails_fast_with_a_useful_message,
@@ -218,4 +219,58 @@ async fn environments_pick_their_database() {
     verify_database_connection(&db, Duration::from_secs(1))
         .await
         .unwrap();
+}
+
+/// A rolling deploy: a newer release has applied a migration this build does not know. Every
+/// migration of this build is applied, so the server starts (production and development), the
+/// newer one left alone; a migration of this build that is truly pending still refuses
+/// production.
+async fn a_newer_releases_migration_does_not_stop_start_up(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm_migration::seaql_migrations;
+
+    let database = TestDatabase::create(backend).await;
+    let (mut settings, _file) = durable_settings(&database);
+    let db = init_db(&settings.database, Environment::Testing)
+        .await
+        .unwrap();
+    let newer = "m20991231_000000_from_a_newer_release";
+    seaql_migrations::Entity::insert(seaql_migrations::ActiveModel {
+        version: sea_orm::ActiveValue::Set(newer.to_owned()),
+        applied_at: sea_orm::ActiveValue::Set(0),
+    })
+    .exec(&db)
+    .await
+    .unwrap();
+    let state = migration::schema_state(&db).await.unwrap();
+    assert_eq!(state.unknown, vec![newer.to_owned()]);
+    assert!(state.pending.is_empty(), "{state:?}");
+
+    for environment in [Environment::Production, Environment::Development] {
+        settings.environment = environment;
+        let started = init_db(&settings.database, environment).await;
+        assert!(started.is_ok(), "{environment:?}: {:?}", started.err());
+        started.unwrap().close().await.ok();
+        let server = api::Application::build(&settings).await;
+        assert!(server.is_ok(), "{environment:?}: {:?}", server.err());
+    }
+    // The newer migration is still recorded, untouched.
+    let state = migration::schema_state(&db).await.unwrap();
+    assert_eq!(state.unknown, vec![newer.to_owned()]);
+
+    // One of this build's own migrations pending (its row gone): production refuses.
+    let last = migration::migration_names().pop().unwrap();
+    seaql_migrations::Entity::delete_many()
+        .filter(seaql_migrations::Column::Version.eq(last.as_str()))
+        .exec(&db)
+        .await
+        .unwrap();
+    match init_db(&settings.database, Environment::Production).await {
+        Err(DbError::PendingMigrations(pending)) => assert_eq!(pending, vec![last]),
+        other => panic!(
+            "expected the pending migration, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    db.close().await.ok();
 }
