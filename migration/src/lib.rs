@@ -55,3 +55,50 @@ pub async fn pending_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String
 pub async fn applied_migrations<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
     Ok(schema_state(db).await?.applied)
 }
+
+/// Why the registered migrations cannot be applied in a well-defined order, if they cannot:
+/// two share a timestamp (`mYYYYMMDD_HHMMSS`), or the `Migrator` lists them out of timestamp
+/// order (two branches each adding one, merged in either order). CI runs this through the
+/// crate's tests.
+pub fn registration_problems(names: &[String]) -> Vec<String> {
+    let stamp = |name: &str| name.get(..16).unwrap_or(name).to_owned();
+    let mut problems = Vec::new();
+    for pair in names.windows(2) {
+        let (earlier, later) = (&pair[0], &pair[1]);
+        if stamp(earlier) == stamp(later) {
+            problems.push(format!(
+                "{earlier} and {later} share the timestamp {}: give the newer one a later one",
+                stamp(earlier)
+            ));
+        } else if stamp(earlier) > stamp(later) {
+            problems.push(format!(
+                "{later} is registered after {earlier} but is older: list migrations in \
+                 migration/src/lib.rs in timestamp order"
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_registered_in_timestamp_order_with_unique_timestamps() {
+        let problems = registration_problems(&migration_names());
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn registration_problems_are_found() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert!(
+            registration_problems(&names(&["m20261125_000001_a", "m20261125_000002_b"])).is_empty()
+        );
+        let shared = registration_problems(&names(&["m20261125_000001_a", "m20261125_000001_b"]));
+        assert!(shared[0].contains("share the timestamp"), "{shared:?}");
+        let swapped = registration_problems(&names(&["m20261126_000000_a", "m20261125_000001_b"]));
+        assert!(swapped[0].contains("timestamp order"), "{swapped:?}");
+    }
+}

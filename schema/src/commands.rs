@@ -170,6 +170,15 @@ async fn drop_all(admin: &DatabaseConnection, names: &[String]) {
 
 /// `check`.
 pub async fn check(database_url: Option<&str>) -> ExitCode {
+    // The migrations must have one order before their schema means anything.
+    let problems = migration::registration_problems(&migration::migration_names());
+    if !problems.is_empty() {
+        eprintln!("the migrations cannot be ordered ({}):", problems.len());
+        for problem in problems {
+            eprintln!("  - {problem}");
+        }
+        return ExitCode::FAILURE;
+    }
     let result = async {
         let scratch = Scratch::open(database_url).await?;
         let drift = drift(&scratch.migrations, &scratch.declared).await;
