@@ -2,7 +2,7 @@
 //! [`create_database_tables`]. They live here, not in `service`, because the business layer
 //! knows nothing of migrations (`api -> migration`, see docs/architecture.md).
 
-use sea_orm::{Database, DatabaseConnection, DbErr};
+use sea_orm::{Database, DatabaseConnection};
 use service::DbError;
 use service::db::{connect, verify_database_connection};
 use settings::{DatabaseSettings, Environment, redact_url};
@@ -73,22 +73,24 @@ pub async fn create_database_tables(
                 .to_owned(),
         ));
     }
+    // Not SeaORM's `Migrator::up`: it refuses to run at all beside a newer release's migrations.
+    let wait = migration::LockWait::from_settings(database);
     if database.is_sqlite() {
         // SQLite locks the file itself, and an in-memory database exists only on `db`'s own
         // connection: migrate through the pool.
-        return apply_pending(db).await.map_err(DbError::Migration);
+        return migration::apply_pending(db, None, wait)
+            .await
+            .map_err(DbError::Migration);
     }
     // Advisory locks belong to a session: hold the lock and migrate on one dedicated connection.
     let options = migration::single_connection(database.connect_options());
     let lock_connection = Database::connect(options)
         .await
         .map_err(|error| DbError::Connect(database.connection_failure(&error)))?;
-    let result = migration::with_migration_lock(&lock_connection, apply_pending).await;
+    let result = migration::with_migration_lock(&lock_connection, async |db| {
+        migration::apply_pending(db, None, wait).await
+    })
+    .await;
     lock_connection.close().await.ok();
     result.map_err(DbError::Migration)
-}
-
-async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    // Not SeaORM's `Migrator::up`: it refuses to run at all beside a newer release's migrations.
-    migration::apply_pending(db, None).await
 }

@@ -189,7 +189,7 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
                         before.out_of_order.join(", ")
                     )));
                 }
-                crate::apply_pending(db, *num).await?;
+                crate::apply_pending(db, *num, crate::LockWait::from_settings(&database)).await?;
             }
             Command::Down { num } => {
                 crate::refuse_rollback_under_unknown(&before)?;

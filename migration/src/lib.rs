@@ -18,7 +18,9 @@ mod m20261125_234326_page_indexes;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
-pub use state::{SchemaState, apply_pending, refuse_rollback_under_unknown, schema_state};
+pub use state::{
+    LockWait, SchemaState, apply_pending, refuse_rollback_under_unknown, schema_state,
+};
 
 pub struct Migrator;
 

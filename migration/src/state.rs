@@ -5,7 +5,7 @@
 //! they are reported as `unknown`, never an error, and this build's pending migrations can
 //! still be applied beside them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
@@ -98,13 +98,37 @@ pub async fn schema_state<C: ConnectionTrait>(db: &C) -> Result<SchemaState, DbE
     })
 }
 
+/// How long a migration statement may wait for a lock, and how often a migration that gave
+/// up is tried again (from `AISTORY_MIGRATION_LOCK_TIMEOUT_SECS` / `_RETRIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockWait {
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl LockWait {
+    pub fn from_settings(database: &settings::DatabaseSettings) -> LockWait {
+        LockWait {
+            timeout: database.migration_lock_timeout,
+            retries: database.migration_lock_retries,
+        }
+    }
+}
+
 /// Applies this build's pending migrations (all, or the next `steps`), in file order, each
 /// recorded in `seaql_migrations` (in one transaction with it where the backend and the
 /// migration allow, as SeaORM does), whatever unknown migrations the database also has.
 /// Returns the names applied.
+///
+/// On PostgreSQL and MySQL/MariaDB a statement waits at most `wait.timeout` for a table lock
+/// (so a migration stuck behind a long transaction does not queue every later query on that
+/// table behind itself); the migration is then rolled back and tried again after a backoff,
+/// `wait.retries` times, before it fails naming who holds the lock. Run it on one dedicated
+/// connection (see [`crate::single_connection`]): the time-out is a session setting.
 pub async fn apply_pending(
     db: &sea_orm_migration::sea_orm::DatabaseConnection,
     steps: Option<u32>,
+    wait: LockWait,
 ) -> Result<Vec<String>, DbErr> {
     // SeaORM's own `install`: creates `seaql_migrations` when missing.
     Migrator::install(db).await?;
@@ -119,19 +143,132 @@ pub async fn apply_pending(
         if !state.pending.contains(&name) {
             continue;
         }
-        tracing::info!(migration = name, "applying migration");
-        if uses_transaction(migration.as_ref(), db.get_database_backend()) {
-            let txn = db.begin().await?;
-            migration.up(&SchemaManager::new(&txn)).await?;
-            record(&txn, &name).await?;
-            txn.commit().await?;
-        } else {
-            migration.up(&SchemaManager::new(db)).await?;
-            record(db, &name).await?;
+        let mut tries = 0;
+        loop {
+            tracing::info!(migration = name, "applying migration");
+            match apply_one(db, migration.as_ref(), &name, wait.timeout).await {
+                Ok(()) => break,
+                Err(error) if is_lock_timeout(&error) => {
+                    let holders = lock_holders(db).await;
+                    if tries >= wait.retries {
+                        return Err(DbErr::Migration(format!(
+                            "{name} gave up waiting for a lock ({} tries of {} s each): \
+                             {holders}. End that transaction, or run the migration when the \
+                             table is quiet, then run `up` again",
+                            tries + 1,
+                            wait.timeout.as_secs()
+                        )));
+                    }
+                    tries += 1;
+                    let pause = Duration::from_secs(1 << Ord::min(tries, 5));
+                    tracing::warn!(
+                        migration = name,
+                        %holders,
+                        "the migration gave up waiting for a lock; trying again in {} s",
+                        pause.as_secs()
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                Err(error) => return Err(error),
+            }
         }
         applied.push(name);
     }
     Ok(applied)
+}
+
+/// Runs one migration and records it; its lock waits bounded by `lock_timeout`.
+async fn apply_one(
+    db: &sea_orm_migration::sea_orm::DatabaseConnection,
+    migration: &dyn MigrationTrait,
+    name: &str,
+    lock_timeout: Duration,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let millis = lock_timeout.as_millis();
+    if uses_transaction(migration, backend) {
+        let txn = db.begin().await?;
+        if backend == DbBackend::Postgres {
+            // LOCAL: for this transaction only.
+            txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{millis}ms'"))
+                .await?;
+        }
+        migration.up(&SchemaManager::new(&txn)).await?;
+        record(&txn, name).await?;
+        txn.commit().await?;
+        return Ok(());
+    }
+    match backend {
+        DbBackend::Postgres => {
+            db.execute_unprepared(&format!("SET lock_timeout = '{millis}ms'"))
+                .await?;
+        }
+        DbBackend::MySql => {
+            // MySQL counts whole seconds, at least one.
+            let seconds = Ord::max(lock_timeout.as_secs(), 1);
+            db.execute_unprepared(&format!("SET SESSION lock_wait_timeout = {seconds}"))
+                .await?;
+        }
+        _ => {}
+    }
+    let result = async {
+        migration.up(&SchemaManager::new(db)).await?;
+        record(db, name).await
+    }
+    .await;
+    if backend == DbBackend::Postgres {
+        db.execute_unprepared("RESET lock_timeout").await.ok();
+    }
+    result
+}
+
+/// PostgreSQL's `lock_not_available` (55P03, "canceling statement due to lock timeout") and
+/// MySQL's 1205 ("Lock wait timeout exceeded").
+fn is_lock_timeout(error: &DbErr) -> bool {
+    let text = error.to_string();
+    text.contains("lock timeout") || text.contains("Lock wait timeout exceeded")
+}
+
+/// Who holds locks on tables right now (other sessions), for the message of a migration that
+/// gave up waiting: table, lock mode, session and what it is doing.
+async fn lock_holders(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> String {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return "another session holds a lock on the table (MySQL: see SHOW PROCESSLIST and \
+                performance_schema.metadata_locks)"
+            .to_owned();
+    }
+    let sql = "SELECT c.relname AS table_name, l.mode AS mode, a.pid AS pid, \
+               coalesce(a.state, '') AS state, left(coalesce(a.query, ''), 120) AS query \
+               FROM pg_catalog.pg_locks l \
+               JOIN pg_catalog.pg_class c ON c.oid = l.relation \
+               JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+               WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind = 'r' \
+               AND c.relnamespace = ANY(SELECT oid FROM pg_catalog.pg_namespace \
+                                        WHERE nspname = ANY(current_schemas(false))) \
+               ORDER BY c.relname, a.pid";
+    let rows = match db.query_all_raw(Statement::from_string(backend, sql)).await {
+        Ok(rows) => rows,
+        Err(error) => return format!("the lock holders could not be read: {error}"),
+    };
+    let holders: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            let table: String = row.try_get("", "table_name").ok()?;
+            let mode: String = row.try_get("", "mode").ok()?;
+            let pid: i32 = row.try_get("", "pid").ok()?;
+            let state: String = row.try_get("", "state").ok()?;
+            let query: String = row.try_get("", "query").ok()?;
+            Some(format!(
+                "{table} is locked ({mode}) by session {pid} ({state}: {query})"
+            ))
+        })
+        .collect();
+    if holders.is_empty() {
+        "the lock was released meanwhile".to_owned()
+    } else {
+        holders.join("; ")
+    }
 }
 
 /// SeaORM's rule: a migration runs in a transaction if it asks to, or on PostgreSQL (whose DDL

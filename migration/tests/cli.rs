@@ -8,7 +8,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use sea_orm_migration::sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use sea_orm_migration::sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
 
 const BIN: &str = env!("CARGO_BIN_EXE_migration");
 
@@ -28,7 +28,7 @@ fn main() {
         Some("mysql") => Some("AISTORY_TEST_MYSQL_URL"),
         _ => None,
     };
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
         ("every_command_on_sqlite", || {
             block_on(every_command_on_sqlite())
         }),
@@ -46,6 +46,10 @@ fn main() {
                 "AISTORY_TEST_POSTGRES_URL",
             )))
         }),
+        (
+            "a_blocked_migration_gives_up_without_stopping_traffic_postgres",
+            || block_on(a_blocked_migration_gives_up_without_stopping_traffic()),
+        ),
         ("newer_and_out_of_order_migrations_on_mysql", || {
             block_on(newer_and_out_of_order_migrations(Some(
                 "AISTORY_TEST_MYSQL_URL",
@@ -422,6 +426,106 @@ async fn newer_and_out_of_order_migrations(variable: Option<&str>) {
     assert!(
         up.contains("applied     m20261125_000004_create_jobs (out of order"),
         "{up}"
+    );
+    db.drop_database().await;
+}
+
+/// PostgreSQL: a migration blocked behind another session's lock gives up within the lock
+/// time-out (and its retries), naming the lock, while other sessions' writes to that table
+/// wait at most about one time-out instead of queueing behind the migration until the
+/// blocking transaction ends.
+async fn a_blocked_migration_gives_up_without_stopping_traffic() {
+    let Some(db) = Scratch::new(Some("AISTORY_TEST_POSTGRES_URL")).await else {
+        return;
+    };
+    // The page indexes (CREATE INDEX on photos, which waits for writers) left to apply.
+    db.stdout(&["to", "m20261125_000005"]);
+    let holder = Database::connect(db.url.as_str()).await.unwrap();
+    let holding = holder.begin().await.unwrap();
+    holding
+        .execute_unprepared("LOCK TABLE photos IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    // Another session writes to photos (a ROW EXCLUSIVE lock, as an INSERT takes) and reads
+    // it, timing each, until the migration has given up.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (url, done) = (db.url.clone(), done.clone());
+        tokio::spawn(async move {
+            let session = Database::connect(url.as_str()).await.unwrap();
+            let (mut slowest_write, mut slowest_read) = (Duration::ZERO, Duration::ZERO);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                let txn = session.begin().await.unwrap();
+                txn.execute_unprepared("LOCK TABLE photos IN ROW EXCLUSIVE MODE")
+                    .await
+                    .unwrap();
+                txn.commit().await.unwrap();
+                slowest_write = slowest_write.max(started.elapsed());
+                let started = std::time::Instant::now();
+                session
+                    .execute_unprepared("SELECT count(*) FROM photos")
+                    .await
+                    .unwrap();
+                slowest_read = slowest_read.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (slowest_write, slowest_read)
+        })
+    };
+    let url = db.url.clone();
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["up"])
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "warn")
+            .env("AISTORY_MIGRATION_LOCK_TIMEOUT_SECS", "1")
+            .env("AISTORY_MIGRATION_LOCK_RETRIES", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (slowest_write, slowest_read) = traffic.await.unwrap();
+    holding.rollback().await.ok();
+    holder.close().await.ok();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the migration went through: {stderr}"
+    );
+    assert!(
+        stderr.contains("gave up waiting for a lock (2 tries of 1 s each)")
+            && stderr.contains("photos is locked (RowExclusiveLock) by session"),
+        "{stderr}"
+    );
+    // Two waits of 1 s and a pause of 2 s between them, with room for process start-up.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Writers did queue behind the waiting CREATE INDEX (else this proves nothing), for at
+    // most about one time-out.
+    assert!(
+        slowest_write > Duration::from_millis(300),
+        "no write was ever blocked: {slowest_write:?}"
+    );
+    assert!(
+        slowest_write < Duration::from_millis(2500),
+        "a write waited {slowest_write:?}"
+    );
+    assert!(
+        slowest_read < Duration::from_millis(2500),
+        "a read waited {slowest_read:?}"
+    );
+    eprintln!(
+        "blocked migration: gave up after {took:?}; slowest write {slowest_write:?}, slowest read {slowest_read:?}"
+    );
+    assert!(
+        db.stdout(&["status"]).contains("1 pending"),
+        "nothing was applied"
     );
     db.drop_database().await;
 }

@@ -34,6 +34,13 @@ pub struct DatabaseSettings {
     pub connect_timeout: Duration,
     /// Bound on waiting for a free pooled connection.
     pub acquire_timeout: Duration,
+    /// How long one migration statement may wait for a table lock before it gives up
+    /// (PostgreSQL `lock_timeout`, MySQL `lock_wait_timeout`), so a migration blocked behind a
+    /// long transaction does not queue all traffic on that table behind itself.
+    pub migration_lock_timeout: Duration,
+    /// How many times a migration that gave up waiting for a lock is tried again (with
+    /// backoff) before `up` fails naming the lock.
+    pub migration_lock_retries: u32,
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -47,6 +54,8 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("echo", &self.echo)
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("migration_lock_timeout", &self.migration_lock_timeout)
+            .field("migration_lock_retries", &self.migration_lock_retries)
             .finish()
     }
 }
@@ -91,6 +100,19 @@ impl DatabaseSettings {
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
         let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
+        let migration_lock_timeout = seconds(vars, "AISTORY_MIGRATION_LOCK_TIMEOUT_SECS", 5)?;
+        let migration_lock_retries = {
+            let expected = "a whole number from 0 to 100";
+            let value = vars.parse_or("AISTORY_MIGRATION_LOCK_RETRIES", 3, expected)?;
+            if value > 100 {
+                return Err(ConfigError::invalid(
+                    "AISTORY_MIGRATION_LOCK_RETRIES",
+                    &value.to_string(),
+                    expected,
+                ));
+            }
+            value
+        };
         Ok(DatabaseSettings {
             url,
             url_source,
@@ -100,6 +122,8 @@ impl DatabaseSettings {
             echo,
             connect_timeout,
             acquire_timeout,
+            migration_lock_timeout,
+            migration_lock_retries,
         })
     }
 
@@ -115,6 +139,8 @@ impl DatabaseSettings {
             echo: false,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
+            migration_lock_timeout: Duration::from_secs(5),
+            migration_lock_retries: 3,
         }
     }
 
