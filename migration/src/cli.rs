@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::Database;
+use sea_orm_migration::sea_orm::{Database, DbBackend};
 use settings::{Environment, redact_url};
 
 use crate::{
@@ -38,8 +38,36 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub yes: bool,
 
+    /// With up, down or to: print the SQL the command would run (statements in order, with
+    /// the bookkeeping of seaql_migrations) and change nothing.
+    #[arg(long, global = true)]
+    pub sql: bool,
+
+    /// With --sql: render for this backend without any database, as for a database where
+    /// nothing is applied yet (up, to) or everything is (down).
+    #[arg(long, global = true, value_enum, requires = "sql")]
+    pub backend: Option<SqlBackend>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A backend to render `--sql` for without a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlBackend {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl SqlBackend {
+    fn db_backend(self) -> DbBackend {
+        match self {
+            SqlBackend::Postgres => DbBackend::Postgres,
+            SqlBackend::Mysql => DbBackend::MySql,
+            SqlBackend::Sqlite => DbBackend::Sqlite,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +152,41 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
         println!("registered it in {}", dir.join("lib.rs").display());
         return Ok(());
     }
+    if cli.sql
+        && !matches!(
+            cli.command,
+            Command::Up { .. } | Command::Down { .. } | Command::To { .. }
+        )
+    {
+        return Err("--sql works with up, down and to".to_owned());
+    }
+    if let Some(backend) = cli.backend {
+        let fresh = SchemaState {
+            pending: migration_names(),
+            ..SchemaState::default()
+        };
+        let everything = SchemaState {
+            applied: migration_names(),
+            ..SchemaState::default()
+        };
+        let state = if matches!(cli.command, Command::Down { .. }) {
+            everything
+        } else {
+            fresh
+        };
+        // As `up` would run with the AISTORY_* settings (or their defaults).
+        // No database here: any URL stands in for the AISTORY_DATABASE_URL* variables.
+        let lock_timeout = settings::database_from_lookup(|name| {
+            if name.starts_with("AISTORY_DATABASE_URL") {
+                Some("sqlite::memory:".to_owned())
+            } else {
+                std::env::var(name).ok()
+            }
+        })
+        .map(|(_, database)| database.migration_lock_timeout)
+        .map_err(|error| error.to_string())?;
+        return print_sql(&cli.command, backend.db_backend(), &state, lock_timeout).await;
+    }
     // An explicit URL stands in for every AISTORY_DATABASE_URL* variable; pool settings and
     // the environment still come from AISTORY_*.
     let explicit = cli
@@ -141,7 +204,11 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     if explicit.is_some() {
         database.url_source = "-u/DATABASE_URL".to_owned();
     }
-    if environment == Environment::Production && cli.command.is_destructive() && !cli.yes {
+    if environment == Environment::Production
+        && cli.command.is_destructive()
+        && !cli.yes
+        && !cli.sql
+    {
         return Err(
             "AISTORY_ENVIRONMENT=production: this command can destroy data; back the database \
              up, then run it again with --yes"
@@ -166,6 +233,21 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
         database.backend_name()
     );
 
+    if cli.sql {
+        // Read only: no lock, no bookkeeping table created.
+        let state = crate::schema_state(&db).await;
+        let backend = db.get_database_backend();
+        db.close().await.ok();
+        let state =
+            state.map_err(|error| format!("reading the applied migrations failed: {error}"))?;
+        return print_sql(
+            &cli.command,
+            backend,
+            &state,
+            database.migration_lock_timeout,
+        )
+        .await;
+    }
     // `before` is read under the lock: with several processes migrating at once, each reports
     // only what it changed itself.
     let result = crate::with_migration_lock(&db, async |db| {
@@ -280,4 +362,86 @@ fn print_changes(command: &Command, before: &SchemaState, after: &SchemaState) {
     for name in &after.unknown {
         println!("left alone  {name} (applied, not in this build: a newer release's)");
     }
+}
+
+/// `--sql`: what `command` would run from `state`, printed; nothing is changed.
+async fn print_sql(
+    command: &Command,
+    backend: DbBackend,
+    state: &SchemaState,
+    lock_timeout: std::time::Duration,
+) -> Result<(), String> {
+    use crate::sql::{Direction, render};
+    let names = migration_names();
+    let (roll_back, apply): (Vec<String>, Vec<String>) = match command {
+        Command::Up { num, .. } => (
+            Vec::new(),
+            state
+                .pending
+                .iter()
+                .take(num.map_or(usize::MAX, |num| num as usize))
+                .cloned()
+                .collect(),
+        ),
+        Command::Down { num } => {
+            crate::refuse_rollback_under_unknown(state).map_err(|error| error.to_string())?;
+            (
+                state
+                    .applied
+                    .iter()
+                    .rev()
+                    .take(*num as usize)
+                    .cloned()
+                    .collect(),
+                Vec::new(),
+            )
+        }
+        Command::To { revision } => {
+            crate::refuse_rollback_under_unknown(state).map_err(|error| error.to_string())?;
+            let keep = match resolve_target(revision)? {
+                crate::Target::Base => 0,
+                crate::Target::Head => names.len(),
+                crate::Target::Revision(name) => names
+                    .iter()
+                    .position(|known| *known == name)
+                    .map_or(0, |index| index + 1),
+            };
+            (
+                state
+                    .applied
+                    .iter()
+                    .rev()
+                    .filter(|name| names.iter().position(|known| known == *name) >= Some(keep))
+                    .cloned()
+                    .collect(),
+                names
+                    .iter()
+                    .take(keep)
+                    .filter(|name| !state.applied.contains(name))
+                    .cloned()
+                    .collect(),
+            )
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    println!(
+        "-- SQL for {backend:?}; nothing was changed. Review, then run the command without --sql."
+    );
+    if !roll_back.is_empty() {
+        print!(
+            "{}",
+            render(backend, &roll_back, Direction::Down, lock_timeout)
+                .await
+                .map_err(|e| e.to_string())?
+        );
+    }
+    if !apply.is_empty() || roll_back.is_empty() {
+        print!(
+            "{}",
+            render(backend, &apply, Direction::Up, lock_timeout)
+                .await
+                .map_err(|e| e.to_string())?
+        );
+    }
+    Ok(())
 }

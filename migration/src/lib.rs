@@ -7,6 +7,7 @@ pub mod cli;
 pub mod generate;
 mod lock;
 mod revision;
+pub mod sql;
 mod state;
 
 mod m20261125_000001_create_users;

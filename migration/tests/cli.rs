@@ -28,7 +28,7 @@ fn main() {
         Some("mysql") => Some("AISTORY_TEST_MYSQL_URL"),
         _ => None,
     };
-    let tests: [(&str, fn()); 11] = [
+    let tests: [(&str, fn()); 15] = [
         ("every_command_on_sqlite", || {
             block_on(every_command_on_sqlite())
         }),
@@ -49,6 +49,23 @@ fn main() {
         (
             "a_blocked_migration_gives_up_without_stopping_traffic_postgres",
             || block_on(a_blocked_migration_gives_up_without_stopping_traffic()),
+        ),
+        ("sql_prints_and_changes_nothing_on_sqlite", || {
+            block_on(sql_prints_and_changes_nothing(None))
+        }),
+        ("sql_prints_and_changes_nothing_on_postgres", || {
+            block_on(sql_prints_and_changes_nothing(Some(
+                "AISTORY_TEST_POSTGRES_URL",
+            )))
+        }),
+        ("sql_prints_and_changes_nothing_on_mysql", || {
+            block_on(sql_prints_and_changes_nothing(Some(
+                "AISTORY_TEST_MYSQL_URL",
+            )))
+        }),
+        (
+            "sql_renders_offline_for_each_backend",
+            sql_renders_offline_for_each_backend,
         ),
         ("newer_and_out_of_order_migrations_on_mysql", || {
             block_on(newer_and_out_of_order_migrations(Some(
@@ -528,6 +545,70 @@ async fn a_blocked_migration_gives_up_without_stopping_traffic() {
         "nothing was applied"
     );
     db.drop_database().await;
+}
+
+/// `--sql` prints the SQL of up, down and to, and changes nothing: the bookkeeping and the
+/// tables are the same before and after.
+async fn sql_prints_and_changes_nothing(variable: Option<&str>) {
+    let Some(db) = Scratch::new(variable).await else {
+        return;
+    };
+    db.stdout(&["to", "m20261125_000003"]);
+    let before = db.stdout(&["status"]);
+    let up = db.stdout(&["--sql", "up"]);
+    assert!(up.contains("-- apply m20261125_000004_create_jobs"), "{up}");
+    assert!(up.contains("CREATE TABLE") && up.contains("jobs"), "{up}");
+    assert!(
+        up.contains("seaql_migrations") && up.contains("m20261125_234326_page_indexes"),
+        "{up}"
+    );
+    let down = db.stdout(&["--sql", "down", "-n", "1"]);
+    assert!(
+        down.contains("-- roll back m20261125_000003_create_refresh_tokens")
+            && down.contains("DROP TABLE"),
+        "{down}"
+    );
+    let to = db.stdout(&["--sql", "to", "base"]);
+    assert!(
+        to.contains("-- roll back m20261125_000001_create_users"),
+        "{to}"
+    );
+    assert_eq!(
+        db.stdout(&["status"]),
+        before,
+        "--sql changed the bookkeeping"
+    );
+    // The tables are as they were: refresh_tokens still there, jobs still absent.
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    conn.execute_unprepared("SELECT count(*) FROM refresh_tokens")
+        .await
+        .unwrap();
+    assert!(
+        conn.execute_unprepared("SELECT count(*) FROM jobs")
+            .await
+            .is_err(),
+        "--sql created the jobs table"
+    );
+    conn.close().await.ok();
+    db.drop_database().await;
+}
+
+/// `--sql --backend` needs no database at all.
+fn sql_renders_offline_for_each_backend() {
+    for (backend, quote) in [("postgres", '"'), ("mysql", '`'), ("sqlite", '"')] {
+        let output = Command::new(BIN)
+            .args(["--sql", "--backend", backend, "up"])
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .output()
+            .unwrap();
+        let sql = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{backend}: {sql}");
+        assert!(
+            sql.contains(&format!("CREATE TABLE {quote}users{quote}")),
+            "{backend}: {sql}"
+        );
+        assert!(!sql.contains("CANNOT RENDER"), "{backend}: {sql}");
+    }
 }
 
 async fn four_concurrent_processes(variable: &str) {
