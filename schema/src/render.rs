@@ -124,6 +124,19 @@ impl Op {
         code
     }
 
+    /// PostgreSQL's `CREATE INDEX CONCURRENTLY` for `index` on the existing `table`.
+    fn concurrent_index_sql(table: &str, index: &NamedIndex) -> String {
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let columns: Vec<String> = index.columns.iter().map(|column| quote(column)).collect();
+        format!(
+            "CREATE {}INDEX CONCURRENTLY {} ON {} ({})",
+            if index.unique { "UNIQUE " } else { "" },
+            quote(&created_name(table, index)),
+            quote(table),
+            columns.join(", ")
+        )
+    }
+
     /// Builder code, as statements of an `up` or `down` body.
     fn code(&self) -> String {
         let indent = |text: &str, by: usize| -> String {
@@ -215,10 +228,14 @@ impl Op {
                 }
             }
             Op::CreateIndex { table, index } => {
+                // On an existing table PostgreSQL builds it CONCURRENTLY: writes go on meanwhile
+                // (a plain CREATE INDEX blocks them for the whole build).
                 let _ = writeln!(
                     code,
-                    "manager\n    .create_index(\n{}\n            .to_owned(),\n    )\n    .await?;",
-                    indent(&Op::index_create_code(table, index), 8)
+                    "if manager.get_database_backend() == DbBackend::Postgres {{\n    // CONCURRENTLY: writes to {table} go on while it builds (outside a transaction:\n    // see use_transaction). If it fails half-way, PostgreSQL leaves an INVALID index:\n    // DROP INDEX CONCURRENTLY {:?}; then run the migration again.\n    manager\n        .get_connection()\n        .execute_unprepared({:?})\n        .await?;\n}} else {{\n    manager\n        .create_index(\n{}\n                .to_owned(),\n        )\n        .await?;\n}}",
+                    created_name(table, index),
+                    Op::concurrent_index_sql(table, index),
+                    indent(&Op::index_create_code(table, index), 12)
                 );
             }
             Op::DropIndex { table, index } => {
@@ -260,6 +277,15 @@ impl Op {
 }
 
 impl Plan {
+    /// Whether `up` or `down` builds an index on an existing table (CONCURRENTLY on
+    /// PostgreSQL, which needs the migration outside a transaction).
+    fn builds_index_on_existing_table(&self) -> bool {
+        self.ops
+            .iter()
+            .chain(self.down_ops().iter())
+            .any(|op| matches!(op, Op::CreateIndex { .. }))
+    }
+
     /// Whether the code needs the `utc_timestamp` helper.
     fn uses_utc_timestamp(&self) -> bool {
         let columns = |op: &Op| -> Vec<Column> {
@@ -318,7 +344,11 @@ impl Plan {
         out += "\n        Ok(())\n    }\n\n";
         out += "    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {\n";
         out += &down;
-        out += "\n        Ok(())\n    }\n}\n";
+        out += "\n        Ok(())\n    }\n";
+        if self.builds_index_on_existing_table() {
+            out += "\n    fn use_transaction(&self) -> Option<bool> {\n        // CREATE INDEX CONCURRENTLY cannot run inside a transaction.\n        Some(false)\n    }\n";
+        }
+        out += "}\n";
         if self.uses_utc_timestamp() {
             out += "\n/// A UTC timestamp column: `timestamp with time zone` on PostgreSQL; `datetime(6)` on\n/// MySQL/MariaDB; text on SQLite. Kept in this file so the migration never changes meaning.\nfn utc_timestamp(manager: &SchemaManager, column: impl IntoIden) -> ColumnDef {\n    let mut def = ColumnDef::new(column);\n    if manager.get_database_backend() == DbBackend::MySql {\n        def.custom(Alias::new(\"datetime(6)\"));\n    } else {\n        def.timestamp_with_time_zone();\n    }\n    def\n}\n";
         }
