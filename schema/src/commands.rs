@@ -179,6 +179,29 @@ pub async fn check(database_url: Option<&str>) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
+    match crate::lint::lint_dir(&migration::generate::default_dir()) {
+        Ok(findings) if findings.is_empty() => {}
+        Ok(findings) => {
+            eprintln!(
+                "migrations that would hold up live traffic ({}):",
+                findings.len()
+            );
+            for finding in findings {
+                eprintln!(
+                    "  - {} [{}]: {}",
+                    finding.migration, finding.rule, finding.message
+                );
+            }
+            eprintln!(
+                "a reviewed exception is marked in the migration: `// lint: allow RULE -- why`"
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("error: linting the migrations failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = async {
         let scratch = Scratch::open(database_url).await?;
         let drift = drift(&scratch.migrations, &scratch.declared).await;

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod declared;
 pub mod diff;
 pub mod inspect;
+pub mod lint;
 pub mod plan;
 pub mod render;
 

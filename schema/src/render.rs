@@ -137,6 +137,19 @@ impl Op {
         )
     }
 
+    /// MySQL/MariaDB's online `CREATE INDEX ... ALGORITHM=INPLACE LOCK=NONE` for `index`.
+    fn online_index_sql_mysql(table: &str, index: &NamedIndex) -> String {
+        let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
+        let columns: Vec<String> = index.columns.iter().map(|column| quote(column)).collect();
+        format!(
+            "CREATE {}INDEX {} ON {} ({}) ALGORITHM=INPLACE LOCK=NONE",
+            if index.unique { "UNIQUE " } else { "" },
+            quote(&created_name(table, index)),
+            quote(table),
+            columns.join(", ")
+        )
+    }
+
     /// Builder code, as statements of an `up` or `down` body.
     fn code(&self) -> String {
         let indent = |text: &str, by: usize| -> String {
@@ -228,14 +241,16 @@ impl Op {
                 }
             }
             Op::CreateIndex { table, index } => {
-                // On an existing table PostgreSQL builds it CONCURRENTLY: writes go on meanwhile
-                // (a plain CREATE INDEX blocks them for the whole build).
+                // On an existing table: CONCURRENTLY on PostgreSQL, INPLACE/LOCK=NONE on MySQL, so
+                // writes go on meanwhile (a plain CREATE INDEX blocks them for the whole build).
+
                 let _ = writeln!(
                     code,
-                    "if manager.get_database_backend() == DbBackend::Postgres {{\n    // CONCURRENTLY: writes to {table} go on while it builds (outside a transaction:\n    // see use_transaction). If it fails half-way, PostgreSQL leaves an INVALID index:\n    // DROP INDEX CONCURRENTLY {:?}; then run the migration again.\n    manager\n        .get_connection()\n        .execute_unprepared({:?})\n        .await?;\n}} else {{\n    manager\n        .create_index(\n{}\n                .to_owned(),\n        )\n        .await?;\n}}",
+                    "match manager.get_database_backend() {{\n    DbBackend::Postgres => {{\n        // CONCURRENTLY: writes to {table} go on while it builds (outside a transaction:\n        // see use_transaction). If it fails half-way, PostgreSQL leaves an INVALID index:\n        // DROP INDEX CONCURRENTLY {:?}; then run the migration again.\n        manager\n            .get_connection()\n            .execute_unprepared({:?})\n            .await?;\n    }}\n    DbBackend::MySql => {{\n        // INPLACE, LOCK=NONE: reads and writes go on while it builds (MySQL refuses, rather\n        // than locking the table, where it cannot).\n        manager\n            .get_connection()\n            .execute_unprepared({:?})\n            .await?;\n    }}\n    _ => {{\n        manager\n            .create_index(\n{}\n                    .to_owned(),\n            )\n            .await?;\n    }}\n}}",
                     created_name(table, index),
                     Op::concurrent_index_sql(table, index),
-                    indent(&Op::index_create_code(table, index), 12)
+                    Op::online_index_sql_mysql(table, index),
+                    indent(&Op::index_create_code(table, index), 16)
                 );
             }
             Op::DropIndex { table, index } => {
