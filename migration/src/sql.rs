@@ -89,7 +89,12 @@ pub async fn render(
         };
         out.push_str(&format!("-- {verb} {name}\n"));
         let millis = lock_timeout.as_millis();
+        // `up` bounds its lock waits; `down` and `to` run through SeaORM's migrator, which
+        // does not: their SQL carries no time-out.
+        let bounded = direction == Direction::Up;
         match (in_transaction, backend) {
+            (true, DbBackend::Postgres) if !bounded => out.push_str("BEGIN;\n"),
+            (false, _) if !bounded => {}
             (true, DbBackend::Postgres) => {
                 out.push_str(&format!("BEGIN;\nSET LOCAL lock_timeout = '{millis}ms';\n"))
             }
