@@ -152,8 +152,8 @@ pub async fn apply_pending(
                     let holders = lock_holders(db).await;
                     if tries >= wait.retries {
                         return Err(DbErr::Migration(format!(
-                            "{name} gave up waiting for a lock ({} tries of {} s each): \
-                             {holders}. End that transaction, or run the migration when the \
+                            "{name} gave up waiting for a lock ({} tries, each waiting at \
+                             most {} s; a deadlock with traffic counts as a try): {holders}. End that transaction, or run the migration when the \
                              table is quiet, then run `up` again",
                             tries + 1,
                             wait.timeout.as_secs()
@@ -222,11 +222,17 @@ async fn apply_one(
     result
 }
 
-/// PostgreSQL's `lock_not_available` (55P03, "canceling statement due to lock timeout") and
-/// MySQL's 1205 ("Lock wait timeout exceeded").
+/// A lock the migration could not get: PostgreSQL's `lock_not_available` (55P03, "canceling
+/// statement due to lock timeout") and `deadlock_detected` (40P01: the migration was chosen as
+/// the victim of a deadlock with traffic, e.g. an index dropped while a request that read the
+/// table waits to write it), MySQL's 1205 ("Lock wait timeout exceeded") and 1213 ("Deadlock
+/// found"). Each rolled the migration back whole (on PostgreSQL), so it can be tried again.
 fn is_lock_timeout(error: &DbErr) -> bool {
     let text = error.to_string();
-    text.contains("lock timeout") || text.contains("Lock wait timeout exceeded")
+    text.contains("lock timeout")
+        || text.contains("Lock wait timeout exceeded")
+        || text.contains("deadlock detected")
+        || text.contains("Deadlock found")
 }
 
 /// Who holds locks on tables right now (other sessions), for the message of a migration that

@@ -517,7 +517,7 @@ async fn a_blocked_migration_gives_up_without_stopping_traffic() {
         "the migration went through: {stderr}"
     );
     assert!(
-        stderr.contains("gave up waiting for a lock (2 tries of 1 s each)")
+        stderr.contains("gave up waiting for a lock (2 tries, each waiting at most 1 s")
             && stderr.contains("photos is locked (RowExclusiveLock) by session"),
         "{stderr}"
     );
