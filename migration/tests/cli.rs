@@ -118,15 +118,20 @@ fn block_on<T>(test: impl std::future::Future<Output = T>) -> T {
         .block_on(test)
 }
 
-/// Whether the server named by `variable` (or the standard local one) answers, within 3 s.
-async fn probe(variable: &str) -> Result<(), String> {
-    let admin_url = admin_url(variable);
-    let mut options = ConnectOptions::new(admin_url.as_str());
+/// An admin connection that gives up after 3 s.
+fn admin_options(admin_url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(admin_url);
     options
         .connect_timeout(Duration::from_secs(3))
         .acquire_timeout(Duration::from_secs(3))
         .sqlx_logging(false);
-    match Database::connect(options).await {
+    options
+}
+
+/// Whether the server named by `variable` (or the standard local one) answers, within 3 s.
+async fn probe(variable: &str) -> Result<(), String> {
+    let admin_url = admin_url(variable);
+    match Database::connect(admin_options(&admin_url)).await {
         Ok(admin) => {
             admin.close().await.ok();
             Ok(())
@@ -184,12 +189,7 @@ impl Scratch {
             });
         };
         let admin_url = admin_url(variable);
-        let mut options = ConnectOptions::new(admin_url.as_str());
-        options
-            .connect_timeout(Duration::from_secs(3))
-            .acquire_timeout(Duration::from_secs(3))
-            .sqlx_logging(false);
-        let admin = match Database::connect(options).await {
+        let admin = match Database::connect(admin_options(&admin_url)).await {
             Ok(admin) => admin,
             Err(error) => {
                 let why = format!(
