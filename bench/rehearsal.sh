@@ -2,8 +2,11 @@
 # Rolling-upgrade rehearsal on PostgreSQL (issue 17): the previous release keeps serving reads
 # and writes while the new release's migration is applied and a new server starts beside it,
 # and a previous-release instance restarted after the migration still starts.
-# "Previous release" = this commit with its newest migration left out, built from a worktree
-# of HEAD into $CARGO_TARGET_DIR/rehearsal-previous (the first build is a full release build).
+# "Previous release" = this commit. "New release" = this commit plus one migration written the
+# way autogenerate writes an index on an existing table (CONCURRENTLY on PostgreSQL, outside a
+# transaction), built from a worktree of HEAD into $CARGO_TARGET_DIR/rehearsal (the first
+# build is a full release build). REHEARSAL_MIGRATION=newest instead rehearses this commit's own
+# newest migration, with the previous release built without it (same build folder).
 # Usage: bash bench/rehearsal.sh   (REHEARSAL_SECONDS=30 by default; needs wrk, psql, curl, git)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,7 @@ old_port=${REHEARSAL_OLD_PORT:-18091}
 new_port=${REHEARSAL_NEW_PORT:-18092}
 restart_port=${REHEARSAL_RESTART_PORT:-18093}
 users=20
-per_user=50
+per_user=${REHEARSAL_PHOTOS_PER_USER:-2500}
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 source_dir=${REHEARSAL_SOURCE:-/var/tmp/aistory-rehearsal-src}
@@ -23,19 +26,82 @@ source_dir=${REHEARSAL_SOURCE:-/var/tmp/aistory-rehearsal-src}
 for tool in wrk psql curl git python3; do
   command -v $tool >/dev/null || { echo "missing $tool (apt-get install wrk postgresql-client)" >&2; exit 1; }
 done
-newest=$(grep -o 'm[0-9]\{8\}_[0-9]\{6\}_[a-z0-9_]*::Migration' migration/src/lib.rs | tail -1 | cut -d: -f1)
-echo "new release: $(git rev-parse --short HEAD); previous release: the same without $newest"
-
 cargo build --release -q -p api -p migration
-new_api=$target/release/api
-new_migration=$target/release/migration
 rm -rf "$source_dir"
 git worktree prune
 git worktree add -q -f --detach "$source_dir" HEAD
-sed -i -e "/Box::new(${newest}::Migration),/d" -e "/^mod ${newest};/d" "$source_dir/migration/src/lib.rs"
-(cd "$source_dir" && CARGO_TARGET_DIR="$target/rehearsal-previous" cargo build --release -q -p api -p migration)
-old_api=$target/rehearsal-previous/release/api
-old_migration=$target/rehearsal-previous/release/migration
+if [ "${REHEARSAL_MIGRATION:-index}" = newest ]; then
+  newest=$(grep -o 'm[0-9]\{8\}_[0-9]\{6\}_[a-z0-9_]*::Migration' migration/src/lib.rs | tail -1 | cut -d: -f1)
+  echo "new release: $(git rev-parse --short HEAD); previous release: the same without $newest"
+  sed -i -e "/Box::new(${newest}::Migration),/d" -e "/^mod ${newest};/d" "$source_dir/migration/src/lib.rs"
+  (cd "$source_dir" && CARGO_TARGET_DIR="$target/rehearsal" cargo build --release -q -p api -p migration)
+  old_api=$target/rehearsal/release/api
+  old_migration=$target/rehearsal/release/migration
+  new_api=$target/release/api
+  new_migration=$target/release/migration
+else
+  newest=m20991231_000000_rehearsal_index
+  echo "previous release: $(git rev-parse --short HEAD); new release: the same plus $newest"
+  cat >"$source_dir/migration/src/$newest.rs" <<'RUST'
+//! Rehearsal only (bench/rehearsal.sh): an index on an existing table, written as autogenerate
+//! writes one.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE INDEX CONCURRENTLY \"idx-photos-status-id\" ON \"photos\" (\"status\", \"id\")",
+                )
+                .await?;
+        } else {
+            manager
+                .create_index(
+                    Index::create()
+                        .name("idx-photos-status-id")
+                        .table(Alias::new("photos"))
+                        .col(Alias::new("status"))
+                        .col(Alias::new("id"))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx-photos-status-id")
+                    .table(Alias::new("photos"))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(false)
+    }
+}
+RUST
+  last=$(grep -o 'Box::new(m[0-9_a-z]*::Migration),' "$source_dir/migration/src/lib.rs" | tail -1)
+  sed -i -e "s|$last|$last\n            Box::new($newest::Migration),|" -e "0,/^mod m/s//mod $newest;\nmod m/" "$source_dir/migration/src/lib.rs"
+  (cd "$source_dir" && CARGO_TARGET_DIR="$target/rehearsal" cargo build --release -q -p api -p migration)
+  old_api=$target/release/api
+  old_migration=$target/release/migration
+  new_api=$target/rehearsal/release/api
+  new_migration=$target/rehearsal/release/migration
+fi
 
 psql "$admin" -qc "CREATE DATABASE $db"
 cleanup() {
