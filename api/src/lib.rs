@@ -59,6 +59,8 @@ pub struct Application {
     workers: Option<service::worker::Workers>,
     /// Set when shutdown begins: event streams end, so the server can stop.
     shutting_down: tokio::sync::watch::Sender<bool>,
+    /// SIGTERM / Ctrl-C, listened for since start-up began.
+    signal: ShutdownSignal,
 }
 
 impl Application {
@@ -102,19 +104,26 @@ impl Application {
             reads,
             workers,
             shutting_down,
+            signal,
             ..
         } = self;
-        // actix stops gracefully on SIGTERM / Ctrl-C by itself; on the same signal the workers
-        // stop claiming and the event streams end at once, so neither holds the stop up.
+        // On SIGTERM / Ctrl-C the workers stop claiming and the event streams end at once, so
+        // neither holds the stop up, and the server is told to stop gracefully. actix also
+        // stops on these signals by itself, but only once its own handlers are installed: a
+        // signal that arrives while it is still starting would otherwise be missed (seen: a
+        // SIGTERM 100 ms after start left the server running).
+        let handle = server.handle();
         let mut server = std::pin::pin!(server);
         let result = tokio::select! {
             result = &mut server => result,
-            () = shutdown_signal() => {
+            () = signal.recv() => {
                 tracing::info!("shutting down: finishing in-flight requests and jobs");
                 let _ = shutting_down.send(true);
                 if let Some(workers) = &workers {
                     workers.stop();
                 }
+                // The command is sent now; completion is awaited through `server` itself.
+                drop(handle.stop(true));
                 server.await
             }
         };
@@ -170,6 +179,9 @@ impl ApplicationBuilder<'_> {
             extra_routes,
             observer,
         } = self;
+        // From here on a SIGTERM is kept for `run_until_stopped`, even one that arrives while
+        // the database is being connected.
+        let signal = ShutdownSignal::install();
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
         let mut db = database::init_db(&settings.database, settings.environment).await?;
         let stories = service::stories::provider_from_settings(&settings.story_provider)
@@ -286,6 +298,7 @@ impl ApplicationBuilder<'_> {
             jobs,
             workers,
             shutting_down,
+            signal,
         })
     }
 }
@@ -314,18 +327,39 @@ pub struct AppState {
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+/// SIGTERM and Ctrl-C (SIGINT), listened for from the moment this is made: a signal that
+/// arrives while the server or the workers are still starting is kept, not lost (nor left to
+/// the default action, which ends the process at once).
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    listeners: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    /// Starts listening now. Call from within the Tokio runtime.
+    pub fn install() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listeners = signal(SignalKind::terminate())
+                .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                .ok();
+            ShutdownSignal { listeners }
+        }
+        #[cfg(not(unix))]
+        ShutdownSignal {}
+    }
+
+    /// Resolves on the first SIGTERM or Ctrl-C since [`Self::install`].
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut interrupt)) = self.listeners {
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

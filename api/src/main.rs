@@ -57,6 +57,7 @@ async fn worker() -> ExitCode {
         database = %redact_url(&settings.database.url),
         "starting workers"
     );
+    let signal = api::ShutdownSignal::install();
     let started = async {
         let storage = service::storage::Storage::from_url(&settings.storage.url)
             .map_err(|error| format!("object storage (AISTORY_STORAGE_URL): {error}"))?;
@@ -84,7 +85,7 @@ async fn worker() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    api::shutdown_signal().await;
+    signal.recv().await;
     tracing::info!("stopping: finishing or handing back running jobs");
     workers.shutdown().await;
     if let Err(error) = service::close_db_connection(db).await {

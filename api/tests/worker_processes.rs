@@ -1,6 +1,6 @@
 //! `api worker` as real processes sharing one database: a worker killed with SIGKILL mid-job
 //! loses the job to another after its lease, and four worker processes run each of 1,000 jobs
-//! exactly once. Jobs of the `diagnostic.count` kind append their id to a file per run.
+//! exactly once. Also `api serve` in production beside a newer release's migration. Jobs of the `diagnostic.count` kind append their id to a file per run.
 //!
 //! On PostgreSQL (and MariaDB) at `AISTORY_TEST_POSTGRES_URL` / `AISTORY_TEST_MYSQL_URL`, else
 //! at the standard local URLs. A backend that cannot be reached has its tests reported as
@@ -21,8 +21,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_api");
 
 // This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
 // cannot be reached has its tests reported as ignored (failed under CI=true).
-aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back);
-aistory_tests::e2e_tests!(on MySql: a_killed_workers_job_runs_again_after_its_lease_mysql);
+aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back, a_server_starts_beside_a_newer_releases_migration_postgres);
+aistory_tests::e2e_tests!(on MySql: a_killed_workers_job_runs_again_after_its_lease_mysql, a_server_starts_beside_a_newer_releases_migration_mysql);
 
 fn main() {
     aistory_tests::harness::refuse_unregistered_tests(concat!(
@@ -335,4 +335,67 @@ async fn a_stopping_worker_hands_its_job_back() {
     let logs = scratch.logs();
     assert!(logs.contains("handed jobs back"), "{logs}");
     scratch.finish().await;
+}
+
+/// A production server whose database a newer release has already migrated (a rolling deploy,
+/// or this release rolled back) starts, and says so in its log.
+async fn a_server_starts_beside_a_newer_releases_migration(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let Some(scratch) = Scratch::new(backend).await else {
+        return;
+    };
+    let newer = "m20991231_000000_from_a_newer_release";
+    scratch
+        .pool
+        .execute_unprepared(&format!(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{newer}', 0)"
+        ))
+        .await
+        .unwrap();
+    let log_path = scratch.dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AISTORY_ENVIRONMENT", "production")
+        .env("AISTORY_DATABASE_URL", &scratch.database.url)
+        .env(
+            "AISTORY_SECRET_KEY",
+            "a-production-secret-of-at-least-32-bytes",
+        )
+        .env("AISTORY_PORT", "0")
+        .env("AISTORY_STORAGE_URL", "memory://")
+        .env("AISTORY_WORKERS", "0")
+        .env("RUST_LOG", "info")
+        .current_dir(&scratch.dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let path = log_path.clone();
+    scratch
+        .wait_until("the server listens", Duration::from_secs(30), async || {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("listening on")
+        })
+        .await;
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("does not know") && text.contains(newer),
+        "no warning about the newer migration:\n{text}"
+    );
+    terminate(&mut server);
+    assert!(wait_exit(&mut server, Duration::from_secs(20)).success());
+    scratch.finish().await;
+}
+
+async fn a_server_starts_beside_a_newer_releases_migration_postgres() {
+    a_server_starts_beside_a_newer_releases_migration(Backend::Postgres).await;
+}
+
+async fn a_server_starts_beside_a_newer_releases_migration_mysql() {
+    a_server_starts_beside_a_newer_releases_migration(Backend::MySql).await;
 }
