@@ -19,6 +19,7 @@ use service::worker::{BackgroundJob, CountRun};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api");
 
+aistory_tests::e2e_tests!(a_server_starts_beside_a_newer_releases_migration_sqlite);
 // This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
 // cannot be reached has its tests reported as ignored (failed under CI=true).
 aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back, a_server_starts_beside_a_newer_releases_migration_postgres);
@@ -34,6 +35,8 @@ fn main() {
 
 struct Scratch {
     database: TestDatabase,
+    /// The database's URL for the processes (a file on SQLite).
+    url: String,
     pool: DatabaseConnection,
     dir: PathBuf,
 }
@@ -51,14 +54,20 @@ impl Scratch {
             return None;
         }
         let database = TestDatabase::create(backend).await;
-        let settings = settings::DatabaseSettings::for_url(database.url.clone());
+        let dir = std::env::temp_dir().join(format!("aistory-workers-{}", database.name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // SQLite in memory would be a new database in every process: a file is shared.
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display()),
+            _ => database.url.clone(),
+        };
+        let settings = settings::DatabaseSettings::for_url(url.clone());
         let pool = api::init_db(&settings, settings::Environment::Testing)
             .await
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("aistory-workers-{}", database.name()));
-        std::fs::create_dir_all(&dir).unwrap();
         Some(Scratch {
             database,
+            url,
             pool,
             dir,
         })
@@ -80,7 +89,7 @@ impl Scratch {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AISTORY_ENVIRONMENT", "testing")
-            .env("AISTORY_DATABASE_URL", &self.database.url)
+            .env("AISTORY_DATABASE_URL", &self.url)
             .env("AISTORY_DB_POOL_SIZE", "1")
             .env("AISTORY_DB_MAX_OVERFLOW", "2")
             .env("AISTORY_STORAGE_URL", "memory://")
@@ -359,7 +368,7 @@ async fn a_server_starts_beside_a_newer_releases_migration(backend: Backend) {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AISTORY_ENVIRONMENT", "production")
-        .env("AISTORY_DATABASE_URL", &scratch.database.url)
+        .env("AISTORY_DATABASE_URL", &scratch.url)
         .env(
             "AISTORY_SECRET_KEY",
             "a-production-secret-of-at-least-32-bytes",
@@ -394,6 +403,10 @@ async fn a_server_starts_beside_a_newer_releases_migration(backend: Backend) {
 
 async fn a_server_starts_beside_a_newer_releases_migration_postgres() {
     a_server_starts_beside_a_newer_releases_migration(Backend::Postgres).await;
+}
+
+async fn a_server_starts_beside_a_newer_releases_migration_sqlite() {
+    a_server_starts_beside_a_newer_releases_migration(Backend::Sqlite).await;
 }
 
 async fn a_server_starts_beside_a_newer_releases_migration_mysql() {
