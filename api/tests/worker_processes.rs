@@ -83,22 +83,38 @@ impl Scratch {
     }
 
     fn worker_with(&self, name: &str, workers: u16, lease_secs: u64, grace_secs: u64) -> Child {
+        let count_file = self.count_file();
+        self.spawn(
+            "worker",
+            name,
+            &[
+                ("AISTORY_ENVIRONMENT", "testing"),
+                ("AISTORY_DB_POOL_SIZE", "1"),
+                ("AISTORY_DB_MAX_OVERFLOW", "2"),
+                ("AISTORY_WORKERS", &workers.to_string()),
+                ("AISTORY_WORKER_LEASE_SECS", &lease_secs.to_string()),
+                ("AISTORY_WORKER_POLL_MS", "50"),
+                ("AISTORY_WORKER_GRACE_SECS", &grace_secs.to_string()),
+                (
+                    "AISTORY_WORKER_COUNT_FILE",
+                    &count_file.display().to_string(),
+                ),
+            ],
+        )
+    }
+
+    /// Starts `api COMMAND` on this database with only `env` besides, its output in
+    /// `NAME.log` of the scratch directory.
+    fn spawn(&self, command: &str, name: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         Command::new(BIN)
-            .arg("worker")
+            .arg(command)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AISTORY_ENVIRONMENT", "testing")
             .env("AISTORY_DATABASE_URL", &self.url)
-            .env("AISTORY_DB_POOL_SIZE", "1")
-            .env("AISTORY_DB_MAX_OVERFLOW", "2")
             .env("AISTORY_STORAGE_URL", "memory://")
-            .env("AISTORY_WORKERS", workers.to_string())
-            .env("AISTORY_WORKER_LEASE_SECS", lease_secs.to_string())
-            .env("AISTORY_WORKER_POLL_MS", "50")
-            .env("AISTORY_WORKER_GRACE_SECS", grace_secs.to_string())
-            .env("AISTORY_WORKER_COUNT_FILE", self.count_file())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -361,28 +377,20 @@ async fn a_server_starts_beside_a_newer_releases_migration(backend: Backend) {
         ))
         .await
         .unwrap();
+    let mut server = scratch.spawn(
+        "serve",
+        "server",
+        &[
+            ("AISTORY_ENVIRONMENT", "production"),
+            (
+                "AISTORY_SECRET_KEY",
+                "a-production-secret-of-at-least-32-bytes",
+            ),
+            ("AISTORY_PORT", "0"),
+            ("AISTORY_WORKERS", "0"),
+        ],
+    );
     let log_path = scratch.dir.join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Command::new(BIN)
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AISTORY_ENVIRONMENT", "production")
-        .env("AISTORY_DATABASE_URL", &scratch.url)
-        .env(
-            "AISTORY_SECRET_KEY",
-            "a-production-secret-of-at-least-32-bytes",
-        )
-        .env("AISTORY_PORT", "0")
-        .env("AISTORY_STORAGE_URL", "memory://")
-        .env("AISTORY_WORKERS", "0")
-        .env("RUST_LOG", "info")
-        .current_dir(&scratch.dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
     let path = log_path.clone();
     scratch
         .wait_until("the server listens", Duration::from_secs(30), async || {
