@@ -19,42 +19,30 @@ pub async fn init_db(
     verify_database_connection(&db, database.connect_timeout)
         .await
         .map_err(|error| DbError::Connect(database.connection_failure(&error)))?;
-    match environment {
-        Environment::Production => {
-            let state = migration::schema_state(&db)
-                .await
-                .map_err(DbError::MigrationState)?;
-            if !state.pending.is_empty() {
-                db.close().await.ok();
-                return Err(DbError::PendingMigrations(state.pending));
-            }
-        }
-        Environment::Development | Environment::Testing => {
-            let applied = create_database_tables(&db, database, environment).await?;
-            if !applied.is_empty() {
-                tracing::info!(?applied, "applied pending migrations");
-            }
+    if environment != Environment::Production {
+        let applied = create_database_tables(&db, database, environment).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied pending migrations");
         }
     }
-    warn_about_newer_migrations(&db).await?;
-    Ok(db)
-}
-
-/// A database migrated by a newer release (a rolling deploy, or this release rolled back
-/// after `migration up`) still serves this build, whose own migrations are all applied: said
-/// once, as a warning, not refused.
-async fn warn_about_newer_migrations(db: &DatabaseConnection) -> Result<(), DbError> {
-    let state = migration::schema_state(db)
+    let state = migration::schema_state(&db)
         .await
         .map_err(DbError::MigrationState)?;
+    if !state.pending.is_empty() {
+        // Production never changes its schema at start-up (elsewhere nothing is pending now).
+        db.close().await.ok();
+        return Err(DbError::PendingMigrations(state.pending));
+    }
     if !state.unknown.is_empty() {
+        // A newer release migrated this database (a rolling deploy, or this release rolled
+        // back): every migration of this build is applied, so it serves.
         tracing::warn!(
             unknown = ?state.unknown,
             "the database has migrations this build does not know (a newer release applied \
              them); starting anyway, since every migration of this build is applied"
         );
     }
-    Ok(())
+    Ok(db)
 }
 
 /// Applies pending migrations (the tables appear on first run), under the database-wide
