@@ -1,15 +1,8 @@
 -- wrk script for bench/read_path.sh: random users, each reading its own photos.
 -- MODE=one: GET /api/v1/photos/{id} of a random own photo; MODE=page: GET /api/v1/photos?limit=20.
-local tokens = {}
-local first_ids = {}
+local tokens, first_ids = dofile("bench/tokens.lua")
 local per_user = tonumber(os.getenv("PHOTOS_PER_USER") or "100")
 local mode = os.getenv("MODE") or "one"
-
-for line in io.lines(os.getenv("TOKENS_FILE")) do
-  local first, token = line:match("^(%d+) (.+)$")
-  table.insert(first_ids, tonumber(first))
-  table.insert(tokens, token)
-end
 
 request = function()
   local u = math.random(1, #tokens)

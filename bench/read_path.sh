@@ -7,6 +7,7 @@
 # Usage: bash bench/read_path.sh   (BENCH_SECONDS=15 by default; needs wrk, pgbench, psql)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 admin=${AISTORY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 base=${admin%/*}
 db=aistory_bench_read_$$
@@ -60,13 +61,7 @@ ORDER BY u.id, g;
 ANALYZE;
 SQL
 # Tokens (and each user's first photo id) for the wrk script.
-psql "$base/$db" -Atc "SELECT u.username || ' ' || min(p.id) FROM users u JOIN photos p ON p.user_id = u.id GROUP BY u.username ORDER BY u.username" |
-while read -r name first; do
-  token=$(curl -fsS -XPOST "$url/auth/login" -H 'content-type: application/json' \
-    -d "{\"username\":\"$name\",\"password\":\"correct horse battery\"}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  echo "$first $token"
-done > "$work/tokens"
+photo_tokens "$base/$db" "$url" > "$work/tokens"
 
 pgbench -i -q -s 10 "$base/$pgb" >/dev/null 2>&1
 

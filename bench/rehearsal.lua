@@ -1,14 +1,7 @@
 -- wrk script for bench/rehearsal.sh: random users, each reading one of its photos or renaming
 -- it (a write), half and half. Every answer must be 200.
-local tokens = {}
-local first_ids = {}
+local tokens, first_ids = dofile("bench/tokens.lua")
 local per_user = tonumber(os.getenv("PHOTOS_PER_USER") or "50")
-
-for line in io.lines(os.getenv("TOKENS_FILE")) do
-  local first, token = line:match("^(%d+) (.+)$")
-  table.insert(first_ids, tonumber(first))
-  table.insert(tokens, token)
-end
 
 request = function()
   local u = math.random(1, #tokens)

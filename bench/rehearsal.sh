@@ -10,6 +10,7 @@
 # Usage: bash bench/rehearsal.sh   (REHEARSAL_SECONDS=30 by default; needs wrk, psql, curl, git)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 admin=${AISTORY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 base=${admin%/*}
 db=aistory_rehearsal_$$
@@ -140,13 +141,7 @@ SELECT u.id, 'users/' || u.id || '/photos/' || g || '.jpg', 'uploaded', 'Photo '
        123456, md5(u.id || '-' || g) || md5(g || '-' || u.id), now(), now()
 FROM users u CROSS JOIN generate_series(1, $per_user) g ORDER BY u.id, g;
 SQL
-psql "$url" -Atc "SELECT u.username || ' ' || min(p.id) FROM users u JOIN photos p ON p.user_id = u.id GROUP BY u.username" |
-while read -r name first; do
-  token=$(curl -fsS -XPOST "$api/auth/login" -H 'content-type: application/json' \
-    -d "{\"username\":\"$name\",\"password\":\"correct horse battery\"}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  echo "$first $token"
-done > "$work/tokens"
+photo_tokens "$url" "$api" > "$work/tokens"
 
 load() { # port seconds output
   TOKENS_FILE=$work/tokens PHOTOS_PER_USER=$per_user \
