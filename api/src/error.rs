@@ -32,6 +32,9 @@ pub enum ApiError {
     MethodNotAllowed { allow: String },
     #[error("{detail}")]
     Conflict { detail: String },
+    /// A unique value (a username, an email address) that someone already has.
+    #[error("{detail}")]
+    Taken { field: &'static str, detail: String },
     #[error("{detail}")]
     PayloadTooLarge { detail: String },
     /// The client stopped sending its body.
@@ -67,65 +70,26 @@ impl ApiError {
         }
     }
 
-    /// The one table: each variant's status, problem `type` (a stable, documented identifier
-    /// of the kind of problem) and title.
-    fn kind(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The one table: each variant's kind of problem (status, `type`, title).
+    fn kind(&self) -> &'static ProblemKind {
         use ApiError::*;
-        match self {
-            BadRequest { .. } => (
-                StatusCode::BAD_REQUEST,
-                "/problems/bad-request",
-                "Bad request",
-            ),
-            Unauthenticated { .. } => (
-                StatusCode::UNAUTHORIZED,
-                "/problems/unauthorized",
-                "Unauthorized",
-            ),
-            Forbidden { .. } => (StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden"),
-            NotFound { .. } => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
-            MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "/problems/method-not-allowed",
-                "Method not allowed",
-            ),
-            Conflict { .. } => (StatusCode::CONFLICT, "/problems/conflict", "Conflict"),
-            PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "/problems/payload-too-large",
-                "Payload too large",
-            ),
-            RequestTimeout { .. } => (
-                StatusCode::REQUEST_TIMEOUT,
-                "/problems/request-timeout",
-                "Request timeout",
-            ),
-            UnsupportedMediaType { .. } => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "/problems/unsupported-media-type",
-                "Unsupported media type",
-            ),
-            TooManyRequests { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "/problems/too-many-requests",
-                "Too many requests",
-            ),
-            Validation { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/validation",
-                "Validation failed",
-            ),
-            Unavailable { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/unavailable",
-                "Service unavailable",
-            ),
-            Internal { .. } => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "/problems/internal",
-                "Internal server error",
-            ),
-        }
+        let slug = match self {
+            BadRequest { .. } => "bad-request",
+            Unauthenticated { .. } => "unauthorized",
+            Forbidden { .. } => "forbidden",
+            NotFound { .. } => "not-found",
+            MethodNotAllowed { .. } => "method-not-allowed",
+            Conflict { .. } => "conflict",
+            Taken { .. } => "already-taken",
+            PayloadTooLarge { .. } => "payload-too-large",
+            RequestTimeout { .. } => "request-timeout",
+            UnsupportedMediaType { .. } => "unsupported-media-type",
+            TooManyRequests { .. } => "too-many-requests",
+            Validation { .. } => "validation",
+            Unavailable { .. } => "unavailable",
+            Internal { .. } => "internal",
+        };
+        ProblemKind::by_slug(slug).unwrap_or(&PROBLEM_KINDS[PROBLEM_KINDS.len() - 1])
     }
 
     fn detail(&self) -> String {
@@ -134,6 +98,7 @@ impl ApiError {
                 "the request has invalid fields: {}",
                 errors.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
+            ApiError::Taken { field, detail } => format!("the {field} {detail}"),
             ApiError::Unavailable { .. } => {
                 "the database is unavailable right now; retry shortly".to_owned()
             }
@@ -146,10 +111,156 @@ impl ApiError {
     }
 }
 
+/// One kind of problem: its `type` (an absolute path that serves a page explaining it), status
+/// and title. Every problem+json answer of this server has one of these types.
+#[derive(Debug)]
+pub struct ProblemKind {
+    /// The problem `type`: `/problems/<slug>`.
+    pub path: &'static str,
+    pub status: StatusCode,
+    pub title: &'static str,
+    /// What it means (the page at `path`).
+    pub meaning: &'static str,
+    /// What to do about it.
+    pub fix: &'static str,
+}
+
+impl ProblemKind {
+    pub fn slug(&self) -> &'static str {
+        self.path.trim_start_matches("/problems/")
+    }
+
+    pub fn by_slug(slug: &str) -> Option<&'static ProblemKind> {
+        PROBLEM_KINDS.iter().find(|kind| kind.slug() == slug)
+    }
+
+    /// The kind for an answer with this status that actix produced itself (no `ApiError`).
+    pub fn by_status(status: StatusCode) -> Option<&'static ProblemKind> {
+        PROBLEM_KINDS.iter().find(|kind| kind.status == status)
+    }
+}
+
+/// Every kind of problem, in the order of the docs (the last is the fallback).
+pub const PROBLEM_KINDS: &[ProblemKind] = &[
+    ProblemKind {
+        path: "/problems/validation",
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        title: "Validation failed",
+        meaning: "Some input broke a rule: a body field, a query parameter or a path id. `errors` \
+                  maps each offending field to what is wrong with it.",
+        fix: "Correct the fields named in `errors` and send the request again.",
+    },
+    ProblemKind {
+        path: "/problems/bad-request",
+        status: StatusCode::BAD_REQUEST,
+        title: "Bad request",
+        meaning: "The request could not be read at all: JSON that does not parse, a malformed \
+                  multipart body, or an operation this deployment does not offer as sent.",
+        fix: "Check the body's syntax against the OpenAPI document (/api/openapi.json).",
+    },
+    ProblemKind {
+        path: "/problems/unauthorized",
+        status: StatusCode::UNAUTHORIZED,
+        title: "Unauthorized",
+        meaning: "No valid credentials: the access token is missing, malformed or expired, the \
+                  refresh token is unknown, used or revoked, or the username or password is wrong.",
+        fix: "Send `Authorization: Bearer <access_token>`; when it has expired get a new one \
+              with POST /api/v1/auth/refresh, and when that fails log in again.",
+    },
+    ProblemKind {
+        path: "/problems/forbidden",
+        status: StatusCode::FORBIDDEN,
+        title: "Forbidden",
+        meaning: "You are logged in, but the proof this change needs is wrong (for example the \
+                  current password).",
+        fix: "Send the right `current_password`.",
+    },
+    ProblemKind {
+        path: "/problems/not-found",
+        status: StatusCode::NOT_FOUND,
+        title: "Not found",
+        meaning: "There is no such resource, or it is not yours (we do not say which), or it \
+                  does not exist yet (a story still being written, bytes not uploaded).",
+        fix: "Check the id; list your photos or stories to find it. For a story, follow the \
+              photo's events until its status is `completed`.",
+    },
+    ProblemKind {
+        path: "/problems/method-not-allowed",
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        title: "Method not allowed",
+        meaning: "The path exists, but not with this HTTP method.",
+        fix: "Use one of the methods in the `Allow` header.",
+    },
+    ProblemKind {
+        path: "/problems/request-timeout",
+        status: StatusCode::REQUEST_TIMEOUT,
+        title: "Request timeout",
+        meaning: "The request body stopped arriving before it was complete.",
+        fix: "Send the whole body without long pauses (the server waits \
+              AISTORY_UPLOAD_IDLE_TIMEOUT_SECS for the next bytes).",
+    },
+    ProblemKind {
+        path: "/problems/conflict",
+        status: StatusCode::CONFLICT,
+        title: "Conflict",
+        meaning: "The request collides with the resource's current state: a story is already \
+                  being written, or the photo is not uploaded yet.",
+        fix: "Read the resource again and retry once its status allows the change.",
+    },
+    ProblemKind {
+        path: "/problems/already-taken",
+        status: StatusCode::CONFLICT,
+        title: "Already taken",
+        meaning: "A value that must be unique belongs to another account. `errors` names the \
+                  field (`username` or `email`).",
+        fix: "Choose another value for the field named in `errors`, or log in to the account \
+              that has it.",
+    },
+    ProblemKind {
+        path: "/problems/payload-too-large",
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        title: "Payload too large",
+        meaning: "The body is larger than the server accepts: a photo over \
+                  AISTORY_MAX_UPLOAD_BYTES, or a JSON body over 64 KiB.",
+        fix: "Send a smaller file (the limit is in the `detail`).",
+    },
+    ProblemKind {
+        path: "/problems/unsupported-media-type",
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        title: "Unsupported media type",
+        meaning: "The body is not in a format this operation takes: not JSON, not \
+                  multipart/form-data, or a file that is not a JPEG, PNG, WebP, GIF or HEIC image.",
+        fix: "Set the Content-Type the operation documents, and upload an image.",
+    },
+    ProblemKind {
+        path: "/problems/too-many-requests",
+        status: StatusCode::TOO_MANY_REQUESTS,
+        title: "Too many requests",
+        meaning: "Too many attempts (failed logins) in a short time.",
+        fix: "Wait the number of seconds in the `Retry-After` header, then try again.",
+    },
+    ProblemKind {
+        path: "/problems/unavailable",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        title: "Service unavailable",
+        meaning: "The database is unreachable or saturated for a moment. Nothing was changed \
+                  by a request that got this answer.",
+        fix: "Retry after the `Retry-After` header's seconds.",
+    },
+    ProblemKind {
+        path: "/problems/internal",
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        title: "Internal server error",
+        meaning: "Something went wrong on our side. It has been logged with the request's id.",
+        fix: "Retry later; if it persists, report the `X-Request-Id` of the response.",
+    },
+];
+
 /// An error (RFC 9457 problem details), served as `application/problem+json`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
-    /// A URI reference identifying the kind of problem.
+    /// The kind of problem: an absolute path (`/problems/...`) whose page says what it means
+    /// and what to do. One of the paths listed in docs/api.md.
     #[serde(rename = "type")]
     #[schema(example = "/problems/validation")]
     pub type_uri: &'static str,
@@ -168,7 +279,7 @@ pub struct Problem {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.kind().0
+        self.kind().status
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -179,14 +290,17 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { cause } => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }
-        let (_, type_uri, title) = self.kind();
+        let kind = self.kind();
         let problem = Problem {
-            type_uri,
-            title,
+            type_uri: kind.path,
+            title: kind.title,
             status: status.as_u16(),
             detail: self.detail(),
             errors: match self {
                 ApiError::Validation { errors } => Some(errors.clone()),
+                ApiError::Taken { field, detail } => {
+                    Some([((*field).to_owned(), vec![detail.clone()])].into())
+                }
                 _ => None,
             },
         };
@@ -223,6 +337,10 @@ impl From<ServiceError> for ApiError {
                 what: what.to_owned(),
             },
             ServiceError::Conflict { what } => ApiError::Conflict { detail: what },
+            ServiceError::Taken { field, what } => ApiError::Taken {
+                field,
+                detail: what,
+            },
             ServiceError::Validation(errors) => ApiError::Validation { errors },
             ServiceError::InvalidTransition { from, to } => ApiError::Conflict {
                 detail: format!("cannot change status from {from} to {to}"),
@@ -312,9 +430,10 @@ pub fn problem_for_bare_errors<B: actix_web::body::MessageBody + 'static>()
             ),
             _ => title.to_owned(),
         };
+        let kind = ProblemKind::by_status(status);
         let problem = Problem {
-            type_uri: "about:blank",
-            title,
+            type_uri: kind.map_or("about:blank", |kind| kind.path),
+            title: kind.map_or(title, |kind| kind.title),
             status: status.as_u16(),
             detail,
             errors: None,

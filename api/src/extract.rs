@@ -78,6 +78,86 @@ where
     }
 }
 
+/// A query string of type `T`, parsed with the name of the offending parameter: a value of the
+/// wrong type is a 422 naming it (like a body field). Parameters `T` does not know are ignored.
+#[derive(Debug)]
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for ValidQuery<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_query(req.query_string()).map(ValidQuery))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let (field, message) = field_of(&path, &message);
+        let field = if field == "body" {
+            "query".to_owned()
+        } else {
+            field
+        };
+        ApiError::Validation {
+            errors: [(field, vec![query_message(&message)])].into(),
+        }
+    })
+}
+
+/// serde's messages for a query value of the wrong type, in words a client can act on.
+fn query_message(message: &str) -> String {
+    match message {
+        "invalid digit found in string" | "cannot parse integer from empty string" => {
+            "must be a whole number".to_owned()
+        }
+        "number too large to fit in target type" => "is too large".to_owned(),
+        "number too small to fit in target type" => "is too small".to_owned(),
+        other if other.starts_with("unknown variant") => {
+            other.split_once(", expected").map_or_else(
+                || other.to_owned(),
+                |(_, expected)| format!("must be{expected}"),
+            )
+        }
+        other => other.to_owned(),
+    }
+}
+
+/// [`ValidJson`] for an optional body: a request without one (no `Content-Type` and no bytes,
+/// or `Content-Length: 0`) gets `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T> FromRequest for OptionalJson<T>
+where
+    T: DeserializeOwned + Validate + Default + 'static,
+{
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim);
+        let no_body = length == Some("0")
+            || (length.is_none()
+                && !headers.contains_key(header::TRANSFER_ENCODING)
+                && !headers.contains_key(header::CONTENT_TYPE));
+        if no_body {
+            return Box::pin(ready(Ok(OptionalJson(T::default()))));
+        }
+        let body = ValidJson::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|ValidJson(value)| OptionalJson(value)) })
+    }
+}
+
 fn body_too_large() -> ApiError {
     ApiError::PayloadTooLarge {
         detail: format!("the JSON body is larger than {} KiB", JSON_LIMIT / 1024),
@@ -166,13 +246,29 @@ pub fn field_messages(errors: &ValidationErrors) -> BTreeMap<String, Vec<String>
                 .iter()
                 .map(|error| match &error.message {
                     Some(message) => message.to_string(),
-                    None => error.code.to_string(),
+                    None => rule_message(error),
                 })
                 .collect();
             out.insert(field.to_string(), messages);
         }
     }
     out
+}
+
+/// A rule without a message of its own, in words (`length` with `min` 2 and `max` 35: "must be
+/// 2 to 35 characters long").
+fn rule_message(error: &validator::ValidationError) -> String {
+    let param = |name: &str| error.params.get(name).map(ToString::to_string);
+    let (min, max) = (param("min"), param("max"));
+    match (error.code.as_ref(), min, max) {
+        ("length", Some(min), Some(max)) => format!("must be {min} to {max} characters long"),
+        ("length", Some(min), None) => format!("must be at least {min} characters long"),
+        ("length", None, Some(max)) => format!("must be at most {max} characters long"),
+        ("range", Some(min), Some(max)) => format!("must be from {min} to {max}"),
+        ("range", Some(min), None) => format!("must be at least {min}"),
+        ("range", None, Some(max)) => format!("must be at most {max}"),
+        (code, _, _) => format!("is not valid ({code})"),
+    }
 }
 
 /// The authenticated user of a request: `Authorization: Bearer <access token>`, verified by
@@ -191,7 +287,9 @@ impl FromRequest for AuthUser {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+/// The bearer token's user (what [`AuthUser`] extracts), for handlers that also take other
+/// credentials.
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state is missing"))?;
@@ -252,6 +350,17 @@ mod tests {
     }
 
     #[test]
+    fn rules_without_messages_are_worded() {
+        let errors = Sample {
+            name: String::new(),
+            count: 0,
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(field_messages(&errors)["count"], ["must be at least 1"]);
+    }
+
+    #[test]
     fn shape_errors_name_the_field() {
         assert!(field_errors(r#"{"name":"a"}"#)["count"][0].contains("required"));
         let unknown = field_errors(r#"{"name":"a","count":1,"extra":2}"#);
@@ -260,6 +369,51 @@ mod tests {
             "{unknown:?}"
         );
         assert!(field_errors(r#"{"name":1,"count":1}"#).contains_key("name"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Paging {
+        limit: Option<u64>,
+        status: Option<Colour>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Colour {
+        Red,
+        Green,
+        Blue,
+    }
+
+    fn query_errors(query: &str) -> BTreeMap<String, Vec<String>> {
+        match parse_query::<Paging>(query) {
+            Err(ApiError::Validation { errors }) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        assert_eq!(
+            query_errors("limit=abc")["limit"],
+            ["must be a whole number"]
+        );
+        assert_eq!(
+            query_errors("limit=-1")["limit"],
+            ["must be a whole number"]
+        );
+        assert_eq!(
+            query_errors("limit=99999999999999999999")["limit"],
+            ["is too large"]
+        );
+        assert_eq!(
+            query_errors("status=yellow")["status"],
+            ["must be one of `red`, `green`, `blue`"]
+        );
+        let fine = parse_query::<Paging>("limit=5&unknown=1&status=red").unwrap();
+        assert_eq!(fine.limit, Some(5));
+        assert!(parse_query::<Paging>("").unwrap().limit.is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod head;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
@@ -251,6 +252,7 @@ impl ApplicationBuilder<'_> {
         });
         // Only when observed: the unit of work reports BEGIN/COMMIT/ROLLBACK to it.
         let observer_data = observer.map(web::Data::new);
+        let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
             let document = document.clone();
             let mut app = App::new();
@@ -258,8 +260,13 @@ impl ApplicationBuilder<'_> {
                 app = app.app_data(observer.clone());
             }
             app.wrap(error::problem_for_bare_errors())
+                .wrap(from_fn(head::head_as_get))
                 .wrap(from_fn(unit_of_work::unit_of_work))
                 .wrap(TracingLogger::<request_id::RequestSpan>::new())
+                .wrap(actix_web::middleware::Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(from_fn(request_id::request_id))
                 .app_data(state.clone())
                 .configure(|config| {
@@ -268,6 +275,7 @@ impl ApplicationBuilder<'_> {
                     ))
                 })
                 .configure(move |config| openapi::configure(config, document))
+                .configure(routes::problems::configure)
                 .configure({
                     let extra_routes = extra_routes.clone();
                     move |config| {
@@ -301,6 +309,40 @@ impl ApplicationBuilder<'_> {
             signal,
         })
     }
+}
+
+/// Cross-origin access for the browser origins of `AISTORY_CORS_ORIGINS` (`*`: any). A request
+/// from another origin is served without CORS headers (its browser then hides the answer),
+/// not refused: same-origin pages send `Origin` too.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("last-event-id"),
+            request_id::HEADER,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            header::CONTENT_DISPOSITION,
+            request_id::HEADER,
+        ])
+        .block_on_origin_mismatch(false)
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
 }
 
 /// Shared state of every worker.

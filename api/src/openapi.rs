@@ -52,6 +52,7 @@ pub fn document() -> Document {
         .split_for_parts();
     document.openapi = openapi::OpenApiVersion::Version31;
     add_links(&mut document);
+    add_common_headers(&mut document);
     // A new password needs the current one: JSON Schema's if/then, which utoipa has no
     // attribute for (written through the extensions map, which is serialized flat).
     if let Some(components) = document.components.as_mut()
@@ -75,6 +76,54 @@ pub fn document() -> Document {
         );
     }
     document
+}
+
+/// The response headers every operation may send, by status: `X-Request-Id` on every answer,
+/// `WWW-Authenticate` on 401, `Retry-After` on 429 and 503, `Allow` on 405.
+fn add_common_headers(document: &mut Document) {
+    let header = |description: &str| {
+        let mut header = openapi::header::Header::default();
+        header.description = Some(description.to_owned());
+        header
+    };
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in &mut operation.responses.responses {
+                let openapi::RefOr::T(response) = response else {
+                    continue;
+                };
+                response.headers.insert(
+                    "X-Request-Id".to_owned(),
+                    header(
+                        "The request's id (yours when you sent a sane one, else ours); quote it \
+                         when reporting a problem",
+                    ),
+                );
+                let extra = match status.as_str() {
+                    "401" => Some((
+                        "WWW-Authenticate",
+                        "`Bearer realm=\"aistory\"`, with `error=\"invalid_token\"` when a token \
+                         was sent but refused",
+                    )),
+                    "429" | "503" => Some(("Retry-After", "Seconds to wait before retrying")),
+                    "405" => Some(("Allow", "The methods this path serves")),
+                    _ => None,
+                };
+                if let Some((name, description)) = extra {
+                    response
+                        .headers
+                        .insert(name.to_owned(), header(description));
+                }
+            }
+        }
+    }
 }
 
 /// OpenAPI links: which operations take the id a response carries (for clients, and for

@@ -25,8 +25,12 @@ pub struct Model {
     pub height: Option<i32>,
     #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
     pub checksum_sha256: Option<String>,
-    /// When the photo was taken, from its EXIF data.
+    /// When the photo was taken, as an instant: from its EXIF data, when that gives the time
+    /// zone (`OffsetTimeOriginal`).
     pub taken_at: Option<DateTimeUtc>,
+    /// When the photo was taken by the camera's clock (EXIF `DateTimeOriginal`), time zone
+    /// unknown.
+    pub taken_at_local: Option<DateTime>,
     /// Why processing failed, for `failed` photos.
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,

@@ -13,6 +13,9 @@ pub enum ServiceError {
     /// The change collides with existing data (a taken username, a duplicate key).
     #[error("{what}")]
     Conflict { what: String },
+    /// A value that must be unique (`field`: `username`, `email`) belongs to someone else.
+    #[error("{what}")]
+    Taken { field: &'static str, what: String },
     /// The input breaks a rule; messages by field.
     #[error("invalid input")]
     Validation(BTreeMap<String, Vec<String>>),
@@ -67,17 +70,17 @@ impl From<DbErr> for ServiceError {
     }
 }
 
-/// Maps a unique violation to the conflict `describe` names from the violated constraint's
-/// message (which holds the constraint or column name on every backend); other errors map as
-/// in `From<DbErr>`.
+/// Maps a unique violation to the taken field `describe` names (with its message) from the
+/// violated constraint's message (which holds the constraint or column name on every
+/// backend); other errors map as in `From<DbErr>`.
 pub fn on_unique_violation(
     error: DbErr,
-    describe: impl Fn(&str) -> Option<String>,
+    describe: impl Fn(&str) -> Option<(&'static str, String)>,
 ) -> ServiceError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = error.sql_err()
-        && let Some(what) = describe(&message)
+        && let Some((field, what)) = describe(&message)
     {
-        return ServiceError::Conflict { what };
+        return ServiceError::Taken { field, what };
     }
     ServiceError::from(error)
 }

@@ -1,7 +1,7 @@
 //! What a photo's own bytes say: its type (from magic numbers, never the declared
 //! Content-Type), its size in pixels (from the header, no decode) and when it was taken (EXIF).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 /// Accepted image types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +102,18 @@ pub fn dimensions(header: &[u8]) -> Option<(i32, i32)> {
     ))
 }
 
-/// When the photo was taken, from EXIF `DateTimeOriginal` (with `OffsetTimeOriginal` when
-/// present; local time is taken as UTC otherwise).
-pub fn taken_at(header: &[u8]) -> Option<DateTime<Utc>> {
+/// When a photo was taken, from its EXIF data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakenAt {
+    /// `DateTimeOriginal`: the camera's clock, in whatever time zone it was set to.
+    pub local: NaiveDateTime,
+    /// The instant, when the photo also gives its UTC offset (`OffsetTimeOriginal`). Without
+    /// one, the local time says nothing exact about the instant (it is not UTC).
+    pub instant: Option<DateTime<Utc>>,
+}
+
+/// When the photo was taken, from EXIF `DateTimeOriginal` (and `OffsetTimeOriginal`).
+pub fn taken_at(header: &[u8]) -> Option<TakenAt> {
     let exif = exif::Reader::new()
         .read_from_container(&mut std::io::Cursor::new(header))
         .ok()?;
@@ -129,15 +138,20 @@ pub fn taken_at(header: &[u8]) -> Option<DateTime<Utc>> {
         u32::from(when.minute),
         u32::from(when.second),
     )?;
-    let utc = local - chrono::Duration::minutes(i64::from(when.offset.unwrap_or(0)));
-    let taken = DateTime::from_naive_utc_and_offset(utc, Utc);
     // A camera clock can say anything; keep only dates a photo can have (and every database
-    // can store).
-    let earliest = NaiveDate::from_ymd_opt(1826, 1, 1)?
-        .and_hms_opt(0, 0, 0)?
-        .and_utc();
-    let latest = Utc::now() + chrono::Duration::days(1);
-    (earliest..=latest).contains(&taken).then_some(taken)
+    // can store): from 1826 to tomorrow, with a day's margin for time zones.
+    let earliest = NaiveDate::from_ymd_opt(1826, 1, 1)?.and_hms_opt(0, 0, 0)?;
+    let latest = (Utc::now() + chrono::Duration::days(1)).naive_utc();
+    if !(earliest..=latest).contains(&local) {
+        return None;
+    }
+    let instant = when.offset.map(|minutes| {
+        DateTime::from_naive_utc_and_offset(
+            local - chrono::Duration::minutes(i64::from(minutes)),
+            Utc,
+        )
+    });
+    Some(TakenAt { local, instant })
 }
 
 #[cfg(test)]

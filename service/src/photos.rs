@@ -116,7 +116,7 @@ struct Inspected {
     sha256: String,
     width: Option<i32>,
     height: Option<i32>,
-    taken_at: Option<chrono::DateTime<chrono::Utc>>,
+    taken_at: Option<images::TakenAt>,
 }
 
 fn inspect(header: &[u8], size: u64, hasher: Sha256) -> Inspected {
@@ -141,7 +141,8 @@ async fn mark_uploaded(
         active.checksum_sha256 = Set(Some(inspected.sha256.clone()));
         active.width = Set(inspected.width);
         active.height = Set(inspected.height);
-        active.taken_at = Set(inspected.taken_at);
+        active.taken_at = Set(inspected.taken_at.and_then(|taken| taken.instant));
+        active.taken_at_local = Set(inspected.taken_at.map(|taken| taken.local));
     })
     .await?;
     txn.commit().await?;

@@ -16,7 +16,7 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
-/// Inserts a user. A taken username or email is a [`ServiceError::Conflict`] naming the field.
+/// Inserts a user. A taken username or email is a [`ServiceError::Taken`] naming the field.
 pub async fn create_user<C: ConnectionTrait>(
     db: &C,
     new_user: NewUser,
@@ -30,9 +30,9 @@ pub async fn create_user<C: ConnectionTrait>(
     model.insert(db).await.map_err(|error| {
         on_unique_violation(error, |message| {
             if message.contains("email") {
-                Some("this email address is already registered".to_owned())
+                Some(("email", "is already registered".to_owned()))
             } else if message.contains("username") {
-                Some("this username is already taken".to_owned())
+                Some(("username", "is already taken".to_owned()))
             } else {
                 None
             }
@@ -117,7 +117,7 @@ pub async fn update_account<C: ConnectionTrait>(
         on_unique_violation(error, |message| {
             message
                 .contains("email")
-                .then(|| "this email address is already registered".to_owned())
+                .then(|| ("email", "is already registered".to_owned()))
         })
     })
 }

@@ -99,6 +99,10 @@ pub struct Settings {
     pub workers: WorkerSettings,
     /// Who writes the stories.
     pub story_provider: StoryProviderSettings,
+    /// `AISTORY_CORS_ORIGINS`: browser origins (`https://app.example.com`, comma-separated,
+    /// or `*` for any) whose pages may call the API. Empty (the default): no cross-origin
+    /// access.
+    pub cors_origins: Vec<String>,
 }
 
 impl Settings {
@@ -132,6 +136,7 @@ impl Settings {
         let log_format = vars.parse_or("AISTORY_LOG_FORMAT", default_format, "pretty or json")?;
         let workers = WorkerSettings::from_vars(&vars)?;
         let story_provider = StoryProviderSettings::from_vars(&vars)?;
+        let cors_origins = cors_origins(vars.get("AISTORY_CORS_ORIGINS").as_deref())?;
         Ok(Settings {
             environment,
             database,
@@ -142,8 +147,52 @@ impl Settings {
             log_format,
             workers,
             story_provider,
+            cors_origins,
         })
     }
+}
+
+/// `AISTORY_CORS_ORIGINS`: `*`, or origins (`scheme://host[:port]`, no path) separated by
+/// commas, each normalised to its serialised form (`https://App.example.com:443` becomes
+/// `https://app.example.com`), which is what browsers send in `Origin`.
+fn cors_origins(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let expected = "`*` or comma-separated origins such as https://app.example.com,http://localhost:5173 \
+                    (scheme, host and optional port; no path)";
+    let mut origins = Vec::new();
+    for item in value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        if item == "*" {
+            origins.push("*".to_owned());
+            continue;
+        }
+        let parsed = url::Url::parse(item)
+            .map_err(|_| ConfigError::invalid("AISTORY_CORS_ORIGINS", item, expected))?;
+        let plain = matches!(parsed.scheme(), "http" | "https")
+            && parsed.host_str().is_some()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
+            && parsed.username().is_empty()
+            && parsed.password().is_none();
+        if !plain {
+            return Err(ConfigError::invalid("AISTORY_CORS_ORIGINS", item, expected));
+        }
+        origins.push(parsed.origin().ascii_serialization());
+    }
+    if origins.len() > 1 && origins.iter().any(|origin| origin == "*") {
+        return Err(ConfigError::invalid(
+            "AISTORY_CORS_ORIGINS",
+            value,
+            "either `*` alone or a list of origins, not both",
+        ));
+    }
+    Ok(origins)
 }
 
 /// Only the environment and database settings: what the migration CLI needs. A bad

@@ -337,3 +337,36 @@ fn malformed_worker_and_provider_values_name_their_variable() {
         "AISTORY_AI_BASE_URL"
     );
 }
+
+#[test]
+fn cors_origins_are_normalised_and_checked() {
+    assert!(parse(&[]).unwrap().cors_origins.is_empty());
+    let settings = parse(&[(
+        "AISTORY_CORS_ORIGINS",
+        " https://App.example.com:443 , http://localhost:5173/ ",
+    )])
+    .unwrap();
+    assert_eq!(
+        settings.cors_origins,
+        ["https://app.example.com", "http://localhost:5173"]
+    );
+    assert_eq!(
+        parse(&[("AISTORY_CORS_ORIGINS", "*")])
+            .unwrap()
+            .cors_origins,
+        ["*"]
+    );
+    for bad in [
+        "https://app.example.com/path",
+        "ftp://example.com",
+        "example.com",
+        "https://user@example.com",
+        "*,https://a.example",
+    ] {
+        assert_eq!(
+            invalid_var(parse(&[("AISTORY_CORS_ORIGINS", bad)])),
+            "AISTORY_CORS_ORIGINS",
+            "{bad}"
+        );
+    }
+}

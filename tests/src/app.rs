@@ -56,6 +56,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
             count_file: None,
         },
         story_provider: StoryProviderSettings::Builtin,
+        cors_origins: Vec::new(),
     }
 }
 

@@ -32,10 +32,20 @@ pub fn webp(width: u32, height: u32) -> Vec<u8> {
 
 /// A JPEG; with `taken`, an EXIF block whose DateTimeOriginal is that `YYYY:MM:DD HH:MM:SS`.
 pub fn jpeg(width: u32, height: u32, taken: Option<&str>) -> Vec<u8> {
+    match taken {
+        Some(taken) => jpeg_taken(width, height, taken, None),
+        None => encode(width, height, ImageFormat::Jpeg),
+    }
+}
+
+/// A JPEG whose EXIF says it was taken at `taken` (`YYYY:MM:DD HH:MM:SS`, the camera's clock),
+/// with `OffsetTimeOriginal` `offset` (`+02:00`) when given.
+pub fn jpeg_taken(width: u32, height: u32, taken: &str, offset: Option<&str>) -> Vec<u8> {
     let plain = encode(width, height, ImageFormat::Jpeg);
-    let Some(taken) = taken else { return plain };
     // APP1 "Exif" segment right after SOI: a little-endian TIFF with IFD0 -> Exif IFD ->
-    // DateTimeOriginal.
+    // DateTimeOriginal (and OffsetTimeOriginal).
+    let entries: u16 = if offset.is_some() { 2 } else { 1 };
+    let data_at = 26 + 2 + 12 * u32::from(entries) + 4;
     let mut tiff: Vec<u8> = Vec::new();
     tiff.extend_from_slice(b"II*\0");
     tiff.extend_from_slice(&8u32.to_le_bytes()); // IFD0 at 8
@@ -46,17 +56,30 @@ pub fn jpeg(width: u32, height: u32, taken: Option<&str>) -> Vec<u8> {
     tiff.extend_from_slice(&1u32.to_le_bytes());
     tiff.extend_from_slice(&26u32.to_le_bytes());
     tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    // Exif IFD at 26: one entry, DateTimeOriginal (0x9003, ASCII, 20) -> 44
-    tiff.extend_from_slice(&1u16.to_le_bytes());
+    // Exif IFD at 26: DateTimeOriginal (0x9003, ASCII, 20), then OffsetTimeOriginal (0x9011,
+    // ASCII, 7), their values after the IFD.
+    tiff.extend_from_slice(&entries.to_le_bytes());
     tiff.extend_from_slice(&0x9003u16.to_le_bytes());
     tiff.extend_from_slice(&2u16.to_le_bytes());
     tiff.extend_from_slice(&20u32.to_le_bytes());
-    tiff.extend_from_slice(&44u32.to_le_bytes());
+    tiff.extend_from_slice(&data_at.to_le_bytes());
+    if offset.is_some() {
+        tiff.extend_from_slice(&0x9011u16.to_le_bytes());
+        tiff.extend_from_slice(&2u16.to_le_bytes());
+        tiff.extend_from_slice(&7u32.to_le_bytes());
+        tiff.extend_from_slice(&(data_at + 20).to_le_bytes());
+    }
     tiff.extend_from_slice(&0u32.to_le_bytes());
     let mut text = taken.as_bytes().to_vec();
     text.resize(19, b' ');
     text.push(0);
     tiff.extend_from_slice(&text);
+    if let Some(offset) = offset {
+        let mut text = offset.as_bytes().to_vec();
+        text.resize(6, b' ');
+        text.push(0);
+        tiff.extend_from_slice(&text);
+    }
     let mut segment = b"Exif\0\0".to_vec();
     segment.extend_from_slice(&tiff);
     let length = u16::try_from(segment.len() + 2).unwrap_or(u16::MAX);

@@ -79,9 +79,10 @@ pub struct TokenResponse {
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created", body = UserPublic),
+        (status = 201, description = "Account created", body = UserPublic,
+            headers(("Location" = String, description = "The account: `/api/v1/users/me` (log in to read it)"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username or email taken (`errors` names the field)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -92,7 +93,9 @@ pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpRe
     let body = body.0;
     let txn = db.txn().await?;
     let user = service::users::register(&*txn, body.username, body.email, &body.password).await?;
-    Ok(HttpResponse::Created().json(UserPublic::from(user)))
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, "/api/v1/users/me"))
+        .json(UserPublic::from(user)))
 }
 
 /// Log in with username (or email) and password.
@@ -147,7 +150,7 @@ pub async fn login(
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Refresh token invalid, expired or reused", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Refresh token unknown, expired, revoked (logged out) or reused", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod paging;
 pub mod photos;
+pub mod problems;
 pub mod stories;
 pub mod users;
 
@@ -18,7 +19,6 @@ pub fn configure(config: &mut ServiceConfig) {
     config
         .app_data(json_config())
         .app_data(path_config())
-        .app_data(query_config())
         .app_data(web::PayloadConfig::new(crate::extract::JSON_LIMIT))
         .service(health::health)
         .service(health::ready)
@@ -41,7 +41,8 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(photos::complete_direct_upload)
                 .service(stories::request_story)
                 .service(stories::photo_story)
-                .service(stories::events),
+                .service(stories::events)
+                .service(stories::events_ticket),
         )
         .service(
             scope("/api/v1/stories")
@@ -113,18 +114,22 @@ fn path_config() -> web::PathConfig {
         {
             return ApiError::MethodNotAllowed { allow }.into();
         }
-        ApiError::NotFound {
-            what: format!("resource ({error})"),
+        // Every path parameter is an id: name the ones that are not.
+        let errors: std::collections::BTreeMap<String, Vec<String>> = req
+            .match_info()
+            .iter()
+            .filter(|(_, value)| value.parse::<i64>().is_err())
+            .map(|(name, _)| {
+                (
+                    name.to_owned(),
+                    vec!["must be a whole number (an id)".to_owned()],
+                )
+            })
+            .collect();
+        if errors.is_empty() {
+            tracing::debug!(%error, "path parameters refused");
+            return ApiError::field("path", "has a parameter that is not valid").into();
         }
-        .into()
-    })
-}
-
-fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|error, _req| {
-        ApiError::BadRequest {
-            detail: format!("invalid query string: {error}"),
-        }
-        .into()
+        ApiError::Validation { errors }.into()
     })
 }

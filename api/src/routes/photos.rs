@@ -13,29 +13,58 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::error::Problem;
-use crate::extract::{AuthUser, ValidJson};
+use crate::extract::{AuthUser, ValidJson, ValidQuery};
 use service::photos::{Title, UploadSession};
 
 use crate::{ApiError, AppState, Db, validation};
 
-/// A photo as clients see it.
+/// Where a photo is in its life: `pending` (bytes not stored yet: a direct upload),
+/// `uploaded`, `processing` (a story is being written), `completed` (its story is there) or
+/// `failed` (`error` says why).
+#[derive(Debug, ToSchema)]
+#[schema(as = PhotoStatus)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents `entity::photo_status::PhotoStatus`, which has no schema
+pub enum PhotoStatusName {
+    Pending,
+    Uploaded,
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// A photo as clients see it. Every field is always sent; the nullable ones are `null` when
+/// unknown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PhotoPublic {
     pub id: i64,
-    /// `pending`, `uploaded`, `processing`, `completed` or `failed`.
-    #[schema(value_type = String, example = "uploaded")]
+    #[schema(value_type = PhotoStatusName, example = "uploaded")]
     pub status: PhotoStatus,
+    #[schema(required = true)]
     pub title: Option<String>,
-    #[schema(example = "image/jpeg")]
+    /// The type decided from the bytes (`null` while `pending`).
+    #[schema(required = true, example = "image/jpeg")]
     pub content_type: Option<String>,
+    #[schema(required = true)]
     pub size_bytes: Option<i64>,
+    #[schema(required = true)]
     pub width: Option<i32>,
+    #[schema(required = true)]
     pub height: Option<i32>,
     /// Hex SHA-256 of the bytes (also the download's ETag).
+    #[schema(required = true)]
     pub checksum_sha256: Option<String>,
-    /// When the photo was taken (EXIF), if known.
+    /// When the photo was taken, as an instant: from EXIF `DateTimeOriginal` with its
+    /// `OffsetTimeOriginal`. `null` when the photo does not say (or gives no time zone: see
+    /// `taken_at_local`).
+    #[schema(required = true)]
     pub taken_at: Option<DateTime<Utc>>,
+    /// When the photo was taken by the camera's own clock (EXIF `DateTimeOriginal`, no time
+    /// zone: `2024-05-01T18:30:00`), whether or not the photo gives its offset.
+    #[schema(required = true, value_type = Option<String>, example = "2024-05-01T18:30:00", pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$")]
+    pub taken_at_local: Option<chrono::NaiveDateTime>,
     /// Why processing failed, for `failed` photos.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// Where to download the bytes.
     #[schema(example = "/api/v1/photos/1/content")]
@@ -57,6 +86,7 @@ impl From<photo::Model> for PhotoPublic {
             height: model.height,
             checksum_sha256: model.checksum_sha256,
             taken_at: model.taken_at,
+            taken_at_local: model.taken_at_local,
             error: model.error,
             created_at: model.created_at,
             updated_at: model.updated_at,
@@ -87,7 +117,8 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
     security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Stored; status `uploaded`", body = PhotoPublic),
+        (status = 201, description = "Stored; status `uploaded`", body = PhotoPublic,
+            headers(("Location" = String, description = "The photo: `/api/v1/photos/{id}`"))),
         (status = 400, description = "Malformed multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body stopped arriving for AISTORY_UPLOAD_IDLE_TIMEOUT_SECS", body = Problem, content_type = "application/problem+json"),
@@ -241,13 +272,13 @@ async fn read_upload_form(
     Ok(())
 }
 
+/// Unknown parameters are ignored.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only photos in this status.
-    #[param(pattern = "^(pending|uploaded|processing|completed|failed)?$")]
-    pub status: Option<String>,
+    #[param(value_type = Option<PhotoStatusName>)]
+    pub status: Option<PhotoStatus>,
     /// Page size, 1-100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
@@ -260,17 +291,9 @@ pub struct ListQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PhotoPage {
     pub items: Vec<PhotoPublic>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
-}
-
-fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
-    PhotoStatus::parse(status).ok_or_else(|| {
-        ApiError::field(
-            "status",
-            "must be one of pending, uploaded, processing, completed, failed",
-        )
-    })
 }
 
 /// Your photos, newest first.
@@ -281,25 +304,19 @@ fn parse_status(status: &str) -> Result<PhotoStatus, ApiError> {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of photos", body = PhotoPage),
-        (status = 400, description = "Malformed query string (e.g. a limit that is not a number)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid status, a limit outside 1-100, or a malformed cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown status, a limit that is not a number from 1 to 100, or a malformed cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]
 pub async fn list(
     db: Db,
     auth: AuthUser,
-    query: web::Query<ListQuery>,
+    query: ValidQuery<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = query.0;
     let limit = super::paging::limit(query.limit)?;
-    let status = query
-        .status
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .map(parse_status)
-        .transpose()?;
+    let status = query.status;
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
         service::photos::list_photos(db.read(), auth.id, status, limit, after).await?;
@@ -388,19 +405,33 @@ pub async fn delete_one(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A file's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the download's body
+pub struct PhotoBytes(Vec<u8>);
+
 /// Download the photo's bytes. `If-None-Match` with the ETag answers 304.
 #[utoipa::path(
     operation_id = "photo_content",
     tag = "photos",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Photo id")),
+    params(
+        ("id" = i64, Path, description = "Photo id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier download (weak or strong, or `*`): answers 304 when it still matches"),
+    ),
     responses(
         (status = 200, description = "The bytes, with Content-Type (the photo's own), Content-Length and ETag",
+            headers(
+                ("ETag" = String, description = "The strong entity tag: the SHA-256 of the bytes, quoted"),
+                ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`: keep it, but revalidate with If-None-Match"),
+            ),
             content(
-                (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
-                (Vec<u8> = "image/gif"), (Vec<u8> = "image/heic")
+                (PhotoBytes = "image/jpeg"), (PhotoBytes = "image/png"), (PhotoBytes = "image/webp"),
+                (PhotoBytes = "image/gif"), (PhotoBytes = "image/heic")
             )),
-        (status = 304, description = "Not modified (ETag matched)"),
+        (status = 304, description = "Not modified (ETag matched)",
+            headers(("ETag" = String, description = "The entity tag that matched"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours, or its bytes are not uploaded yet", body = Problem, content_type = "application/problem+json"),
     )
@@ -420,16 +451,7 @@ pub async fn content(
         });
     };
     let etag = format!("\"{checksum}\"");
-    let matches = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    if matches {
+    if none_match(&req, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .finish());
@@ -452,6 +474,18 @@ pub async fn content(
             tracing::warn!(%error, "streaming a photo failed mid-way");
             std::io::Error::other("storage stream failed")
         })))
+}
+
+/// Whether `If-None-Match` holds `etag` (or `*`). RFC 9110 13.1.2 compares weakly here: `W/"x"`
+/// matches `"x"`.
+pub fn none_match(req: &HttpRequest, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let wanted = opaque(etag);
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == wanted)
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use entity::story;
 use futures_util::StreamExt;
@@ -16,8 +16,18 @@ use validator::Validate;
 
 use super::photos::PhotoPublic;
 use crate::error::Problem;
-use crate::extract::{AuthUser, ValidJson};
+use crate::extract::{AuthUser, OptionalJson, ValidQuery};
 use crate::{ApiError, AppState, Db};
+
+/// Who writes stories: `builtin` (the built-in writer) or `openai`.
+#[derive(Debug, ToSchema)]
+#[schema(as = StoryProvider)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents `stories.provider`
+pub enum StoryProviderName {
+    Builtin,
+    Openai,
+}
 
 /// A story as clients see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,13 +37,15 @@ pub struct StoryPublic {
     pub title: String,
     /// Paragraphs separated by blank lines.
     pub body: String,
-    #[schema(example = "adventure")]
+    #[schema(value_type = service::stories::Style, example = "adventure")]
     pub style: String,
     #[schema(example = "en")]
     pub language: String,
-    /// Who wrote it: `builtin` or `openai`.
-    #[schema(example = "builtin")]
+    /// Who wrote it.
+    #[schema(value_type = StoryProviderName, example = "builtin")]
     pub provider: String,
+    /// The provider's model (`null` for the built-in writer).
+    #[schema(required = true)]
     pub model: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -78,6 +90,15 @@ pub struct StoryRequestBody {
     pub language: String,
 }
 
+impl Default for StoryRequestBody {
+    fn default() -> Self {
+        StoryRequestBody {
+            style: Style::default(),
+            language: default_language(),
+        }
+    }
+}
+
 /// Ask for a story about a photo. The photo goes to `processing` and a worker writes the story;
 /// follow it at `/api/v1/photos/{id}/events` or poll the photo.
 #[utoipa::path(
@@ -85,16 +106,17 @@ pub struct StoryRequestBody {
     tag = "stories",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Photo id")),
-    request_body = StoryRequestBody,
+    request_body(content = Option<StoryRequestBody>, description = "Optional: without a body (or with `{}`), an `adventure` in `en`"),
     responses(
-        (status = 202, description = "Queued; the photo, now `processing`. Location: the photo, whose status says when the story is there (or follow /events)",
-            body = PhotoPublic),
+        (status = 202, description = "Queued; the photo, now `processing`, whose status says when the story is there (or follow /events)",
+            body = PhotoPublic,
+            headers(("Location" = String, description = "The photo: `/api/v1/photos/{id}`"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A story is already being written, or the photo is not uploaded yet", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown style, or a language the story writer cannot write", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -104,7 +126,7 @@ pub async fn request_story(
     auth: AuthUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: ValidJson<StoryRequestBody>,
+    body: OptionalJson<StoryRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let txn = db.txn().await?;
@@ -144,96 +166,130 @@ pub async fn photo_story(
     Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
 }
 
-/// How often the event stream looks at the photo.
-const EVENTS_POLL: Duration = Duration::from_millis(250);
+/// How often the event stream looks at a photo whose story is being written.
+const EVENTS_POLL_BUSY: Duration = Duration::from_millis(250);
+/// How often it looks at a photo in any other status (it changes when its owner acts).
+const EVENTS_POLL_IDLE: Duration = Duration::from_secs(1);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const EVENTS_KEEPALIVE: Duration = Duration::from_secs(15);
-/// The longest one stream stays open; clients reconnect.
+/// The longest one stream stays open; clients reconnect (with `Last-Event-ID`).
 const EVENTS_MAX: Duration = Duration::from_secs(30 * 60);
 
-/// One event. The `last` of a stream also tells an EventSource to wait an hour before it
-/// reconnects (it would otherwise reconnect about every 3 s to a stream with nothing more to
-/// say); a stream cut by the network sends no such event, so that reconnection stays quick.
-fn event(name: &str, id: u64, data: &impl Serialize, last: bool) -> web::Bytes {
+/// One event: `event`, `id` (the photo's version, what `Last-Event-ID` echoes) and one JSON
+/// `data` line.
+fn event(name: &str, id: &str, data: &impl Serialize) -> web::Bytes {
     let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    let retry = if last { "retry: 3600000\n" } else { "" };
-    web::Bytes::from(format!("{retry}event: {name}\nid: {id}\ndata: {json}\n\n"))
+    web::Bytes::from(format!("event: {name}\nid: {id}\ndata: {json}\n\n"))
 }
 
-/// One server-sent event of `/photos/{id}/events`, as its `text/event-stream` fields.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documents the wire format; the events are written by `event`
-pub struct PhotoEvent {
-    /// `status` (data: the photo) or `deleted` (data: `{"id": ...}`).
-    #[schema(example = "status", pattern = "^(status|deleted)$")]
-    event: String,
-    /// The event's number in this stream, from 1.
-    #[schema(example = "1", pattern = "^[0-9]+$")]
-    id: String,
-    /// JSON: the photo (as GET /photos/{id}) for `status`, `{"id": N}` for `deleted`.
-    #[schema(content_media_type = "application/json")]
-    data: String,
-    /// On the last event only: `3600000`, so an EventSource does not reconnect at once to a
-    /// stream that has ended.
-    #[schema(example = "3600000", pattern = "^[0-9]+$")]
-    retry: Option<String>,
+/// The `data` of a `deleted` event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoDeleted {
+    pub id: i64,
 }
 
-/// Follow a photo's status as server-sent events (`text/event-stream`): a `status` event with
-/// the photo now, then at every change while a story is being written (`processing`), until it
-/// is `completed` or `failed` (or deleted: a `deleted` event). A photo in any other status
-/// changes only when you act, so it gets one event and the stream ends: ask for the story
-/// first, then follow its events.
+/// The query of `/photos/{id}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// A stream ticket from `POST /api/v1/photos/{id}/events/ticket`, for clients that cannot
+    /// send an `Authorization` header (a browser's `EventSource`). Not needed with a bearer
+    /// token.
+    #[param(max_length = 1024)]
+    pub ticket: Option<String>,
+}
+
+/// The user a stream is for: the ticket's, or the bearer token's.
+fn stream_user(
+    req: &HttpRequest,
+    state: &AppState,
+    photo_id: i64,
+    ticket: Option<&str>,
+) -> Result<i64, ApiError> {
+    let Some(ticket) = ticket else {
+        return crate::extract::authenticate(req).map(|user| user.id);
+    };
+    state
+        .access
+        .verify_stream_ticket(ticket, photo_id)
+        .map_err(|error| ApiError::Unauthenticated {
+            detail: match error {
+                service::auth::TokenError::Expired => {
+                    "the stream ticket has expired; get a new one with \
+                     POST /api/v1/photos/{id}/events/ticket"
+                }
+                service::auth::TokenError::Invalid => {
+                    "the stream ticket is not valid for this photo"
+                }
+            }
+            .to_owned(),
+            invalid_token: true,
+        })
+}
+
+/// Follow a photo as server-sent events (`text/event-stream`). The first event is the photo as
+/// it is now; then one at every change (status, error, title), as long as the stream is open:
+/// ask for a story while following, and the run shows up (`processing`, then `completed` or
+/// `failed`). Events: `status` (data: the photo, as `GET /photos/{id}`), `deleted` (data:
+/// `{"id": N}`, then the stream ends). Comment lines (`: keep-alive`) every 15 s of silence.
+/// A stream lasts at most 30 minutes; reconnect with `Last-Event-ID` (an `EventSource` does)
+/// and you get the photo at once only if it changed since that event. Authenticate with the
+/// bearer token, or with `?ticket=` from `POST .../events/ticket` (browsers).
 #[utoipa::path(
     operation_id = "photo_events",
     tag = "stories",
-    security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Photo id")),
+    security(("bearer" = []), ()),
+    params(
+        ("id" = i64, Path, description = "Photo id"),
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: the photo is sent at once only when it changed since"),
+    ),
     responses(
-        (status = 200, description = "Server-sent events: `event: status` with the photo as `data` (JSON), at each change",
-            content_type = "text/event-stream", body = PhotoEvent),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Server-sent events (`event: status` or `event: deleted`, `id:` the photo's version, `data:` one line of JSON), until the photo is deleted or 30 minutes pass",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or invalid token or ticket", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/{id}/events")]
 pub async fn events(
+    req: HttpRequest,
     db: Db,
-    auth: AuthUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
+    query: ValidQuery<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let photo_id = id.into_inner();
+    let user_id = stream_user(&req, &state, photo_id, query.0.ticket.as_deref())?;
     // Unknown photos are a 404 before any stream starts.
-    service::photos::get_photo(db.read(), auth.id, photo_id).await?;
+    service::photos::get_photo(db.read(), user_id, photo_id).await?;
+    let seen = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
     let timing = WatchTiming {
-        poll: EVENTS_POLL,
+        poll_busy: EVENTS_POLL_BUSY,
+        poll_idle: EVENTS_POLL_IDLE,
         keepalive: EVENTS_KEEPALIVE,
         max: EVENTS_MAX,
     };
     let changes = service::photos::watch::watch(
         db.read(),
-        auth.id,
+        user_id,
         photo_id,
         timing,
         state.shutting_down.clone(),
+        seen,
     );
-    let mut sent = 0;
     let stream = changes.map(move |change| {
         let chunk = match change {
-            PhotoChange::Status { photo, last } => {
-                sent += 1;
-                event("status", sent, &PhotoPublic::from(*photo), last)
+            PhotoChange::Status { photo } => {
+                let id = service::photos::watch::version(&photo);
+                event("status", &id, &PhotoPublic::from(*photo))
             }
-            PhotoChange::Deleted => {
-                sent += 1;
-                event(
-                    "deleted",
-                    sent,
-                    &serde_json::json!({ "id": photo_id }),
-                    true,
-                )
-            }
+            PhotoChange::Deleted => event("deleted", "deleted", &PhotoDeleted { id: photo_id }),
             PhotoChange::Quiet => web::Bytes::from_static(b": keep-alive\n\n"),
             PhotoChange::Waiting => web::Bytes::from_static(b": waiting\n\n"),
         };
@@ -246,6 +302,54 @@ pub async fn events(
         .streaming(stream))
 }
 
+/// A ticket for one photo's event stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` to the event stream. Opens this photo's stream (reconnections
+    /// included) until it expires, and nothing else.
+    pub ticket: String,
+    /// Seconds the ticket can open the stream.
+    #[schema(example = 60)]
+    pub expires_in: u64,
+    /// The stream's URL with the ticket: give it to `new EventSource(url)`.
+    #[schema(example = "/api/v1/photos/1/events?ticket=...")]
+    pub url: String,
+}
+
+/// Get a short-lived ticket to follow a photo's events without an `Authorization` header (a
+/// browser's `EventSource`). Keep it out of logs and shared links: it works for its lifetime.
+#[utoipa::path(
+    operation_id = "photo_events_ticket",
+    tag = "stories",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Photo id")),
+    responses(
+        (status = 200, description = "The ticket and the stream URL", body = StreamTicket,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/{id}/events/ticket")]
+pub async fn events_ticket(
+    db: Db,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let photo_id = id.into_inner();
+    service::photos::get_photo(db.read(), auth.id, photo_id).await?;
+    let (ticket, expires_in) = state.access.issue_stream_ticket(auth.id, photo_id)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(StreamTicket {
+            url: format!("/api/v1/photos/{photo_id}/events?ticket={ticket}"),
+            ticket,
+            expires_in,
+        }))
+}
+
+/// Unknown parameters are ignored.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StoryListQuery {
@@ -263,7 +367,8 @@ pub struct StoryListQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoryPage {
     pub items: Vec<StoryPublic>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -275,18 +380,17 @@ pub struct StoryPage {
     params(StoryListQuery),
     responses(
         (status = 200, description = "A page of stories", body = StoryPage),
-        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A limit outside 1-100, or a malformed cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A photo_id or limit that is not a number (limit: 1-100), or a malformed cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]
 pub async fn list(
     db: Db,
     auth: AuthUser,
-    query: web::Query<StoryListQuery>,
+    query: ValidQuery<StoryListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = query.0;
     let limit = super::paging::limit(query.limit)?;
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =

@@ -1,6 +1,7 @@
 //! Opaque refresh tokens: random, stored only as a SHA-256 hash, rotated on every use.
-//! Presenting a token that was already rotated (or revoked) revokes its whole family: a stolen
-//! token stops working for the thief and the victim alike, who must log in again.
+//! Presenting a token that was already rotated revokes its whole family: a stolen token stops
+//! working for the thief and the victim alike, who must log in again. A token revoked by a
+//! logout (or a password change) is simply refused.
 
 use std::time::Duration;
 
@@ -76,6 +77,13 @@ pub async fn rotate(
     let Some(current) = found else {
         return Err(invalid("the refresh token is not valid"));
     };
+    if current.revoked_at.is_some() && current.replaced_by_id.is_none() {
+        // Revoked, not rotated: a logout, a password change, or the end of a family revoked
+        // for reuse. Nothing new has happened: the family is already revoked.
+        return Err(invalid(
+            "the refresh token was revoked (logged out, or the password changed); log in again",
+        ));
+    }
     if current.revoked_at.is_some() {
         revoke_family(&txn, &current.family_id).await?;
         txn.commit().await?;

@@ -15,7 +15,18 @@ struct Claims {
     exp: i64,
     /// Token type, so a token minted for something else is never taken for an access token.
     typ: String,
+    /// The one photo an event-stream ticket is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    photo: Option<i64>,
 }
+
+/// Token type of access tokens.
+const ACCESS: &str = "access";
+/// Token type of event-stream tickets.
+const EVENTS: &str = "events";
+
+/// How long an event-stream ticket can open streams (reconnections included).
+pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
 /// Why a presented token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,13 +61,35 @@ impl AccessTokens {
 
     /// A token for `user_id` and its lifetime in seconds.
     pub fn issue(&self, user_id: i64) -> Result<(String, u64), ServiceError> {
+        self.sign(user_id, ACCESS, None, self.ttl)
+    }
+
+    /// A ticket that opens the event stream of photo `photo_id` of `user_id` (for browsers'
+    /// `EventSource`, which cannot send an `Authorization` header), valid for [`TICKET_TTL`].
+    /// It is no access token: it opens that one stream and nothing else.
+    pub fn issue_stream_ticket(
+        &self,
+        user_id: i64,
+        photo_id: i64,
+    ) -> Result<(String, u64), ServiceError> {
+        self.sign(user_id, EVENTS, Some(photo_id), TICKET_TTL)
+    }
+
+    fn sign(
+        &self,
+        user_id: i64,
+        typ: &str,
+        photo: Option<i64>,
+        ttl: Duration,
+    ) -> Result<(String, u64), ServiceError> {
         let now = chrono::Utc::now().timestamp();
-        let ttl = self.ttl.as_secs();
+        let ttl = ttl.as_secs();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,
             exp: now + i64::try_from(ttl).unwrap_or(i64::MAX / 2),
-            typ: "access".to_owned(),
+            typ: typ.to_owned(),
+            photo,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| {
@@ -67,15 +100,29 @@ impl AccessTokens {
 
     /// The user id a valid token was issued to.
     pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = self.decode(token)?;
+        if claims.typ != ACCESS {
+            return Err(TokenError::Invalid);
+        }
+        claims.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+
+    /// The user id of a valid ticket for photo `photo_id`'s event stream.
+    pub fn verify_stream_ticket(&self, ticket: &str, photo_id: i64) -> Result<i64, TokenError> {
+        let claims = self.decode(ticket)?;
+        if claims.typ != EVENTS || claims.photo != Some(photo_id) {
+            return Err(TokenError::Invalid);
+        }
+        claims.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+
+    fn decode(&self, token: &str) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })?;
-        if data.claims.typ != "access" {
-            return Err(TokenError::Invalid);
-        }
-        data.claims.sub.parse().map_err(|_| TokenError::Invalid)
+            })
     }
 }
 
@@ -98,6 +145,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_ticket_opens_one_photo_and_is_no_access_token() {
+        let tokens = AccessTokens::new("k".repeat(32).as_str(), Duration::from_secs(60));
+        let (ticket, ttl) = tokens.issue_stream_ticket(7, 42).unwrap();
+        assert_eq!(ttl, TICKET_TTL.as_secs());
+        assert_eq!(tokens.verify_stream_ticket(&ticket, 42), Ok(7));
+        assert_eq!(
+            tokens.verify_stream_ticket(&ticket, 43),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(tokens.verify(&ticket), Err(TokenError::Invalid));
+        let (access, _) = tokens.issue(7).unwrap();
+        assert_eq!(
+            tokens.verify_stream_ticket(&access, 42),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
     fn an_expired_token_says_so() {
         let tokens = AccessTokens::new("k".repeat(32).as_str(), Duration::from_secs(60));
         let claims = Claims {
@@ -105,6 +170,7 @@ mod tests {
             iat: 0,
             exp: chrono::Utc::now().timestamp() - 5,
             typ: "access".to_owned(),
+            photo: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &tokens.encoding)
             .unwrap();

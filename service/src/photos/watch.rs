@@ -16,12 +16,9 @@ use crate::ServiceError;
 /// What a watcher sees.
 #[derive(Debug)]
 pub enum PhotoChange {
-    /// The photo, first as it is now, then after each change of status or error. `last`: it
-    /// is no longer `processing`, so nothing changes it without its owner acting: the end.
-    Status {
-        photo: Box<photo::Model>,
-        last: bool,
-    },
+    /// The photo: first as it is now (unless the watcher already has this version), then after
+    /// each change (its status, error, title...).
+    Status { photo: Box<photo::Model> },
     /// The photo was deleted: the end.
     Deleted,
     /// Nothing changed for a while (a keep-alive is due).
@@ -33,12 +30,21 @@ pub enum PhotoChange {
 /// How often and how long to look.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchTiming {
-    /// Between two reads of the photo.
-    pub poll: Duration,
+    /// Between two reads of a photo whose story is being written (`processing`).
+    pub poll_busy: Duration,
+    /// Between two reads of a photo in any other status (it changes when its owner acts).
+    pub poll_idle: Duration,
     /// Longest silence before a [`PhotoChange::Quiet`].
     pub keepalive: Duration,
     /// Longest watch; the watcher comes back if it wants more.
     pub max: Duration,
+}
+
+/// A photo's version: what a watcher that has seen it says when it comes back (the event id
+/// of `/photos/{id}/events`, echoed in `Last-Event-ID`). It changes with every write of the
+/// photo (`updated_at`) and with its status.
+pub fn version(photo: &photo::Model) -> String {
+    format!("{}-{}", photo.updated_at.timestamp_micros(), photo.status)
 }
 
 struct Watcher<C> {
@@ -47,14 +53,18 @@ struct Watcher<C> {
     photo_id: i64,
     timing: WatchTiming,
     stop: watch::Receiver<bool>,
-    last: Option<(PhotoStatus, Option<String>)>,
+    /// The version the watcher has (from `Last-Event-ID`, then each one sent).
+    seen: Option<String>,
+    busy: bool,
+    looked: bool,
     last_said: Instant,
     started: Instant,
     done: bool,
 }
 
-/// Follows one of the user's photos (see [`PhotoChange`]) until it settles or is deleted,
-/// `timing.max` passes, or `stop` turns true (shutdown). Check first that the photo is the
+/// Follows one of the user's photos (see [`PhotoChange`]) until it is deleted, `timing.max`
+/// passes, or `stop` turns true (shutdown). `seen`: the version the watcher already has (it
+/// gets the photo at once only when it changed since). Check first that the photo is the
 /// user's: a missing photo is a single [`PhotoChange::Deleted`].
 pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     db: &C,
@@ -62,6 +72,7 @@ pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     photo_id: i64,
     timing: WatchTiming,
     stop: watch::Receiver<bool>,
+    seen: Option<String>,
 ) -> impl Stream<Item = PhotoChange> + use<C> {
     let now = Instant::now();
     let start = Watcher {
@@ -70,7 +81,9 @@ pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
         photo_id,
         timing,
         stop,
-        last: None,
+        seen,
+        busy: false,
+        looked: false,
         last_said: now,
         started: now,
         done: false,
@@ -86,12 +99,20 @@ impl<C: ConnectionTrait> Watcher<C> {
         if self.done {
             return None;
         }
-        let mut first = self.last.is_none();
         loop {
-            if !first {
-                tokio::time::sleep(self.timing.poll).await;
+            if self.looked {
+                let poll = if self.busy {
+                    self.timing.poll_busy
+                } else {
+                    self.timing.poll_idle
+                };
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.wait_for(|stop| *stop) => {}
+                }
             }
-            first = false;
+            self.looked = true;
             if self.started.elapsed() > self.timing.max || *self.stop.borrow() {
                 return None;
             }
@@ -109,15 +130,13 @@ impl<C: ConnectionTrait> Watcher<C> {
                     continue;
                 }
             };
-            let now = (photo.status, photo.error.clone());
-            if self.last.as_ref() != Some(&now) {
-                // Only a story being written changes the photo without its owner acting.
-                self.done = photo.status != PhotoStatus::Processing;
-                self.last = Some(now);
+            self.busy = photo.status == PhotoStatus::Processing;
+            let now = version(&photo);
+            if self.seen.as_deref() != Some(now.as_str()) {
+                self.seen = Some(now);
                 self.last_said = Instant::now();
                 return Some(PhotoChange::Status {
                     photo: Box::new(photo),
-                    last: self.done,
                 });
             }
             if let Some(quiet) = self.quiet(PhotoChange::Quiet) {

@@ -88,7 +88,7 @@ impl Facts {
                 .map(str::trim)
                 .filter(|title| !title.is_empty())
                 .map(str::to_owned),
-            taken: request.taken_at.map(|at| at.naive_utc()),
+            taken: request.taken_at,
             ..Facts::default()
         };
         let mut swap_sides = false;

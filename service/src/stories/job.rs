@@ -68,7 +68,7 @@ impl BackgroundJob for GenerateStory {
             image,
             content_type: photo.content_type.clone(),
             title: photo.title.clone(),
-            taken_at: photo.taken_at,
+            taken_at: photo.taken_at_local,
             style: self.style,
             language: self.language.clone(),
             checksum: photo.checksum_sha256.clone(),

@@ -4,7 +4,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 
 /// The kind of story to write.
 // Serialized by name (`adventure`, `bedtime` ...): in job payloads and request bodies; its
@@ -74,7 +73,8 @@ pub struct StoryRequest {
     pub content_type: Option<String>,
     /// The title the user gave the photo.
     pub title: Option<String>,
-    pub taken_at: Option<DateTime<Utc>>,
+    /// When it was taken, by the camera's clock (the time of day the people in it lived).
+    pub taken_at: Option<chrono::NaiveDateTime>,
     pub style: Style,
     /// A BCP 47 tag the provider said it can write ([`StoryProvider::check_language`]).
     pub language: String,
