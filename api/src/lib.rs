@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod head;
 pub mod openapi;
+pub mod problem_pages;
 pub mod request_id;
 pub mod routes;
 pub mod telemetry;
@@ -275,7 +276,7 @@ impl ApplicationBuilder<'_> {
                     ))
                 })
                 .configure(move |config| openapi::configure(config, document))
-                .configure(routes::problems::configure)
+                .configure(problem_pages::configure)
                 .configure({
                     let extra_routes = extra_routes.clone();
                     move |config| {

@@ -1,6 +1,8 @@
 //! `api worker` as real processes sharing one database: a worker killed with SIGKILL mid-job
 //! loses the job to another after its lease, and four worker processes run each of 1,000 jobs
-//! exactly once. Also `api serve` in production beside a newer release's migration. Jobs of the `diagnostic.count` kind append their id to a file per run.
+//! exactly once. Also `api serve` in production beside a newer release's migration, and what
+//! a server logs about refresh tokens. Jobs of the `diagnostic.count` kind append their id to
+//! a file per run.
 //!
 //! On PostgreSQL (and MariaDB) at `AISTORY_TEST_POSTGRES_URL` / `AISTORY_TEST_MYSQL_URL`, else
 //! at the standard local URLs. A backend that cannot be reached has its tests reported as
@@ -19,7 +21,10 @@ use service::worker::{BackgroundJob, CountRun};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api");
 
-aistory_tests::e2e_tests!(a_server_starts_beside_a_newer_releases_migration_sqlite);
+aistory_tests::e2e_tests!(
+    a_server_starts_beside_a_newer_releases_migration_sqlite,
+    a_refresh_after_logout_is_refused_without_a_theft_warning
+);
 // This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
 // cannot be reached has its tests reported as ignored (failed under CI=true).
 aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back, a_server_starts_beside_a_newer_releases_migration_postgres);
@@ -419,4 +424,113 @@ async fn a_server_starts_beside_a_newer_releases_migration_sqlite() {
 
 async fn a_server_starts_beside_a_newer_releases_migration_mysql() {
     a_server_starts_beside_a_newer_releases_migration(Backend::MySql).await;
+}
+
+/// A refresh with a logged-out token is refused (401) and logged as nothing special; a refresh
+/// with an already rotated token is the theft case: 401, the family revoked, and a warning.
+async fn a_refresh_after_logout_is_refused_without_a_theft_warning() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite).await else {
+        return;
+    };
+    let mut server = scratch.spawn(
+        "serve",
+        "server",
+        &[
+            ("AISTORY_ENVIRONMENT", "testing"),
+            ("AISTORY_PORT", "0"),
+            ("AISTORY_WORKERS", "0"),
+        ],
+    );
+    let log_path = scratch.dir.join("server.log");
+    let path = log_path.clone();
+    scratch
+        .wait_until("the server listens", Duration::from_secs(30), async || {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("listening on")
+        })
+        .await;
+    let log = || std::fs::read_to_string(&log_path).unwrap();
+    let port: u16 = log()
+        .lines()
+        .find_map(|line| line.split("listening on http://").nth(1))
+        .and_then(|address| address.trim().rsplit(':').next()?.parse().ok())
+        .expect("the port in the log");
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let client = reqwest::Client::new();
+    let post = async |path: &str, body: serde_json::Value| {
+        let response = client
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response
+                .json::<serde_json::Value>()
+                .await
+                .unwrap_or_default(),
+        )
+    };
+    let account = serde_json::json!({
+        "username": "leaver", "email": "leaver@example.com", "password": "correct horse battery"
+    });
+    assert_eq!(post("/auth/register", account).await.0, 201);
+    let credentials =
+        serde_json::json!({"username": "leaver", "password": "correct horse battery"});
+    let (status, tokens) = post("/auth/login", credentials.clone()).await;
+    assert_eq!(status, 200);
+    let refresh = tokens["refresh_token"].clone();
+    assert_eq!(
+        post(
+            "/auth/logout",
+            serde_json::json!({"refresh_token": refresh})
+        )
+        .await
+        .0,
+        204
+    );
+    let (status, problem) = post(
+        "/auth/refresh",
+        serde_json::json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(status, 401, "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("logged out"), "{problem}");
+    assert!(!detail.contains("every session"), "{problem}");
+    assert!(
+        !log().contains("reuse"),
+        "a logout was logged as theft:\n{}",
+        log()
+    );
+
+    // The theft case, for contrast: a rotated token presented again.
+    let (_, tokens) = post("/auth/login", credentials).await;
+    let first = tokens["refresh_token"].clone();
+    let (status, _) = post("/auth/refresh", serde_json::json!({"refresh_token": first})).await;
+    assert_eq!(status, 200);
+    let (status, problem) =
+        post("/auth/refresh", serde_json::json!({"refresh_token": first})).await;
+    assert_eq!(status, 401);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every session"),
+        "{problem}"
+    );
+    let path = log_path.clone();
+    scratch
+        .wait_until("the reuse is logged", Duration::from_secs(10), async || {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("refresh token reuse")
+        })
+        .await;
+    terminate(&mut server);
+    assert!(wait_exit(&mut server, Duration::from_secs(20)).success());
+    scratch.finish().await;
 }

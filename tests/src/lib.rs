@@ -11,6 +11,7 @@ mod app;
 mod database;
 pub mod harness;
 pub mod images;
+pub mod sse;
 mod store;
 
 pub use app::{StatementLog, TestApp, TestAppBuilder, Tokens, test_settings};

@@ -5,7 +5,6 @@ pub mod auth;
 pub mod health;
 pub mod paging;
 pub mod photos;
-pub mod problems;
 pub mod stories;
 pub mod users;
 

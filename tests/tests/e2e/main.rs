@@ -6,6 +6,7 @@
 
 mod accounts;
 mod autogen;
+mod contract;
 mod database_layer;
 mod generated;
 mod health;

@@ -34,6 +34,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/v1/photos/{id}/story"),
     ("get", "/api/v1/photos/{id}/story"),
     ("get", "/api/v1/photos/{id}/events"),
+    ("post", "/api/v1/photos/{id}/events/ticket"),
     ("get", "/api/v1/stories"),
     ("get", "/api/v1/stories/{id}"),
     ("delete", "/api/v1/stories/{id}"),

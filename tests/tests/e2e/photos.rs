@@ -103,7 +103,9 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
     assert_eq!(first["height"], 48);
     assert_eq!(first["size_bytes"], jpeg_bytes.len());
     assert_eq!(first["checksum_sha256"], sha256(&jpeg_bytes));
-    assert_eq!(first["taken_at"], "2021-07-04T12:30:00Z");
+    // The camera's clock, without a time zone (the EXIF has no offset).
+    assert!(first["taken_at"].is_null(), "{first}");
+    assert_eq!(first["taken_at_local"], "2021-07-04T12:30:00");
     assert_eq!(first["title"], "a title");
     let second = upload_ok(&app, &tokens, png_bytes.clone(), "image/jpeg").await;
     assert_eq!(second["content_type"], "image/png");
@@ -405,8 +407,13 @@ async fn another_users_photo_is_not_found(backend: Backend) {
             assert_eq!(theirs_status, StatusCode::NOT_FOUND, "{method} {suffix}");
         }
     }
-    // Ids that are not ids.
-    for bad in ["abc", "99999999999999999999999", "-1", "1.5"] {
+    // Ids that are not ids: a 422 naming the parameter; a negative one is no one's photo.
+    for (bad, status) in [
+        ("abc", StatusCode::UNPROCESSABLE_ENTITY),
+        ("99999999999999999999999", StatusCode::UNPROCESSABLE_ENTITY),
+        ("1.5", StatusCode::UNPROCESSABLE_ENTITY),
+        ("-1", StatusCode::NOT_FOUND),
+    ] {
         let response = app
             .request(
                 Method::GET,
@@ -415,7 +422,11 @@ async fn another_users_photo_is_not_found(backend: Backend) {
                 Some(&other.access),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(response.status(), status, "{bad}");
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            let body: Value = response.json().await.unwrap();
+            assert!(body["errors"]["id"].is_array(), "{bad}: {body}");
+        }
     }
     // The owner's photo is untouched.
     let still: Value = app

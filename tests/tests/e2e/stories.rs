@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, HttpServer, web};
 use aistory_tests::images::jpeg;
+use aistory_tests::sse::{Event, EventStream};
 use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use base64::Engine;
 use entity::photo_status::PhotoStatus;
 use entity::prelude::*;
-use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
@@ -75,8 +75,8 @@ async fn get_photo(app: &TestApp, token: &str, id: i64) -> Value {
     .await
 }
 
-/// Reads a server-sent event stream to its end: (event name, data) pairs.
-async fn read_events(app: &TestApp, token: &str, id: i64) -> Vec<(String, Value)> {
+/// Opens photo `id`'s event stream.
+async fn open_events(app: &TestApp, token: &str, id: i64) -> EventStream {
     let response = app
         .client
         .get(app.url(&format!("/api/v1/photos/{id}/events")))
@@ -84,34 +84,24 @@ async fn read_events(app: &TestApp, token: &str, id: i64) -> Vec<(String, Value)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
-    let mut text = String::new();
-    let mut stream = response.bytes_stream();
-    let read = tokio::time::timeout(Duration::from_secs(40), async {
-        while let Some(chunk) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "the event stream did not end: {text}");
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut name = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(value) = line.strip_prefix("event: ") {
-                    name = Some(value.to_owned());
-                }
-                if let Some(value) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(value).ok();
-                }
-            }
-            Some((name?, data?))
-        })
+    EventStream::new(response)
+}
+
+/// Whether an event says the photo settled: its story written or failed, or the photo gone.
+fn settled(event: &Event) -> bool {
+    event.name == "deleted"
+        || (event.name == "status"
+            && matches!(event.data["status"].as_str(), Some("completed" | "failed")))
+}
+
+/// Follows photo `id`'s events until it settles: (event name, data) pairs.
+async fn read_events(app: &TestApp, token: &str, id: i64) -> Vec<(String, Value)> {
+    let mut stream = open_events(app, token, id).await;
+    stream
+        .until(Duration::from_secs(40), settled)
+        .await
+        .into_iter()
+        .map(|event| (event.name, event.data))
         .collect()
 }
 
@@ -136,24 +126,16 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         StatusCode::NOT_FOUND,
         "no story before one is asked for"
     );
-    // Nothing is being written: the stream says `uploaded` once and ends (it does not wait
-    // for the client to act).
-    let idle = read_events(&app, token, id).await;
-    assert_eq!(idle.len(), 1, "{idle:?}");
-    assert_eq!(idle[0].0, "status");
-    assert_eq!(idle[0].1["status"], "uploaded", "{idle:?}");
-    // The last event tells an EventSource not to reconnect at once to an ended stream.
-    let raw = app
-        .client
-        .get(app.url(&format!("/api/v1/photos/{id}/events")))
-        .bearer_auth(token)
-        .send()
+    // A stream opened before the story is asked for: the photo as it is, then it stays open
+    // and reports the run.
+    let mut stream = open_events(&app, token, id).await;
+    let first = stream
+        .next(Duration::from_secs(10))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(raw.starts_with("retry: 3600000\nevent: status\n"), "{raw}");
+        .expect("the first event");
+    assert_eq!(first.name, "status");
+    assert_eq!(first.data["status"], "uploaded", "{first:?}");
+    assert!(first.id.is_some(), "events carry an id for Last-Event-ID");
     let accepted = app
         .request(
             Method::POST,
@@ -170,12 +152,26 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     let accepted: Value = accepted.json().await.unwrap();
     assert_eq!(accepted["status"], "processing");
 
-    // The events follow the photo until it is done: read them while the story is written.
-    let (events, ran) = tokio::join!(read_events(&app, token, id), app.run_pending_jobs());
+    // The stream opened before the request follows the run; so does one opened now.
+    let (events, later, ran) = tokio::join!(
+        stream.until(Duration::from_secs(40), settled),
+        read_events(&app, token, id),
+        app.run_pending_jobs()
+    );
     assert_eq!(ran, 1, "one job writes the story");
-    let (last_name, last) = events.last().expect("at least one event");
-    assert_eq!(last_name, "status");
-    assert_eq!(last["status"], "completed", "{events:?}");
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|event| event.data["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses.last(), Some(&"completed"), "{events:?}");
+    assert!(
+        statuses.contains(&"processing") || statuses.len() == 1,
+        "{events:?}"
+    );
+    assert_eq!(
+        later.last().map(|(_, data)| data["status"].clone()),
+        Some(json!("completed"))
+    );
 
     let story = app.json(Method::GET, &story_path, None, Some(token)).await;
     assert_eq!(story["photo_id"], id);
@@ -468,7 +464,7 @@ async fn story_requests_are_validated() {
         )
         .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    // The stream of a photo nobody is writing for ends once it settles; an unknown one is 404.
+    // The stream of an unknown photo is a 404.
     assert_eq!(
         app.request(
             Method::GET,
