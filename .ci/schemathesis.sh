@@ -69,9 +69,18 @@ curl -fsS "http://127.0.0.1:$port/ready" >/dev/null || { cat "$workdir/server.lo
 status=0
 (cd "$workdir" && AISTORY_FUZZ_BASE_URL="http://127.0.0.1:$port" PYTHONPATH="$repo/.ci" \
   SCHEMATHESIS_HOOKS=schemathesis_hooks timeout 900 \
-  "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
+  "$venv/bin/schemathesis" --config-file "$repo/.ci/schemathesis.toml" \
+  run "http://127.0.0.1:$port/api/openapi.json" \
   --checks all --max-examples "$max_examples" --seed "${AISTORY_FUZZ_SEED:-20261125}" \
-  --request-timeout 30 ${AISTORY_FUZZ_EXTRA:-}) || status=$?
+  --request-timeout 30 --report ndjson --report-dir "$workdir/report" ${AISTORY_FUZZ_EXTRA:-}) ||
+  status=$?
+
+# Every operation on an id was exercised beyond its 404 (2xx at least once).
+if [ "$status" -eq 0 ]; then
+  curl -fsS "http://127.0.0.1:$port/api/openapi.json" >"$workdir/openapi.json"
+  python3 .ci/schemathesis-coverage.py "$workdir/openapi.json" "$workdir"/report/*.ndjson ||
+    status=$?
+fi
 
 if grep -q "panicked" "$workdir/server.log"; then
   echo "error: the server panicked during the run:" >&2

@@ -129,7 +129,7 @@ fn query_message(message: &str) -> String {
 }
 
 /// [`ValidJson`] for an optional body: a request without one (no `Content-Type` and no bytes,
-/// or `Content-Length: 0`) gets `T::default()`.
+/// or `Content-Length: 0`), or with the JSON `null`, gets `T::default()`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -153,8 +153,22 @@ where
         if no_body {
             return Box::pin(ready(Ok(OptionalJson(T::default()))));
         }
-        let body = ValidJson::<T>::from_request(req, payload);
-        Box::pin(async move { body.await.map(|ValidJson(value)| OptionalJson(value)) })
+        let body = ValidJson::<OrNull<T>>::from_request(req, payload);
+        Box::pin(async move {
+            body.await
+                .map(|ValidJson(OrNull(value))| OptionalJson(value.unwrap_or_default()))
+        })
+    }
+}
+
+/// `T` or the JSON `null`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+struct OrNull<T>(Option<T>);
+
+impl<T: Validate> Validate for OrNull<T> {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        self.0.as_ref().map_or(Ok(()), Validate::validate)
     }
 }
 

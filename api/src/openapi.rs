@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
         license(name = "MIT"),
     ),
     modifiers(&BearerScheme),
+    components(schemas(crate::routes::stories::PhotoDeleted)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Accounts and tokens"),
@@ -52,6 +53,7 @@ pub fn document() -> Document {
         .split_for_parts();
     document.openapi = openapi::OpenApiVersion::Version31;
     add_links(&mut document);
+    add_invalid_id_answers(&mut document);
     add_common_headers(&mut document);
     // A new password needs the current one: JSON Schema's if/then, which utoipa has no
     // attribute for (written through the extensions map, which is serialized flat).
@@ -76,6 +78,41 @@ pub fn document() -> Document {
         );
     }
     document
+}
+
+/// Every operation with a path id answers 422 for an id that is not a whole number (`/photos/abc`,
+/// or one past the 64-bit range); most already document a 422 for their body or query.
+fn add_invalid_id_answers(document: &mut Document) {
+    for (path, item) in &mut document.paths.paths {
+        if !path.contains('{') {
+            continue;
+        }
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.responses.responses.contains_key("422") {
+                continue;
+            }
+            let response = openapi::ResponseBuilder::new()
+                .description("A path id that is not a whole number in the 64-bit range")
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    openapi::ContentBuilder::new()
+                        .schema(Some(openapi::Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build();
+            operation
+                .responses
+                .responses
+                .insert("422".to_owned(), openapi::RefOr::T(response));
+        }
+    }
 }
 
 /// The response headers every operation may send, by status: `X-Request-Id` on every answer,
@@ -128,47 +165,140 @@ fn add_common_headers(document: &mut Document) {
 
 /// OpenAPI links: which operations take the id a response carries (for clients, and for
 /// stateful fuzzing, which follows them). Operation ids are unique (`operation_id = ...`).
+/// A link's target operation ids and their link objects (without `operationId`).
+type Targets = Vec<(&'static str, serde_json::Value)>;
+
 fn add_links(document: &mut Document) {
-    // Not `photo_story`: a story is written later, by a worker (a 202 creates no story yet).
-    const PHOTO_OPERATIONS: [&str; 6] = [
-        "get_photo",
-        "rename_photo",
-        "delete_photo",
-        "photo_content",
-        "photo_events",
-        "request_story",
-    ];
-    let links: [(&str, &str, &str, &[&str], &str); 4] = [
+    use serde_json::json;
+    let id = |expression: &str| json!({ "id": expression });
+    // Not to `photo_story` from a new photo or a story request: a story is written later, by a
+    // worker; only a listed or read story says its photo has one.
+    let from_photo = |expression: &str| -> Targets {
+        [
+            "get_photo",
+            "rename_photo",
+            "delete_photo",
+            "photo_content",
+            "photo_events",
+            "photo_events_ticket",
+            "request_story",
+        ]
+        .into_iter()
+        .map(|target| (target, json!({ "parameters": id(expression) })))
+        .collect()
+    };
+    let links: Vec<(&str, &str, &str, Targets)> = vec![
         (
             "/api/v1/photos",
             "post",
             "201",
-            &PHOTO_OPERATIONS,
-            "$response.body#/id",
+            from_photo("$response.body#/id"),
+        ),
+        (
+            "/api/v1/photos",
+            "get",
+            "200",
+            from_photo("$response.body#/items/0/id"),
         ),
         (
             "/api/v1/photos/{id}/story",
             "post",
             "202",
-            &["get_photo", "photo_events"],
-            "$response.body#/id",
+            vec![
+                (
+                    "get_photo",
+                    json!({ "parameters": id("$response.body#/id") }),
+                ),
+                (
+                    "photo_events",
+                    json!({ "parameters": id("$response.body#/id") }),
+                ),
+            ],
         ),
         (
             UPLOADS,
             "post",
             "201",
-            &["complete_direct_upload", "get_photo"],
-            "$response.body#/photo/id",
+            vec![
+                (
+                    "complete_direct_upload",
+                    json!({ "parameters": id("$response.body#/photo/id") }),
+                ),
+                (
+                    "get_photo",
+                    json!({ "parameters": id("$response.body#/photo/id") }),
+                ),
+            ],
         ),
         (
             "/api/v1/photos/{id}/story",
             "get",
             "200",
-            &["get_story", "delete_story"],
-            "$response.body#/id",
+            vec![
+                (
+                    "get_story",
+                    json!({ "parameters": id("$response.body#/id") }),
+                ),
+                (
+                    "delete_story",
+                    json!({ "parameters": id("$response.body#/id") }),
+                ),
+            ],
+        ),
+        (
+            "/api/v1/stories",
+            "get",
+            "200",
+            vec![
+                (
+                    "get_story",
+                    json!({ "parameters": id("$response.body#/items/0/id") }),
+                ),
+                (
+                    "delete_story",
+                    json!({ "parameters": id("$response.body#/items/0/id") }),
+                ),
+                (
+                    "photo_story",
+                    json!({ "parameters": id("$response.body#/items/0/photo_id") }),
+                ),
+            ],
+        ),
+        (
+            "/api/v1/stories/{id}",
+            "get",
+            "200",
+            vec![(
+                "photo_story",
+                json!({ "parameters": id("$response.body#/photo_id") }),
+            )],
+        ),
+        (
+            "/api/v1/auth/login",
+            "post",
+            "200",
+            ["refresh", "logout"]
+                .into_iter()
+                .map(|target| {
+                    let body = json!({ "refresh_token": "$response.body#/refresh_token" });
+                    (target, json!({ "requestBody": body }))
+                })
+                .collect(),
+        ),
+        (
+            "/api/v1/auth/register",
+            "post",
+            "201",
+            vec![(
+                "login",
+                json!({ "requestBody": {
+                    "username": "$request.body#/username",
+                    "password": "$request.body#/password",
+                } }),
+            )],
         ),
     ];
-    for (path, method, status, targets, id) in links {
+    for (path, method, status, targets) in links {
         let Some(item) = document.paths.paths.get_mut(path) else {
             continue;
         };
@@ -184,10 +314,10 @@ fn add_links(document: &mut Document) {
         // Written as JSON: utoipa 5.5 serializes `Link::operation_id` as `operation_id`, not
         // `operationId`, which no OpenAPI tool reads.
         let links: serde_json::Map<String, serde_json::Value> = targets
-            .iter()
-            .map(|target| {
-                let link = serde_json::json!({ "operationId": target, "parameters": { "id": id } });
-                ((*target).to_owned(), link)
+            .into_iter()
+            .map(|(target, mut link)| {
+                link["operationId"] = json!(target);
+                (target.to_owned(), link)
             })
             .collect();
         response
@@ -279,9 +409,81 @@ fn property<'a>(
     }
 }
 
+/// The served JSON: `document` with what utoipa's types cannot say (JSON Schema's
+/// `contentMediaType` / `contentSchema` for the events' `data`).
+pub fn served_json(document: &Document) -> serde_json::Value {
+    let mut json = serde_json::to_value(document).unwrap_or_default();
+    describe_events(&mut json);
+    inline_downloads(&mut json);
+    json
+}
+
+/// The download's bytes as an inline `{type: string, format: binary}` per image type, which
+/// tools read as a file (a `$ref` to a string schema looks like structured data to some).
+fn inline_downloads(json: &mut serde_json::Value) {
+    if let Some(content) = json
+        .pointer_mut("/paths/~1api~1v1~1photos~1{id}~1content/get/responses/200/content")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for media in content.values_mut() {
+            media["schema"] = serde_json::json!({ "type": "string", "format": "binary" });
+        }
+    }
+    if let Some(schemas) = json
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        schemas.remove("PhotoBytes");
+    }
+}
+
+/// One server-sent event of `/photos/{id}/events` (`PhotoEvent`: its fields, `data` being JSON
+/// of the photo or of `{"id": N}`), and the stream's schema: an event (what SSE-aware tools
+/// such as schemathesis check each event against), or the raw text (what generated clients
+/// that read the body whole get).
+fn describe_events(json: &mut serde_json::Value) {
+    use serde_json::json;
+    let event = json!({
+        "type": "object",
+        "description": "One server-sent event of `/photos/{id}/events`, as its fields.",
+        "required": ["event", "id", "data"],
+        "properties": {
+            "event": { "type": "string", "enum": ["status", "deleted"],
+                       "description": "`status`: the photo changed; `deleted`: it is gone (the last event)" },
+            "id": { "type": "string", "pattern": "^([0-9]+-[a-z]+|deleted)$",
+                    "description": "The photo's version: send it back as `Last-Event-ID`" },
+            "data": { "type": "string", "description": "JSON: the photo, or `{\"id\": N}` for `deleted`" }
+        },
+        "oneOf": [
+            { "properties": { "event": { "const": "status" }, "data": {
+                "contentMediaType": "application/json",
+                "contentSchema": { "$ref": "#/components/schemas/PhotoPublic" } } } },
+            { "properties": { "event": { "const": "deleted" }, "data": {
+                "contentMediaType": "application/json",
+                "contentSchema": { "$ref": "#/components/schemas/PhotoDeleted" } } } }
+        ]
+    });
+    if let Some(schemas) = json
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        schemas.insert("PhotoEvent".to_owned(), event);
+    }
+    if let Some(stream) = json.pointer_mut(
+        "/paths/~1api~1v1~1photos~1{id}~1events/get/responses/200/content/text~1event-stream",
+    ) {
+        stream["schema"] = json!({
+            "anyOf": [
+                { "$ref": "#/components/schemas/PhotoEvent" },
+                { "type": "string", "description": "The raw `text/event-stream` body" }
+            ]
+        });
+    }
+}
+
 /// `GET /api/openapi.json` and the Swagger UI at `/docs` (vendored: works offline).
 pub fn configure(config: &mut web::ServiceConfig, document: Document) {
-    let json = serde_json::to_vec(&document).unwrap_or_default();
+    let json = serde_json::to_vec(&served_json(&document)).unwrap_or_default();
     config
         .route(
             "/api/openapi.json",

@@ -76,6 +76,7 @@ pub struct TokenResponse {
 
 /// Create an account.
 #[utoipa::path(
+    operation_id = "register",
     tag = "auth",
     request_body = RegisterRequest,
     responses(
@@ -100,6 +101,7 @@ pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpRe
 
 /// Log in with username (or email) and password.
 #[utoipa::path(
+    operation_id = "login",
     tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -145,6 +147,7 @@ pub async fn login(
 
 /// Exchange a refresh token for new tokens (the old one stops working).
 #[utoipa::path(
+    operation_id = "refresh",
     tag = "auth",
     request_body = RefreshRequest,
     responses(
@@ -178,6 +181,7 @@ pub async fn refresh(
 
 /// Revoke a refresh token (and every token rotated from the same login).
 #[utoipa::path(
+    operation_id = "logout",
     tag = "auth",
     request_body = RefreshRequest,
     responses(
