@@ -11,3 +11,24 @@ photo_tokens() {
     echo "$first $token"
   done
 }
+
+# seed_photos API_URL DB_URL USERS PER_USER PREFIX: USERS users PREFIX1..PREFIXn registered
+# through the API (real password hashes, password "correct horse battery"), then PER_USER
+# 'uploaded' photos each inserted straight into the table, each user's ids consecutive (what
+# bench/tokens.lua's "first id + offset" relies on).
+seed_photos() {
+  local i
+  for i in $(seq 1 "$3"); do
+    curl -fsS -XPOST "$1/auth/register" -H 'content-type: application/json' \
+      -d "{\"username\":\"$5$i\",\"email\":\"$5$i@example.com\",\"password\":\"correct horse battery\"}" >/dev/null
+  done
+  psql "$2" -q -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO photos (user_id, object_key, status, title, content_type, size_bytes, width, height,
+                    checksum_sha256, created_at, updated_at)
+SELECT u.id, 'users/' || u.id || '/photos/' || g || '.jpg', 'uploaded', 'Photo ' || g, 'image/jpeg',
+       123456, 4000, 3000, md5(u.id || '-' || g) || md5(g || '-' || u.id), now(), now()
+FROM users u CROSS JOIN generate_series(1, $4) g
+ORDER BY u.id, g;
+ANALYZE;
+SQL
+}

@@ -28,6 +28,7 @@ pub async fn init_db(
     let state = migration::schema_state(&db)
         .await
         .map_err(DbError::MigrationState)?;
+    service::metrics::migrations(state.applied.len(), state.pending.len());
     if !state.pending.is_empty() {
         // Production never changes its schema at start-up (elsewhere nothing is pending now).
         db.close().await.ok();

@@ -4,6 +4,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod head;
+pub mod metrics;
 pub mod openapi;
 pub mod problem_pages;
 pub mod request_id;
@@ -63,6 +64,8 @@ pub struct Application {
     shutting_down: tokio::sync::watch::Sender<bool>,
     /// SIGTERM / Ctrl-C, listened for since start-up began.
     signal: ShutdownSignal,
+    /// The Prometheus listener (`AISTORY_METRICS_ADDR`).
+    metrics: Option<metrics::MetricsServer>,
 }
 
 impl Application {
@@ -86,6 +89,11 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when `AISTORY_METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|metrics| metrics.port)
+    }
+
     /// The pool the server uses (tests read rows through it).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
@@ -107,8 +115,14 @@ impl Application {
             workers,
             shutting_down,
             signal,
+            metrics,
             ..
         } = self;
+        let metrics = metrics.map(|metrics| {
+            let handle = metrics.server.handle();
+            actix_web::rt::spawn(metrics.server);
+            handle
+        });
         // On SIGTERM / Ctrl-C the workers stop claiming and the event streams end at once, so
         // neither holds the stop up, and the server is told to stop gracefully. actix also
         // stops on these signals by itself, but only once its own handlers are installed: a
@@ -132,6 +146,9 @@ impl Application {
         let _ = shutting_down.send(true);
         if let Some(workers) = workers {
             workers.shutdown().await;
+        }
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
         }
         reads.close().await;
         if let Err(error) = service::close_db_connection(db).await {
@@ -184,6 +201,10 @@ impl ApplicationBuilder<'_> {
         // From here on a SIGTERM is kept for `run_until_stopped`, even one that arrives while
         // the database is being connected.
         let signal = ShutdownSignal::install();
+        if settings.metrics_addr.is_some() {
+            // Before the database: start-up's own figures (migrations) are recorded too.
+            metrics::recorder();
+        }
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
         let mut db = database::init_db(&settings.database, settings.environment).await?;
         let stories = service::stories::provider_from_settings(&settings.story_provider)
@@ -201,12 +222,31 @@ impl ApplicationBuilder<'_> {
             )
         });
         if let Some(observer) = &observer {
-            service::observe_statements(&mut db, observer.clone());
+            service::observe_statements(
+                &mut db,
+                settings.database.slow_statement,
+                observer.clone(),
+            );
         }
         let reads =
             service::ReadPool::new(&db, &settings.database, observer.clone()).map_err(|error| {
                 service::DbError::Connect(settings.database.connection_failure(&error))
             })?;
+        let metrics = match &settings.metrics_addr {
+            None => None,
+            Some(address) => metrics::listen(
+                address,
+                metrics::Sources {
+                    db: db.clone(),
+                    reads: Some(reads.clone()),
+                },
+            )
+            .map_err(|source| StartupError::Bind {
+                address: format!("{address} (AISTORY_METRICS_ADDR)"),
+                source,
+            })?,
+        };
+        let metrics_on = metrics.is_some();
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -268,6 +308,10 @@ impl ApplicationBuilder<'_> {
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
+                .wrap(actix_web::middleware::Condition::new(
+                    metrics_on,
+                    from_fn(metrics::http_metrics),
+                ))
                 .wrap(from_fn(request_id::request_id))
                 .app_data(state.clone())
                 .configure(|config| {
@@ -308,6 +352,7 @@ impl ApplicationBuilder<'_> {
             workers,
             shutting_down,
             signal,
+            metrics,
         })
     }
 }

@@ -27,6 +27,7 @@ aistory_tests::e2e_tests!(
 );
 // This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
 // cannot be reached has its tests reported as ignored (failed under CI=true).
+aistory_tests::e2e_tests!(on Postgres: metrics_of_a_server_and_a_worker_pass_promtool, a_slow_statement_is_logged_once_with_its_request, api_jobs_lists_a_failed_job_and_retries_it);
 aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back, a_server_starts_beside_a_newer_releases_migration_postgres);
 aistory_tests::e2e_tests!(on MySql: a_killed_workers_job_runs_again_after_its_lease_mysql, a_server_starts_beside_a_newer_releases_migration_mysql);
 
@@ -532,5 +533,467 @@ async fn a_refresh_after_logout_is_refused_without_a_theft_warning() {
         .await;
     terminate(&mut server);
     assert!(wait_exit(&mut server, Duration::from_secs(20)).success());
+    scratch.finish().await;
+}
+
+/// The port in the first line of `NAME.log` that contains `prefix` (`listening on http://`,
+/// `metrics on http://`), waiting for it.
+async fn logged_port(scratch: &Scratch, name: &str, prefix: &str) -> u16 {
+    let path = scratch.dir.join(format!("{name}.log"));
+    let find = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| {
+                let rest = line.split(prefix).nth(1)?;
+                let address: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                address.rsplit(':').next()?.parse().ok()
+            })
+    };
+    scratch
+        .wait_until(
+            &format!("{name} logs {prefix}"),
+            Duration::from_secs(30),
+            async || find().is_some(),
+        )
+        .await;
+    find().unwrap()
+}
+
+/// A minimal HTTP client of a spawned server.
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn new(port: u16) -> Http {
+        Http {
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        token: Option<&str>,
+        request_id: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Registers and logs in `username`; returns the access token.
+    async fn signed_up(&self, username: &str) -> String {
+        let account = serde_json::json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": "correct horse battery",
+        });
+        let (status, _) = self
+            .json(
+                reqwest::Method::POST,
+                "/api/v1/auth/register",
+                Some(account),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 201);
+        let credentials =
+            serde_json::json!({"username": username, "password": "correct horse battery"});
+        let (status, tokens) = self
+            .json(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                Some(credentials),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Uploads a small PNG; returns the photo's id.
+    async fn upload(&self, token: &str) -> i64 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(aistory_tests::images::png(8, 8)).file_name("a.png"),
+        );
+        let response = self
+            .client
+            .post(format!("{}/api/v1/photos", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn text(&self, path: &str) -> String {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+}
+
+/// `promtool check metrics` on `text` (Debian's `prometheus` package); `None` when promtool is
+/// not installed here (under CI=true that fails).
+fn promtool_check_metrics(text: &str) -> Option<String> {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                !aistory_tests::in_ci(),
+                "CI=true, and promtool must be installed (apt-get install prometheus): {error}"
+            );
+            eprintln!("promtool not found: the exposition is not validated here");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool check metrics: {said}");
+    Some(said)
+}
+
+async fn metrics_of_a_server_and_a_worker_pass_promtool() {
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    let objects = format!("file://{}", scratch.dir.join("objects").display());
+    let mut server = scratch.spawn(
+        "serve",
+        "server",
+        &[
+            ("AISTORY_ENVIRONMENT", "testing"),
+            ("AISTORY_PORT", "0"),
+            ("AISTORY_WORKERS", "0"),
+            ("AISTORY_STORAGE_URL", &objects),
+            ("AISTORY_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let mut worker = scratch.spawn(
+        "worker",
+        "worker",
+        &[
+            ("AISTORY_ENVIRONMENT", "testing"),
+            ("AISTORY_WORKERS", "1"),
+            ("AISTORY_WORKER_POLL_MS", "50"),
+            ("AISTORY_STORAGE_URL", &objects),
+            ("AISTORY_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let api = Http::new(logged_port(&scratch, "server", "listening on http://").await);
+    let server_metrics = Http::new(logged_port(&scratch, "server", "metrics on http://").await);
+    let worker_metrics = Http::new(logged_port(&scratch, "worker", "metrics on http://").await);
+
+    let token = api.signed_up("watcher").await;
+    let id = api.upload(&token).await;
+    for path in [
+        format!("/api/v1/photos/{id}"),
+        format!("/api/v1/photos/{id}/content"),
+    ] {
+        let response = api
+            .client
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let (status, _) = api
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/v1/photos/{id}/story"),
+            None,
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let path = format!("/api/v1/photos/{id}");
+    scratch
+        .wait_until(
+            "the worker writes the story",
+            Duration::from_secs(60),
+            async || {
+                let (_, photo) = api
+                    .json(reqwest::Method::GET, &path, None, Some(&token), None)
+                    .await;
+                photo["status"] == "completed"
+            },
+        )
+        .await;
+
+    let served = server_metrics.text("/metrics").await;
+    let worked = worker_metrics.text("/metrics").await;
+    for (who, text) in [("server", &served), ("worker", &worked)] {
+        promtool_check_metrics(text);
+        for family in [
+            "aistory_db_statements_total",
+            "aistory_db_connections",
+            "aistory_jobs_oldest_due_age_seconds",
+            "aistory_migrations_applied",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+        ] {
+            assert!(
+                text.contains(&format!("\n{family}")),
+                "{who} has no {family}:\n{text}"
+            );
+        }
+    }
+    // Route templates, never ids.
+    assert!(
+        served.contains(r#"route="/api/v1/photos/{id}",status="200""#),
+        "{served}"
+    );
+    assert!(
+        !served.contains(&format!("/photos/{id}\"")),
+        "an id in a label:\n{served}"
+    );
+    assert!(
+        served.contains(r#"aistory_logins_total{outcome="success"} 1"#),
+        "{served}"
+    );
+    assert!(served.contains("aistory_uploads_total 1"), "{served}");
+    assert!(
+        worked.contains(
+            r#"aistory_job_duration_seconds_count{kind="story.generate",outcome="succeeded"} 1"#
+        ),
+        "{worked}"
+    );
+    assert!(
+        worked.contains(r#"aistory_story_provider_duration_seconds_count{provider="builtin"} 1"#),
+        "{worked}"
+    );
+    for child in [&mut server, &mut worker] {
+        terminate(child);
+        assert!(wait_exit(child, Duration::from_secs(20)).success());
+    }
+    scratch.finish().await;
+}
+
+async fn a_slow_statement_is_logged_once_with_its_request() {
+    use sea_orm::ConnectionTrait;
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    let mut server = scratch.spawn(
+        "serve",
+        "server",
+        &[
+            ("AISTORY_ENVIRONMENT", "testing"),
+            ("AISTORY_PORT", "0"),
+            ("AISTORY_WORKERS", "0"),
+            ("AISTORY_LOG_FORMAT", "json"),
+            ("AISTORY_DB_SLOW_MS", "200"),
+        ],
+    );
+    let api = Http::new(logged_port(&scratch, "server", "listening on http://").await);
+    let token = api.signed_up("sloth").await;
+    let id = api.upload(&token).await;
+    // Renaming a photo made slow on purpose: its UPDATE sleeps 0.3 s in a trigger.
+    scratch
+        .pool
+        .execute_unprepared(
+            "CREATE FUNCTION slow_down() RETURNS trigger AS $$ \
+             BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER slow_down BEFORE UPDATE ON photos FOR EACH ROW EXECUTE FUNCTION slow_down()",
+        )
+        .await
+        .unwrap();
+    let secret = "a-title-that-must-not-be-logged";
+    let (status, _) = api
+        .json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/photos/{id}"),
+            Some(serde_json::json!({"title": secret})),
+            Some(&token),
+            Some("slow-rename-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A fast request of the same server for contrast: nothing logged for it.
+    let (status, _) = api
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/v1/photos/{id}"),
+            None,
+            Some(&token),
+            Some("fast-read-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let log_path = scratch.dir.join("server.log");
+    let path = log_path.clone();
+    scratch
+        .wait_until(
+            "the slow statement is logged",
+            Duration::from_secs(10),
+            async || {
+                std::fs::read_to_string(&path)
+                    .unwrap_or_default()
+                    .contains("slow-rename-1")
+            },
+        )
+        .await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let slow: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("slow statement") && line.contains("slow-rename-1"))
+        .collect();
+    assert_eq!(slow.len(), 1, "logged once:\n{log}");
+    let line: serde_json::Value = serde_json::from_str(slow[0]).unwrap();
+    assert!(
+        line["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("UPDATE \"photos\""),
+        "{line}"
+    );
+    assert!(line["duration_ms"].as_u64().unwrap() >= 300, "{line}");
+    assert!(
+        !log.contains(secret),
+        "a parameter value was logged:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("slow statement") && line.contains("fast-read-1")),
+        "{log}"
+    );
+    terminate(&mut server);
+    assert!(wait_exit(&mut server, Duration::from_secs(20)).success());
+    scratch.finish().await;
+}
+
+/// Runs `api jobs ARGS` on the scratch database: (success, stdout, stderr).
+fn api_jobs(scratch: &Scratch, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .arg("jobs")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AISTORY_DATABASE_URL", &scratch.url)
+        .current_dir(&scratch.dir)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn api_jobs_lists_a_failed_job_and_retries_it() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    // A job that failed for good (its worker ran it out of attempts).
+    let job = CountRun { sleep_ms: 0 }
+        .enqueue(&scratch.pool)
+        .await
+        .unwrap();
+    job::ActiveModel {
+        id: Set(job.id),
+        status: Set(JobStatus::Failed),
+        attempts: Set(job.max_attempts),
+        last_error: Set(Some("the count file was full".to_owned())),
+        ..Default::default()
+    }
+    .update(&scratch.pool)
+    .await
+    .unwrap();
+
+    let (ok, listed, stderr) = api_jobs(&scratch, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.starts_with(CountRun::KIND) && line.contains("failed")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("#{} {}", job.id, CountRun::KIND))
+            && listed.contains("the count file was full"),
+        "{listed}"
+    );
+    // An id that is not a failed job: refused, exit status 1.
+    let (ok, _, stderr) = api_jobs(&scratch, &["retry", "999999"]);
+    assert!(!ok && stderr.contains("not a failed job"), "{stderr}");
+
+    let (ok, said, stderr) = api_jobs(&scratch, &["retry", &job.id.to_string()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        said.contains(&format!("queued #{} again", job.id)),
+        "{said}"
+    );
+    let mut worker = scratch.worker("worker", 1, 10);
+    let pool = scratch.pool.clone();
+    scratch
+        .wait_until(
+            "the retried job succeeds",
+            Duration::from_secs(30),
+            async || job_row(&pool, job.id).await.status == JobStatus::Succeeded,
+        )
+        .await;
+    assert_eq!(runs(&scratch.count_file()), vec![job.id]);
+    terminate(&mut worker);
+    assert!(wait_exit(&mut worker, Duration::from_secs(20)).success());
+
+    // Discard: a failed job goes; anything else is refused.
+    let other = CountRun { sleep_ms: 0 }
+        .enqueue(&scratch.pool)
+        .await
+        .unwrap();
+    let (ok, _, _) = api_jobs(&scratch, &["discard", &other.id.to_string()]);
+    assert!(!ok, "a queued job is not discarded");
     scratch.finish().await;
 }

@@ -40,7 +40,13 @@ pub async fn connect(database: &DatabaseSettings) -> Result<DatabaseConnection, 
     // sqlx's own time-out covers each attempt; this bounds the whole call, retries included.
     let limit = database.connect_timeout + Duration::from_millis(500);
     match tokio::time::timeout(limit, Database::connect(database.connect_options())).await {
-        Ok(Ok(db)) => Ok(db),
+        Ok(Ok(mut db)) => {
+            crate::observe::instrument(
+                &mut db,
+                crate::observe::Instruments::from_settings(database),
+            );
+            Ok(db)
+        }
         Ok(Err(error)) => Err(DbError::Connect(database.connection_failure(&error))),
         Err(_) => Err(DbError::Connect(database.connection_failure(&format!(
             "no answer within {} s",
@@ -78,9 +84,15 @@ pub async fn close_db_connection(db: DatabaseConnection) -> Result<(), DbErr> {
 /// help it; an immediate one waits its turn. Other backends begin as usual.
 pub async fn begin_write(pool: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
     use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-    pool.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
+    let waiting = crate::metrics::Waiting::start();
+    let started = std::time::Instant::now();
+    let txn = pool
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await;
+    drop(waiting);
+    crate::metrics::acquired("main", started.elapsed(), txn.is_ok());
+    txn
 }

@@ -5,6 +5,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod images;
+pub mod metrics;
 mod observe;
 mod paging;
 pub mod photos;
@@ -18,7 +19,7 @@ pub mod worker;
 
 pub use db::{DbError, close_db_connection, verify_database_connection};
 pub use error::ServiceError;
-pub use observe::{StatementObserver, observe_statements};
+pub use observe::{Instruments, StatementObserver, instrument, observe_statements};
 pub use reads::ReadPool;
 pub use unit_of_work::{UnitOfWork, get_db};
 

@@ -146,6 +146,7 @@ async fn mark_uploaded(
     })
     .await?;
     txn.commit().await?;
+    crate::metrics::upload_stored(inspected.size);
     Ok(model)
 }
 

@@ -116,6 +116,9 @@ pub async fn claim(
     let until = later(now, lease);
     let mut claimed = Vec::with_capacity(candidates.len());
     for mut candidate in candidates {
+        if candidate.status == JobStatus::Running {
+            crate::metrics::lease_expired(&candidate.kind);
+        }
         job::Entity::update_many()
             .col_expr(job::Column::Status, Expr::value(JobStatus::Running))
             .col_expr(job::Column::LockedBy, Expr::value(worker))
@@ -278,6 +281,81 @@ pub async fn release<C: ConnectionTrait>(db: &C, worker: &str) -> Result<u64, Se
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// Jobs by kind and status (succeeded ones left out), for operators (`api jobs`): (kind,
+/// status, how many, how many of them were tried before).
+pub async fn summary<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<(String, JobStatus, i64, i64)>, ServiceError> {
+    use sea_orm::sea_query::{Alias, Expr as E};
+    let tried = E::case(job::Column::Attempts.gt(0), 1).finally(0);
+    let rows: Vec<(String, JobStatus, i64, Option<i64>)> = job::Entity::find()
+        .select_only()
+        .column(job::Column::Kind)
+        .column(job::Column::Status)
+        .column_as(job::Column::Id.count(), "jobs")
+        .column_as(
+            E::expr(tried).sum().cast_as(Alias::new(
+                if db.get_database_backend() == DbBackend::MySql {
+                    "signed"
+                } else {
+                    "bigint"
+                },
+            )),
+            "tried",
+        )
+        .filter(job::Column::Status.ne(JobStatus::Succeeded))
+        .group_by(job::Column::Kind)
+        .group_by(job::Column::Status)
+        .order_by_asc(job::Column::Kind)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, status, jobs, tried)| (kind, status, jobs, tried.unwrap_or(0)))
+        .collect())
+}
+
+/// The `limit` most recently failed jobs, newest first (their `last_error` says why).
+pub async fn failed<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+) -> Result<Vec<job::Model>, ServiceError> {
+    Ok(job::Entity::find()
+        .filter(job::Column::Status.eq(JobStatus::Failed))
+        .order_by_desc(job::Column::UpdatedAt)
+        .order_by_desc(job::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Queues failed job `id` again, due now, with its attempts counted from zero. `false` when
+/// there is no failed job with that id.
+pub async fn retry_failed<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool, ServiceError> {
+    let now = entity::timestamps::now();
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Queued))
+        .col_expr(job::Column::Attempts, Expr::value(0))
+        .col_expr(job::Column::RunAt, Expr::value(now))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(JobStatus::Failed))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Deletes failed job `id`. `false` when there is no failed job with that id.
+pub async fn discard_failed<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool, ServiceError> {
+    let result = job::Entity::delete_many()
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(JobStatus::Failed))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use sea_query_sqlx::SqlxValues;
 use settings::DatabaseSettings;
 use settings::{IDLE_RECYCLE, PING_IF_IDLE_FOR};
 
-use crate::observe::StatementObserver;
+use crate::observe::{Instruments, StatementObserver};
 
 /// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own.
 /// Cheap to clone. Implements [`ConnectionTrait`], so any SeaORM query runs on it.
@@ -51,7 +51,7 @@ enum Inner {
 
 struct Own {
     pool: managed::Pool<Manager>,
-    observer: Option<StatementObserver>,
+    instruments: Instruments,
     acquire_timeout: Duration,
 }
 
@@ -100,9 +100,24 @@ impl ReadPool {
         tokio::spawn(close_idle(pool.weak()));
         Ok(ReadPool(Inner::Own(Arc::new(Own {
             pool,
-            observer,
+            instruments: Instruments {
+                slow: database.slow_statement,
+                observer,
+            },
             acquire_timeout: database.acquire_timeout,
         }))))
+    }
+
+    /// The own connections' numbers: (open, idle, tasks waiting for one); `None` when the
+    /// reads share the main pool.
+    pub fn status(&self) -> Option<(usize, usize, usize)> {
+        match &self.0 {
+            Inner::Shared(_) => None,
+            Inner::Own(own) => {
+                let status = own.pool.status();
+                Some((status.size, status.available, status.waiting))
+            }
+        }
     }
 
     /// Whether the reads have connections of their own (else they share the main pool).
@@ -192,6 +207,13 @@ impl Own {
     /// While the server refuses connections (a restart), opening one is tried again, as the
     /// main pool does, until the time-out; then the last refusal is the answer.
     async fn connection(&self) -> Result<managed::Object<Manager>, DbErr> {
+        let started = std::time::Instant::now();
+        let held = self.acquire().await;
+        crate::metrics::acquired("reads", started.elapsed(), held.is_ok());
+        held
+    }
+
+    async fn acquire(&self) -> Result<managed::Object<Manager>, DbErr> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         let mut pause = Duration::from_millis(10);
         loop {
@@ -242,10 +264,10 @@ impl Own {
                 sqlx::AssertSqlSafe(statement.sql.as_str()),
                 SqlxValues(values.clone()),
             );
+            let started = std::time::Instant::now();
             let result = send(query, &mut held.connection).await;
-            if let Some(observer) = &self.observer {
-                observer(&statement.sql);
-            }
+            self.instruments
+                .statement("reads", &statement.sql, started.elapsed(), result.is_ok());
             held.clean = match &result {
                 Ok(_) => true,
                 // A statement the server refused leaves the connection ready for the next one,

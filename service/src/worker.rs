@@ -450,12 +450,22 @@ impl Worker {
                 lost = heartbeat => lost,
                 _ = stop_after_grace => {
                     tracing::info!("shutting down: the job is handed back");
+                    crate::metrics::job_ran(&job.kind, "handed_back", started.elapsed());
                     return;
                 }
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
         let lost = matches!(result, Err(JobError::Lost));
+        let outcome = match &result {
+            Ok(()) => "succeeded",
+            Err(JobError::Lost) => "lost",
+            Err(JobError::Fail(_)) => "failed",
+            Err(JobError::Retry(_)) if job.attempts >= job.max_attempts => "failed",
+            Err(JobError::Retry(_)) => "retry",
+        };
+        crate::metrics::job_ran(&job.kind, outcome, elapsed);
         match result {
             Ok(()) => {
                 match queue::complete(&self.pool, job.id, &self.id).await {

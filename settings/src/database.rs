@@ -30,6 +30,9 @@ pub struct DatabaseSettings {
     pub read_pool_size: u32,
     /// Log every SQL statement.
     pub echo: bool,
+    /// A statement slower than this is logged once, with its SQL text (no parameter values),
+    /// its duration and the request or job that ran it. `None`: never.
+    pub slow_statement: Option<Duration>,
     /// Bound on opening a new connection.
     pub connect_timeout: Duration,
     /// Bound on waiting for a free pooled connection.
@@ -52,6 +55,7 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("max_overflow", &self.max_overflow)
             .field("read_pool_size", &self.read_pool_size)
             .field("echo", &self.echo)
+            .field("slow_statement", &self.slow_statement)
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("migration_lock_timeout", &self.migration_lock_timeout)
@@ -98,6 +102,18 @@ impl DatabaseSettings {
         let read_pool_size =
             connections(vars, "AISTORY_DB_READ_POOL_SIZE", DEFAULT_READ_POOL_SIZE, 0)?;
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
+        let slow_statement = {
+            let expected = "milliseconds from 0 (off) to 3600000";
+            let value: u64 = vars.parse_or("AISTORY_DB_SLOW_MS", 200, expected)?;
+            if value > 3_600_000 {
+                return Err(ConfigError::invalid(
+                    "AISTORY_DB_SLOW_MS",
+                    &value.to_string(),
+                    expected,
+                ));
+            }
+            (value > 0).then(|| Duration::from_millis(value))
+        };
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
         let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
         let migration_lock_timeout = seconds(vars, "AISTORY_MIGRATION_LOCK_TIMEOUT_SECS", 5)?;
@@ -120,6 +136,7 @@ impl DatabaseSettings {
             max_overflow,
             read_pool_size,
             echo,
+            slow_statement,
             connect_timeout,
             acquire_timeout,
             migration_lock_timeout,
@@ -137,6 +154,7 @@ impl DatabaseSettings {
             max_overflow: 10,
             read_pool_size: DEFAULT_READ_POOL_SIZE,
             echo: false,
+            slow_statement: Some(Duration::from_millis(200)),
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             migration_lock_timeout: Duration::from_secs(5),

@@ -103,6 +103,9 @@ pub struct Settings {
     /// or `*` for any) whose pages may call the API. Empty (the default): no cross-origin
     /// access.
     pub cors_origins: Vec<String>,
+    /// `AISTORY_METRICS_ADDR`: where Prometheus metrics are served (`host:port`, port 0 for any
+    /// free one), on a listener of their own. `None` (the default): not served.
+    pub metrics_addr: Option<String>,
 }
 
 impl Settings {
@@ -137,6 +140,16 @@ impl Settings {
         let workers = WorkerSettings::from_vars(&vars)?;
         let story_provider = StoryProviderSettings::from_vars(&vars)?;
         let cors_origins = cors_origins(vars.get("AISTORY_CORS_ORIGINS").as_deref())?;
+        let metrics_addr = vars.get("AISTORY_METRICS_ADDR");
+        if let Some(address) = &metrics_addr
+            && address.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::invalid(
+                "AISTORY_METRICS_ADDR",
+                address,
+                "an IP address and port such as 127.0.0.1:9100 (port 0: any free one)",
+            ));
+        }
         Ok(Settings {
             environment,
             database,
@@ -148,6 +161,7 @@ impl Settings {
             workers,
             story_provider,
             cors_origins,
+            metrics_addr,
         })
     }
 }

@@ -370,3 +370,28 @@ fn cors_origins_are_normalised_and_checked() {
         );
     }
 }
+
+#[test]
+fn metrics_address_and_slow_statements() {
+    let settings = parse(&[]).unwrap();
+    assert!(settings.metrics_addr.is_none());
+    assert_eq!(
+        settings.database.slow_statement,
+        Some(Duration::from_millis(200))
+    );
+    let settings = parse(&[
+        ("AISTORY_METRICS_ADDR", "127.0.0.1:9100"),
+        ("AISTORY_DB_SLOW_MS", "0"),
+    ])
+    .unwrap();
+    assert_eq!(settings.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+    assert_eq!(settings.database.slow_statement, None);
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_METRICS_ADDR", "localhost")])),
+        "AISTORY_METRICS_ADDR"
+    );
+    assert_eq!(
+        invalid_var(parse(&[("AISTORY_DB_SLOW_MS", "soon")])),
+        "AISTORY_DB_SLOW_MS"
+    );
+}

@@ -135,6 +135,30 @@ pub async fn upload(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let result = store_upload(req, db, auth, state, payload).await;
+    if let Err(error) = &result {
+        let reason = match error {
+            ApiError::PayloadTooLarge { .. } => Some("too_large"),
+            ApiError::UnsupportedMediaType { .. } => Some("unsupported_media"),
+            ApiError::RequestTimeout { .. } => Some("timeout"),
+            ApiError::BadRequest { .. } => Some("malformed"),
+            ApiError::Validation { .. } => Some("invalid"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            service::metrics::upload_refused(reason);
+        }
+    }
+    result
+}
+
+async fn store_upload(
+    req: HttpRequest,
+    db: Db,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let is_multipart = req
         .mime_type()
         .ok()

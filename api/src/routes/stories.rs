@@ -283,7 +283,9 @@ pub async fn events(
         state.shutting_down.clone(),
         seen,
     );
+    let open = crate::metrics::OpenStream::start();
     let stream = changes.map(move |change| {
+        let _open = &open;
         let chunk = match change {
             PhotoChange::Status { photo } => {
                 let id = service::photos::watch::version(&photo);

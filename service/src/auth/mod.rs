@@ -77,9 +77,21 @@ pub async fn check_login<C: ConnectionTrait>(
     password: &str,
     address: Option<&str>,
 ) -> Result<user::Model, ServiceError> {
-    throttle.attempt(identifier, address)?;
-    let user = authenticate(db, identifier, password).await?;
+    if let Err(throttled) = throttle.attempt(identifier, address) {
+        crate::metrics::login("throttled");
+        return Err(throttled);
+    }
+    let user = match authenticate(db, identifier, password).await {
+        Ok(user) => user,
+        Err(error) => {
+            if matches!(error, ServiceError::Unauthenticated { .. }) {
+                crate::metrics::login("failure");
+            }
+            return Err(error);
+        }
+    };
     throttle.record_success(identifier, address);
+    crate::metrics::login("success");
     Ok(user)
 }
 

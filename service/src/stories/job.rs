@@ -73,14 +73,18 @@ impl BackgroundJob for GenerateStory {
             language: self.language.clone(),
             checksum: photo.checksum_sha256.clone(),
         };
-        let draft = context
-            .provider
-            .write(&request)
-            .await
-            .map_err(|error| match error {
-                ProviderError::Transient(why) => JobError::Retry(why),
-                ProviderError::Permanent(why) => JobError::Fail(why),
-            })?;
+        let started = std::time::Instant::now();
+        let draft = context.provider.write(&request).await;
+        let outcome = match &draft {
+            Ok(_) => "ok",
+            Err(ProviderError::Transient(_)) => "transient",
+            Err(ProviderError::Permanent(_)) => "permanent",
+        };
+        crate::metrics::provider_call(context.provider.name(), started.elapsed(), outcome);
+        let draft = draft.map_err(|error| match error {
+            ProviderError::Transient(why) => JobError::Retry(why),
+            ProviderError::Permanent(why) => JobError::Fail(why),
+        })?;
 
         let txn = crate::db::begin_write(job.pool).await?;
         let completed = photos::change_status(&txn, photo.id, PhotoStatus::Completed, |active| {

@@ -24,6 +24,7 @@ backend_tests!(
     failures_back_off_and_finally_fail,
     release_hands_jobs_back,
     concurrent_workers_run_each_job_exactly_once,
+    operators_see_and_mend_the_queue,
 );
 
 async fn migrated(backend: Backend) -> (TestDatabase, DatabaseConnection) {
@@ -268,5 +269,75 @@ async fn concurrent_workers_run_each_job_exactly_once(backend: Backend) {
         succeeded
             .iter()
             .all(|job| job.status == JobStatus::Succeeded)
+    );
+}
+
+/// What `api jobs` and the metrics read: counts by kind and state, the failed jobs; and what
+/// an operator does: retry or discard a failed job (nothing else).
+async fn operators_see_and_mend_the_queue(backend: Backend) {
+    let (_database, db) = migrated(backend).await;
+    let waiting = Count::default().enqueue(&db).await.unwrap();
+    let retried = CountTwice::default().enqueue(&db).await.unwrap();
+    let given_up = CountTwice::default().enqueue(&db).await.unwrap();
+    // One attempt failed (queued again after its backoff), one failed for good.
+    let claimed = queue::claim(&db, "w", KINDS, 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    for job in &claimed {
+        if job.id == retried.id {
+            queue::fail(&db, job, "w", "boom", queue::backoff(1))
+                .await
+                .unwrap();
+        } else if job.id == given_up.id {
+            queue::give_up(&db, job, "w", "hopeless").await.unwrap();
+        }
+    }
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    // The third is handed back untried.
+    queue::release(&db, "w").await.unwrap();
+    let summary = queue::summary(&db).await.unwrap();
+    let row = |status: JobStatus| {
+        summary
+            .iter()
+            .find(|(kind, s, _, _)| kind == Count::KIND && *s == status)
+            .map(|(_, _, jobs, tried)| (*jobs, *tried))
+    };
+    assert_eq!(row(JobStatus::Queued), Some((2, 1)), "{summary:?}");
+    assert_eq!(row(JobStatus::Failed), Some((1, 1)), "{summary:?}");
+    service::metrics::record_queue(&db).await.unwrap();
+
+    let failed = queue::failed(&db, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, given_up.id);
+    assert_eq!(failed[0].last_error.as_deref(), Some("hopeless"));
+    // Only failed jobs are retried or discarded.
+    assert!(!queue::retry_failed(&db, waiting.id).await.unwrap());
+    assert!(!queue::discard_failed(&db, waiting.id).await.unwrap());
+    assert!(queue::retry_failed(&db, given_up.id).await.unwrap());
+    let again = job::Entity::find_by_id(given_up.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.status, again.attempts), (JobStatus::Queued, 0));
+    assert!(again.run_at <= entity::timestamps::now());
+    let claimed = queue::claim(&db, "w", KINDS, 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        claimed.iter().any(|job| job.id == given_up.id),
+        "the retried job is due"
+    );
+    let gone = claimed.iter().find(|job| job.id == given_up.id).unwrap();
+    queue::give_up(&db, gone, "w", "hopeless again")
+        .await
+        .unwrap();
+    assert!(queue::discard_failed(&db, given_up.id).await.unwrap());
+    assert!(
+        job::Entity::find_by_id(given_up.id)
+            .one(&db)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
