@@ -7,7 +7,8 @@
 #   CPU per request = (utime + stime of the server process, from /proc/PID/stat, after the run
 #   minus before it, in clock ticks / `getconf CLK_TCK`) / requests wrk completed in the run.
 #   Peak RSS = VmHWM from /proc/PID/status at the end of the run; it is reset (clear_refs 5)
-#   before each kind's warm-up where the kernel allows it, so it is that kind's own peak.
+#   after each kind's warm-up where the kernel allows it, so it is the peak of that kind's
+#   measured runs (BENCH_RUNS > 1: so far), not of the logins before them.
 # Every answer must be 2xx: non-2xx answers and socket errors are counted per kind and the
 # script fails (after the table) if there are any.
 # Usage: bash bench/server_cost.sh   (needs wrk, psql, curl, python3)
@@ -129,7 +130,7 @@ label() {
   esac
 }
 
-hwm_note="peak RSS: VmHWM after the kind's warm-up and runs"
+hwm_note="peak RSS: VmHWM over the kind's measured runs (reset after its warm-up)"
 reset_hwm || hwm_note="peak RSS: VmHWM since the server started (this kernel does not reset it)"
 echo "server: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted changes'), SERVER_ENV='${SERVER_ENV:-}'"
 echo "wrk: $connections connections, 2 threads, ${seconds}s per run (after a ${warmup}s warm-up per kind); $(nproc) cores; CLK_TCK $tick"
@@ -165,8 +166,8 @@ PY
 }
 
 for mode in health one page me; do
-  reset_hwm || true
   run_wrk "$mode" "$warmup" >/dev/null 2>&1
+  reset_hwm || true
   for run in $(seq 1 "$runs"); do
     measure "$mode" "$run"
   done

@@ -276,9 +276,16 @@ async fn serve() -> ExitCode {
     );
     if settings.auth.insecure_key {
         tracing::warn!(
-            "AISTORY_SECRET_KEY is unset or shorter than {} bytes: tokens are signed with an \
-             INSECURE key. Fine for development, refused in production.",
+            "AISTORY_SECRET_KEY is shorter than {} bytes: tokens are signed with a weak key. \
+             Refused in production.",
             settings::MIN_SECRET_BYTES
+        );
+    }
+    if settings.auth.generated_key {
+        tracing::warn!(
+            "AISTORY_SECRET_KEY is unset: tokens are signed with a random key of this process \
+             (they stop working when it restarts, and other API processes refuse them); set \
+             one to keep sessions or to run several API processes"
         );
     }
     let application = match Application::build(&settings).await {

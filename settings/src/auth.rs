@@ -2,8 +2,6 @@ use std::time::Duration;
 
 use crate::{ConfigError, Environment, Vars};
 
-/// Used in development and testing when `AISTORY_SECRET_KEY` is unset. Public, so never safe.
-const INSECURE_DEVELOPMENT_KEY: &str = "insecure-development-key-do-not-use-in-production!!";
 /// The shortest key production accepts (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -12,8 +10,13 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct AuthSettings {
     /// HS256 key for access tokens.
     pub secret_key: String,
-    /// Whether `secret_key` is the built-in development key (start-up warns loudly).
+    /// Whether `secret_key` is shorter than [`MIN_SECRET_BYTES`] (tolerated outside
+    /// production; start-up warns loudly).
     pub insecure_key: bool,
+    /// Whether `secret_key` is random, made for this process because `AISTORY_SECRET_KEY` is
+    /// unset (development and testing on a loopback address only): tokens stop working when
+    /// the process ends, and no other process accepts them.
+    pub generated_key: bool,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     /// Failed logins allowed for one account within `login_window` before 429.
@@ -28,6 +31,7 @@ impl std::fmt::Debug for AuthSettings {
         f.debug_struct("AuthSettings")
             .field("secret_key", &"***")
             .field("insecure_key", &self.insecure_key)
+            .field("generated_key", &self.generated_key)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field(
@@ -48,11 +52,11 @@ impl AuthSettings {
         vars: &Vars<'_>,
         environment: Environment,
     ) -> Result<Self, ConfigError> {
-        let (secret_key, insecure_key) = match vars.get("AISTORY_SECRET_KEY") {
-            Some(key) if key.len() >= MIN_SECRET_BYTES => (key, false),
+        let (secret_key, insecure_key, generated_key) = match vars.get("AISTORY_SECRET_KEY") {
+            Some(key) if key.len() >= MIN_SECRET_BYTES => (key, false, false),
             Some(key) if environment != Environment::Production => {
-                // Short keys are tolerated outside production, with the same warning.
-                (key, true)
+                // Short keys are tolerated outside production, with a warning.
+                (key, true, false)
             }
             Some(key) => {
                 return Err(ConfigError::Invalid {
@@ -73,7 +77,8 @@ impl AuthSettings {
                     ),
                 });
             }
-            None => (INSECURE_DEVELOPMENT_KEY.to_owned(), true),
+            // Never a shared constant: a key nobody else can know, for this process only.
+            None => (random_key(), false, true),
         };
         let access_token_ttl =
             bounded_seconds(vars, "AISTORY_ACCESS_TOKEN_TTL_SECS", 900, 30, 86_400)?;
@@ -112,6 +117,7 @@ impl AuthSettings {
         Ok(AuthSettings {
             secret_key,
             insecure_key,
+            generated_key,
             access_token_ttl,
             refresh_token_ttl,
             login_max_failures_per_account,
@@ -125,6 +131,7 @@ impl AuthSettings {
         AuthSettings {
             secret_key: secret_key.into(),
             insecure_key: false,
+            generated_key: false,
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 86_400),
             login_max_failures_per_account: 5,
@@ -132,6 +139,15 @@ impl AuthSettings {
             login_window: Duration::from_secs(900),
         }
     }
+}
+
+/// 48 random bytes from the operating system, as URL-safe base64 (64 characters).
+fn random_key() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn bounded_seconds(

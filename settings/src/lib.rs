@@ -132,6 +132,18 @@ impl Settings {
             ));
         }
         let port = vars.parse_or("AISTORY_PORT", 8000u16, "a port number from 0 to 65535")?;
+        if auth.generated_key && !is_loopback(&host) {
+            // Reachable by others: tokens must be signed with a key the operator chose (and
+            // that every instance shares).
+            return Err(ConfigError::Missing {
+                var: "AISTORY_SECRET_KEY".to_owned(),
+                why: format!(
+                    "the server listens on {host}, not only on this machine; set a random \
+                     secret of at least {} bytes, e.g. from `openssl rand -base64 48`",
+                    auth::MIN_SECRET_BYTES
+                ),
+            });
+        }
         let default_format = match environment {
             Environment::Production => LogFormat::Json,
             _ => LogFormat::Pretty,
@@ -164,6 +176,16 @@ impl Settings {
             metrics_addr,
         })
     }
+}
+
+/// Whether `host` is only reachable from this machine (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// `AISTORY_CORS_ORIGINS`: `*`, or origins (`scheme://host[:port]`, no path) separated by

@@ -243,9 +243,33 @@ fn production_needs_a_long_secret_key() {
 }
 
 #[test]
-fn development_falls_back_to_an_insecure_key_and_says_so() {
+fn without_a_key_each_process_gets_a_random_one_on_loopback_only() {
     let settings = parse(&[]).unwrap();
-    assert!(settings.auth.insecure_key);
+    assert!(settings.auth.generated_key && !settings.auth.insecure_key);
+    assert!(settings.auth.secret_key.len() >= MIN_SECRET_BYTES);
+    let again = parse(&[]).unwrap();
+    assert_ne!(
+        settings.auth.secret_key, again.auth.secret_key,
+        "never shared"
+    );
+    for host in ["127.0.0.1", "::1", "localhost", "127.0.0.2"] {
+        assert!(parse(&[("AISTORY_HOST", host)]).is_ok(), "{host}");
+    }
+    for host in ["0.0.0.0", "192.168.1.5", "::"] {
+        match parse(&[("AISTORY_HOST", host)]) {
+            Err(ConfigError::Missing { var, .. }) => assert_eq!(var, "AISTORY_SECRET_KEY"),
+            other => panic!("{host}: expected a missing key, got {other:?}"),
+        }
+    }
+    let keyed = parse(&[
+        ("AISTORY_HOST", "0.0.0.0"),
+        (
+            "AISTORY_SECRET_KEY",
+            "a-chosen-secret-of-at-least-32-bytes!!",
+        ),
+    ])
+    .unwrap();
+    assert!(!keyed.auth.generated_key);
     assert_eq!(settings.auth.access_token_ttl, Duration::from_secs(900));
     assert_eq!(
         invalid_var(parse(&[("AISTORY_ACCESS_TOKEN_TTL_SECS", "0")])),

@@ -21,6 +21,7 @@ backend_tests!(
     patch_me_changes_email_and_password,
     delete_me_removes_everything_owned,
     request_ids_and_bare_errors,
+    a_token_signed_with_the_old_development_key_is_refused,
 );
 e2e_tests!(a_stalled_json_body_times_out);
 
@@ -566,4 +567,34 @@ async fn a_stalled_json_body_times_out() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("did not arrive within 1 s"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// No shared development key: a token signed with the constant earlier releases used
+/// outside production is refused by a server started without `AISTORY_SECRET_KEY`.
+async fn a_token_signed_with_the_old_development_key_is_refused(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth = settings::Settings::from_lookup(|_| None)
+                .expect("the default settings")
+                .auth;
+        })
+        .spawn()
+        .await;
+    let user = app.register("victim", "correct horse battery").await;
+    let id = user["id"].as_i64().unwrap();
+    let old = service::auth::AccessTokens::new(
+        "insecure-development-key-do-not-use-in-production!!",
+        Duration::from_secs(900),
+    );
+    let (forged, _) = old.issue(id).unwrap();
+    let response = app
+        .request(Method::GET, "/api/v1/users/me", None, Some(&forged))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The server's own tokens work.
+    let tokens = app.login("victim", "correct horse battery").await;
+    let me = app
+        .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
 }
