@@ -287,6 +287,7 @@ impl ApplicationBuilder<'_> {
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
+            upload_limits: service::photos::UploadLimits::from_settings(&settings.storage),
             upload_idle_timeout: settings.storage.upload_idle_timeout,
             routes,
             shutting_down: shutdown_seen,
@@ -407,6 +408,8 @@ pub struct AppState {
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,
     pub max_upload_bytes: u64,
+    /// Bytes and pixels an upload may have.
+    pub upload_limits: service::photos::UploadLimits,
     /// An upload body that stops arriving for this long is dropped (408).
     pub upload_idle_timeout: Duration,
     /// Which methods each path serves (for `Allow` on 405).

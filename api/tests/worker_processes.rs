@@ -120,6 +120,10 @@ impl Scratch {
             .env("AISTORY_DATABASE_URL", &self.url)
             .env("AISTORY_STORAGE_URL", "memory://")
             .env("RUST_LOG", "info")
+            // Small pools: the tests of this binary run side by side on one database server.
+            .env("AISTORY_DB_POOL_SIZE", "1")
+            .env("AISTORY_DB_MAX_OVERFLOW", "3")
+            .env("AISTORY_DB_READ_POOL_SIZE", "2")
             .envs(env.iter().copied())
             .current_dir(&self.dir)
             .stdin(Stdio::null())

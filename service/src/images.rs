@@ -93,6 +93,69 @@ pub fn sniff(head: &[u8]) -> Option<ImageKind> {
     None
 }
 
+/// The largest images accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_pixels: u64,
+    pub max_side: u32,
+}
+
+impl ImageLimits {
+    pub fn from_settings(storage: &settings::StorageSettings) -> Self {
+        ImageLimits {
+            max_pixels: storage.max_image_pixels,
+            max_side: storage.max_image_side,
+        }
+    }
+}
+
+/// Width and height of an image of `kind` from its header bytes, within `limits`: an image
+/// whose header cannot be read is refused (415: a signature followed by anything else is no
+/// image), one too large too (422 on `file`).
+pub fn checked_dimensions(
+    header: &[u8],
+    kind: ImageKind,
+    limits: ImageLimits,
+) -> Result<(i32, i32), crate::ServiceError> {
+    // A PNG's first chunk is its header (IHDR); without it the size bytes mean nothing.
+    let structured = match kind {
+        ImageKind::Png => header.get(12..16) == Some(b"IHDR".as_slice()),
+        _ => true,
+    };
+    let dimensions = if structured { dimensions(header) } else { None };
+    let Some((width, height)) = dimensions else {
+        return Err(crate::ServiceError::UnsupportedMedia {
+            detail: format!(
+                "the file starts like a {} image, but its header cannot be read: it is not a \
+                 valid image",
+                kind.content_type()
+            ),
+        });
+    };
+    let (w, h) = (width as u64, height as u64);
+    if width <= 0 || height <= 0 {
+        return Err(crate::ServiceError::UnsupportedMedia {
+            detail: "the image says it has no pixels: it is not a valid image".to_owned(),
+        });
+    }
+    if w > u64::from(limits.max_side) || h > u64::from(limits.max_side) || w * h > limits.max_pixels
+    {
+        return Err(crate::ServiceError::Validation(
+            [(
+                "file".to_owned(),
+                vec![format!(
+                    "the image is {width} x {height} pixels; at most {} pixels a side and {} \
+                     megapixels are accepted",
+                    limits.max_side,
+                    limits.max_pixels as f64 / 1_000_000.0
+                )],
+            )]
+            .into(),
+        ));
+    }
+    Ok((width, height))
+}
+
 /// Width and height from the header bytes, when they can be read.
 pub fn dimensions(header: &[u8]) -> Option<(i32, i32)> {
     let size = imagesize::blob_size(header).ok()?;

@@ -19,7 +19,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use crate::ServiceError;
-use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, SNIFF_BYTES};
+use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, ImageLimits, SNIFF_BYTES};
 use crate::storage::{DeleteObjects, PresignedPut, Storage, StorageError, keys};
 use crate::worker::BackgroundJob;
 
@@ -114,19 +114,42 @@ async fn cleanup_pending(pool: &DatabaseConnection, storage: &Storage, photo_id:
 struct Inspected {
     size: u64,
     sha256: String,
-    width: Option<i32>,
-    height: Option<i32>,
+    width: i32,
+    height: i32,
     taken_at: Option<images::TakenAt>,
 }
 
-fn inspect(header: &[u8], size: u64, hasher: Sha256) -> Inspected {
-    let dims = images::dimensions(header);
-    Inspected {
+/// What the stored bytes are: an image of `kind` within `limits` (else refused).
+fn inspect(
+    header: &[u8],
+    kind: ImageKind,
+    limits: ImageLimits,
+    size: u64,
+    hasher: Sha256,
+) -> Result<Inspected, ServiceError> {
+    let (width, height) = images::checked_dimensions(header, kind, limits)?;
+    Ok(Inspected {
         size,
         sha256: hex::encode(hasher.finalize()),
-        width: dims.map(|(w, _)| w),
-        height: dims.map(|(_, h)| h),
+        width,
+        height,
         taken_at: images::taken_at(header),
+    })
+}
+
+/// What an upload may be: its bytes, and the image's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub max_bytes: u64,
+    pub image: ImageLimits,
+}
+
+impl UploadLimits {
+    pub fn from_settings(storage: &settings::StorageSettings) -> Self {
+        UploadLimits {
+            max_bytes: storage.max_upload_bytes,
+            image: ImageLimits::from_settings(storage),
+        }
     }
 }
 
@@ -139,8 +162,8 @@ async fn mark_uploaded(
     let model = change_status(&txn, photo_id, PhotoStatus::Uploaded, |active| {
         active.size_bytes = Set(Some(i64::try_from(inspected.size).unwrap_or(i64::MAX)));
         active.checksum_sha256 = Set(Some(inspected.sha256.clone()));
-        active.width = Set(inspected.width);
-        active.height = Set(inspected.height);
+        active.width = Set(Some(inspected.width));
+        active.height = Set(Some(inspected.height));
         active.taken_at = Set(inspected.taken_at.and_then(|taken| taken.instant));
         active.taken_at_local = Set(inspected.taken_at.map(|taken| taken.local));
     })
@@ -186,12 +209,13 @@ pub async fn upload<S>(
     storage: &Storage,
     user_id: i64,
     title: Option<Title>,
-    max_bytes: u64,
+    limits: UploadLimits,
     mut chunks: S,
 ) -> Result<photo::Model, ServiceError>
 where
     S: Stream<Item = Result<Bytes, StreamError>> + Unpin,
 {
+    let max_bytes = limits.max_bytes;
     // Enough bytes to tell the type, before anything is created.
     let mut head: Vec<u8> = Vec::new();
     while head.len() < SNIFF_BYTES {
@@ -260,7 +284,7 @@ where
             upload.write(&chunk).await?;
         }
         upload.finish().await?;
-        Ok::<_, ServiceError>(inspect(&header, size, hasher))
+        inspect(&header, kind, limits.image, size, hasher)
     }
     .await;
 
@@ -331,8 +355,9 @@ pub async fn complete_direct_upload(
     storage: &Storage,
     user_id: i64,
     photo_id: i64,
-    max_bytes: u64,
+    limits: UploadLimits,
 ) -> Result<photo::Model, ServiceError> {
+    let max_bytes = limits.max_bytes;
     let photo = get_photo(pool, user_id, photo_id).await?;
     if !matches!(storage.kind(), crate::storage::StorageKind::S3 { .. }) {
         return Err(StorageError::NotS3.into());
@@ -387,13 +412,17 @@ pub async fn complete_direct_upload(
         }
         hasher.update(&chunk);
     }
-    if images::sniff(&header).is_none() {
+    let Some(kind) = images::sniff(&header) else {
         return refuse(ServiceError::UnsupportedMedia {
             detail: format!("the uploaded object is not an image we accept ({ACCEPTED})"),
         })
         .await;
-    }
-    mark_uploaded(pool, photo.id, inspect(&header, size, hasher)).await
+    };
+    let inspected = match inspect(&header, kind, limits.image, size, hasher) {
+        Ok(inspected) => inspected,
+        Err(error) => return refuse(error).await,
+    };
+    mark_uploaded(pool, photo.id, inspected).await
 }
 
 /// One of the user's photos; another user's answers `NotFound` exactly like a missing one.

@@ -10,9 +10,16 @@ pub struct StorageSettings {
     /// An upload whose body stops arriving for this long is dropped with 408
     /// (`AISTORY_UPLOAD_IDLE_TIMEOUT_SECS`).
     pub upload_idle_timeout: std::time::Duration,
+    /// Largest image accepted, in pixels (`AISTORY_MAX_IMAGE_PIXELS`).
+    pub max_image_pixels: u64,
+    /// Longest side accepted, in pixels (`AISTORY_MAX_IMAGE_SIDE`).
+    pub max_image_side: u32,
 }
 
 const SCHEMES: &str = "file://DIR, memory:// or s3://BUCKET";
+/// 50 megapixels: a large camera's photo; a decoded RGBA copy is 200 MB.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 50_000_000;
+pub const DEFAULT_MAX_IMAGE_SIDE: u32 = 20_000;
 
 impl StorageSettings {
     pub(crate) fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
@@ -50,10 +57,38 @@ impl StorageSettings {
                 idle_expected,
             ));
         }
+        let pixels_expected = "a number of pixels from 1 to 1000000000";
+        let max_image_pixels = vars.parse_or(
+            "AISTORY_MAX_IMAGE_PIXELS",
+            DEFAULT_MAX_IMAGE_PIXELS,
+            pixels_expected,
+        )?;
+        if !(1..=1_000_000_000).contains(&max_image_pixels) {
+            return Err(ConfigError::invalid(
+                "AISTORY_MAX_IMAGE_PIXELS",
+                &max_image_pixels.to_string(),
+                pixels_expected,
+            ));
+        }
+        let side_expected = "a number of pixels from 1 to 100000";
+        let max_image_side = vars.parse_or(
+            "AISTORY_MAX_IMAGE_SIDE",
+            DEFAULT_MAX_IMAGE_SIDE,
+            side_expected,
+        )?;
+        if !(1..=100_000).contains(&max_image_side) {
+            return Err(ConfigError::invalid(
+                "AISTORY_MAX_IMAGE_SIDE",
+                &max_image_side.to_string(),
+                side_expected,
+            ));
+        }
         Ok(StorageSettings {
             url,
             max_upload_bytes,
             upload_idle_timeout: std::time::Duration::from_secs(idle),
+            max_image_pixels,
+            max_image_side,
         })
     }
 
@@ -62,6 +97,8 @@ impl StorageSettings {
             url: url.into(),
             max_upload_bytes: 20 * 1024 * 1024,
             upload_idle_timeout: std::time::Duration::from_secs(30),
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            max_image_side: DEFAULT_MAX_IMAGE_SIDE,
         }
     }
 }

@@ -186,8 +186,7 @@ async fn store_upload(
         req.headers(),
         idle_timeout(payload, state.upload_idle_timeout, stalled.clone()),
     );
-    let mut session =
-        UploadSession::new(db.pool(), &state.storage, auth.id, state.max_upload_bytes);
+    let mut session = UploadSession::new(db.pool(), &state.storage, auth.id, state.upload_limits);
     let outcome = read_upload_form(&mut form, &mut session).await;
     let outcome = match outcome {
         Err(_) if stalled.get() => Err(ApiError::RequestTimeout {
@@ -449,6 +448,9 @@ pub struct PhotoBytes(Vec<u8>);
             headers(
                 ("ETag" = String, description = "The strong entity tag: the SHA-256 of the bytes, quoted"),
                 ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`: keep it, but revalidate with If-None-Match"),
+                ("Content-Disposition" = String, description = "`inline; filename=\"photo-{id}.{ext}\"`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+                ("Content-Security-Policy" = String, description = "`sandbox; default-src 'none'`: never run as a page"),
             ),
             content(
                 (PhotoBytes = "image/jpeg"), (PhotoBytes = "image/png"), (PhotoBytes = "image/webp"),
@@ -489,10 +491,23 @@ pub async fn content(
         .content_type
         .clone()
         .unwrap_or_else(|| "application/octet-stream".to_owned());
+    // The bytes are the user's, not ours: never sniffed into something else, never run as a
+    // page (a GIF that is also HTML stays an image), saved under a name we chose.
+    let extension = service::images::ImageKind::from_content_type(&content_type)
+        .map_or("bin", service::images::ImageKind::extension);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "private, max-age=0, must-revalidate"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"photo-{}.{extension}\"", photo.id),
+        ))
         .no_chunking(u64::try_from(size).unwrap_or(0))
         .streaming(stream.map_err(|error| {
             tracing::warn!(%error, "streaming a photo failed mid-way");
@@ -618,7 +633,7 @@ pub async fn complete_direct_upload(
         &state.storage,
         auth.id,
         id.into_inner(),
-        state.max_upload_bytes,
+        state.upload_limits,
     )
     .await?;
     Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))

@@ -5,7 +5,7 @@ use entity::photo;
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 
-use super::{StreamError, Title, delete_photo, rename_photo, upload};
+use super::{StreamError, Title, UploadLimits, delete_photo, rename_photo, upload};
 use crate::ServiceError;
 use crate::storage::Storage;
 
@@ -15,7 +15,7 @@ pub struct UploadSession {
     pool: DatabaseConnection,
     storage: Storage,
     user_id: i64,
-    max_bytes: u64,
+    limits: UploadLimits,
     title: Option<Title>,
     stored: Option<photo::Model>,
 }
@@ -25,13 +25,13 @@ impl UploadSession {
         pool: &DatabaseConnection,
         storage: &Storage,
         user_id: i64,
-        max_bytes: u64,
+        limits: UploadLimits,
     ) -> UploadSession {
         UploadSession {
             pool: pool.clone(),
             storage: storage.clone(),
             user_id,
-            max_bytes,
+            limits,
             title: None,
             stored: None,
         }
@@ -62,7 +62,7 @@ impl UploadSession {
             &self.storage,
             self.user_id,
             self.title.clone(),
-            self.max_bytes,
+            self.limits,
             chunks,
         )
         .await?;

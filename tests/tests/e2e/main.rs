@@ -16,6 +16,7 @@ mod openapi;
 mod photos;
 mod queue;
 mod read_path;
+mod security;
 mod stories;
 mod unit_of_work;
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# What one request costs the server, per kind of request, on PostgreSQL: requests/s, p50, p99,
+# the server's CPU time per request and its peak RSS, for GET /health (no token),
+# GET /api/v1/photos/{id} (a random own photo of a random user), GET /api/v1/photos?limit=20 and
+# GET /api/v1/users/me, each driven by wrk at 16 connections (2 threads). Seeds 10 users x 20
+# photos; release server with memory:// storage and no workers.
+#   CPU per request = (utime + stime of the server process, from /proc/PID/stat, after the run
+#   minus before it, in clock ticks / `getconf CLK_TCK`) / requests wrk completed in the run.
+#   Peak RSS = VmHWM from /proc/PID/status at the end of the run; it is reset (clear_refs 5)
+#   after each kind's warm-up where the kernel allows it, so it is the peak of that kind's
+#   measured runs (BENCH_RUNS > 1: so far), not of the logins before them.
+# Every answer must be 2xx: non-2xx answers and socket errors are counted per kind and the
+# script fails (after the table) if there are any.
+# Usage: bash bench/server_cost.sh   (needs wrk, psql, curl, python3)
+#   BENCH_SECONDS=10   length of each measured run (each kind is warmed up BENCH_WARMUP=2 s first)
+#   BENCH_RUNS=1       measured runs per kind, each printed
+#   SERVER_ENV="NAME=value ..."  extra server environment (space separated; overrides the
+#                      defaults), e.g. SERVER_ENV="AISTORY_METRICS_ADDR=127.0.0.1:0", to compare two
+#                      configurations with the same command
+#   PERF=1             also profile one extra GET /photos/{id} run with `perf record -g -p PID`
+#                      (PERF_CALL_GRAPH=dwarf for DWARF unwinding) and render a flame graph with
+#                      inferno (installed with `cargo install inferno --locked` into INFERNO_ROOT,
+#                      default ~/.cache/aistory-bench/inferno, if missing); the folder is printed
+#   BENCH_PORT=18084, AISTORY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+started=$(date +%s)
+admin=${AISTORY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+base=${admin%/*}
+db=aistory_bench_cost_$$
+port=${BENCH_PORT:-18084}
+seconds=${BENCH_SECONDS:-10}
+warmup=${BENCH_WARMUP:-2}
+runs=${BENCH_RUNS:-1}
+connections=16
+users=10
+per_user=20
+target=${CARGO_TARGET_DIR:-target}
+tick=$(getconf CLK_TCK)
+work=$(mktemp -d)
+
+for tool in wrk psql curl python3; do
+  command -v $tool >/dev/null || { echo "missing $tool (apt-get install wrk postgresql-client)" >&2; exit 1; }
+done
+# SERVER_ENV: NAME=value words, checked before anything is built or created.
+read -ra extra_env <<<"${SERVER_ENV:-}"
+for pair in ${extra_env[@]+"${extra_env[@]}"}; do
+  [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "SERVER_ENV: '$pair' is not NAME=value" >&2; exit 2; }
+done
+
+cleanup() {
+  local status=$?
+  if [ -n "${server:-}" ] && kill -0 "$server" 2>/dev/null; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
+    echo "--- last lines of the server's log:" >&2
+    tail -n 20 "$work/server.log" >&2
+  fi
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  echo "total time: $(( $(date +%s) - started )) s"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# PERF=1: settle what is possible before the build, so a missing tool is said up front.
+perf_dir=
+if [ "${PERF:-0}" = 1 ]; then
+  if ! command -v perf >/dev/null; then
+    echo "PERF=1: perf is not installed (apt-get install linux-perf); no profile"
+  elif ! perf record -q -g -o "$work/probe.data" -- true >"$work/probe.log" 2>&1; then
+    echo "PERF=1: perf record is not permitted here (kernel.perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo ?)): $(head -n 1 "$work/probe.log"); no profile"
+  else
+    inferno_root=${INFERNO_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/aistory-bench/inferno}
+    export PATH=$inferno_root/bin:$PATH
+    if ! command -v inferno-flamegraph >/dev/null || ! command -v inferno-collapse-perf >/dev/null; then
+      echo "PERF=1: installing inferno into $inferno_root (once)"
+      CARGO_TARGET_DIR=$target/inferno cargo install -q inferno --locked --root "$inferno_root" ||
+        echo "PERF=1: cargo install inferno failed; perf.data only, no flame graph"
+    fi
+    perf_dir=$(mktemp -d "${TMPDIR:-/tmp}/aistory-server-cost-perf.XXXXXX")
+  fi
+fi
+
+cargo build --release -q -p api
+if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
+  echo "port $port already answers: another server? (set BENCH_PORT)" >&2; exit 1
+fi
+psql "$admin" -qc "CREATE DATABASE $db"
+
+# Defaults first, SERVER_ENV after them: env(1) applies its arguments in order.
+env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
+  AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 RUST_LOG=warn \
+  ${extra_env[@]+"${extra_env[@]}"} "$target/release/api" >"$work/server.log" 2>&1 &
+server=$!
+# Readiness: poll /ready (the database answers), give up after 30 s or if the server exits.
+for i in $(seq 1 300); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { echo "the server exited before it was ready" >&2; exit 1; }
+  [ "$i" -lt 300 ] || { echo "the server was not ready after 30 s" >&2; exit 1; }
+  sleep 0.1
+done
+[ "$(cat /proc/$server/comm)" = api ] || { echo "PID $server is not the server" >&2; exit 1; }
+
+url=http://127.0.0.1:$port/api/v1
+echo "seeding $users users x $per_user photos"
+seed_photos "$url" "$base/$db" $users $per_user costly
+photo_tokens "$base/$db" "$url" >"$work/tokens"
+[ "$(wc -l <"$work/tokens")" -eq $users ] || { echo "expected $users logins" >&2; exit 1; }
+
+cpu_ticks() { sed 's/^.*) //' "/proc/$server/stat" | awk '{print $12 + $13}'; }  # utime + stime
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$server/status"; }
+reset_hwm() { echo 5 >"/proc/$server/clear_refs" 2>/dev/null; }
+run_wrk() { # mode seconds [command prefix...]: wrk's output on stdout
+  local mode=$1 secs=$2; shift 2
+  MODE=$mode TOKENS_FILE=$work/tokens PHOTOS_PER_USER=40 \
+    "$@" wrk -t2 -c$connections -d"${secs}s" -s bench/server_cost.lua "http://127.0.0.1:$port"
+}
+value() { tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key {print $2}'; }
+label() {
+  case $1 in
+    health) echo "GET /health" ;;
+    one) echo "GET /photos/{id}" ;;
+    page) echo "GET /photos?limit=20" ;;
+    me) echo "GET /users/me" ;;
+  esac
+}
+
+hwm_note="peak RSS: VmHWM over the kind's measured runs (reset after its warm-up)"
+reset_hwm || hwm_note="peak RSS: VmHWM since the server started (this kernel does not reset it)"
+echo "server: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted changes'), SERVER_ENV='${SERVER_ENV:-}'"
+echo "wrk: $connections connections, 2 threads, ${seconds}s per run (after a ${warmup}s warm-up per kind); $(nproc) cores; CLK_TCK $tick"
+echo "$hwm_note"
+printf "%-22s %4s %9s %9s %8s %8s %9s %6s %9s %7s\n" \
+  request run requests "req/s" "p50 ms" "p99 ms" "CPU us/req" "CPU %" "peak RSS" "non-2xx"
+failures=()
+measure() { # mode run-label [command prefix...]
+  local mode=$1 run=$2; shift 2
+  local before after out result requests duration non2xx errors
+  before=$(cpu_ticks)
+  out=$(run_wrk "$mode" "$seconds" "$@" 2>"$work/wrk.err") || { cat "$work/wrk.err" >&2; exit 1; }
+  after=$(cpu_ticks)
+  result=$(grep '^result ' <<<"$out") || { echo "no result from wrk:" >&2; echo "$out" >&2; exit 1; }
+  requests=$(value "$result" requests)
+  duration=$(value "$result" duration_us)
+  non2xx=$(value "$result" non2xx)
+  errors=$(( $(value "$result" connect) + $(value "$result" read) + $(value "$result" write) + $(value "$result" timeout) ))
+  [ "$requests" -gt 0 ] || { echo "$(label "$mode"): wrk completed no request" >&2; exit 1; }
+  python3 - "$(label "$mode")" "$run" "$requests" "$duration" "$(value "$result" p50_us)" \
+    "$(value "$result" p99_us)" "$(( after - before ))" "$tick" "$(hwm_kib)" "$non2xx" <<'PY'
+import sys
+name, run, requests, duration_us, p50, p99, ticks, tick, hwm, non2xx = sys.argv[1:]
+requests, duration_s, ticks, tick = int(requests), int(duration_us) / 1e6, int(ticks), int(tick)
+cpu_s = ticks / tick
+print(f"{name:<22} {run:>4} {requests:>9} {requests / duration_s:>9.0f} {int(p50) / 1000:>8.2f} "
+      f"{int(p99) / 1000:>8.2f} {cpu_s * 1e6 / requests:>9.1f} {cpu_s * 100 / duration_s:>6.0f} "
+      f"{int(hwm) / 1024:>5.1f} MiB {non2xx:>7}")
+PY
+  if [ "$non2xx" -ne 0 ] || [ "$errors" -ne 0 ]; then
+    failures+=("$(label "$mode") run $run: statuses $(value "$result" statuses), socket errors: connect $(value "$result" connect), read $(value "$result" read), write $(value "$result" write), timeout $(value "$result" timeout)")
+  fi
+}
+
+for mode in health one page me; do
+  run_wrk "$mode" "$warmup" >/dev/null 2>&1
+  reset_hwm || true
+  for run in $(seq 1 "$runs"); do
+    measure "$mode" "$run"
+  done
+  if [ "$mode" = one ] && [ -n "$perf_dir" ]; then
+    # A separate run under perf (its row shows perf's own overhead; the rows above have none).
+    call_graph=-g
+    [ -n "${PERF_CALL_GRAPH:-}" ] && call_graph="--call-graph=$PERF_CALL_GRAPH"
+    measure one perf perf record -q "$call_graph" -p "$server" -o "$perf_dir/perf.data" --
+  fi
+done
+
+if [ -n "$perf_dir" ]; then
+  if [ -s "$perf_dir/perf.data" ] && command -v inferno-flamegraph >/dev/null && command -v inferno-collapse-perf >/dev/null; then
+    perf script -i "$perf_dir/perf.data" 2>/dev/null | inferno-collapse-perf >"$perf_dir/stacks.folded"
+    inferno-flamegraph --title "GET /api/v1/photos/{id}, $connections connections${SERVER_ENV:+, $SERVER_ENV}" \
+      <"$perf_dir/stacks.folded" >"$perf_dir/flamegraph.svg"
+    echo "profile: $perf_dir (perf.data, stacks.folded, flamegraph.svg)"
+  else
+    echo "profile: $perf_dir (perf.data only: no flame graph)"
+  fi
+fi
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "FAILED: answers that were not 2xx, or socket errors:" >&2
+  printf '  %s\n' "${failures[@]}" >&2
+  exit 1
+fi

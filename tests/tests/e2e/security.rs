@@ -1,0 +1,109 @@
+//! Hostile input and hostile users: downloads that cannot be turned into pages, uploads that
+//! are not the images they claim to be.
+
+use aistory_tests::images::png;
+use aistory_tests::{Backend, Store, TestApp, backend_tests};
+use entity::prelude::*;
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::Value;
+
+backend_tests!(
+    downloads_are_hardened,
+    images_that_are_not_what_they_claim_are_refused,
+);
+
+async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = Form::new().part("file", Part::bytes(bytes).file_name("upload.bin"));
+    app.client
+        .post(app.url("/api/v1/photos"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A GIF 2 x 2 whose bytes also hold an HTML page (a polyglot: browsers that sniff would run
+/// it).
+fn gif_with_html() -> Vec<u8> {
+    let mut bytes = b"GIF89a\x02\x00\x02\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+    bytes.extend_from_slice(b"!\xfe\x3c<html><script>alert(document.cookie)</script></html>\x00");
+    bytes.extend_from_slice(b",\x00\x00\x00\x00\x02\x00\x02\x00\x00\x02\x02\x44\x01\x00;");
+    bytes
+}
+
+async fn downloads_are_hardened(backend: Backend) {
+    let app = TestApp::builder(backend).spawn().await;
+    let tokens = app.signed_up("careful").await;
+    for (bytes, content_type, extension) in [
+        (png(4, 4), "image/png", "png"),
+        (gif_with_html(), "image/gif", "gif"),
+    ] {
+        let response = upload(&app, &tokens.access, bytes).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let photo: Value = response.json().await.unwrap();
+        let id = photo["id"].as_i64().unwrap();
+        let download = app
+            .request(
+                Method::GET,
+                &format!("/api/v1/photos/{id}/content"),
+                None,
+                Some(&tokens.access),
+            )
+            .await;
+        assert_eq!(download.status(), StatusCode::OK);
+        let headers = download.headers();
+        assert_eq!(headers["content-type"], content_type);
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(
+            headers["content-security-policy"],
+            "sandbox; default-src 'none'"
+        );
+        assert_eq!(
+            headers["content-disposition"],
+            format!("inline; filename=\"photo-{id}.{extension}\"")
+        );
+    }
+}
+
+async fn images_that_are_not_what_they_claim_are_refused(backend: Backend) {
+    let app = TestApp::builder(backend).store(Store::File).spawn().await;
+    let tokens = app.signed_up("trickster").await;
+
+    // A PNG signature, then garbage.
+    let mut fake_png = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake_png.extend(std::iter::repeat_n(0x41u8, 4096));
+    let response = upload(&app, &tokens.access, fake_png).await;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid image"),
+        "{body}"
+    );
+
+    // A JPEG header that claims 65535 x 65535 pixels (4.3 gigapixels).
+    let mut huge = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    huge.extend_from_slice(b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    huge.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03]);
+    huge.extend_from_slice(&[1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    huge.extend_from_slice(&[0xFF, 0xD9]);
+    let response = upload(&app, &tokens.access, huge).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    let message = body["errors"]["file"][0].as_str().unwrap();
+    assert!(message.contains("65535 x 65535"), "{body}");
+
+    // Nothing was kept of either: no row, no object.
+    assert_eq!(Photo::find().count(&app.db).await.unwrap(), 0);
+    let files = app
+        .store
+        .as_ref()
+        .map(|store| store.files())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "objects left: {files:?}");
+}
