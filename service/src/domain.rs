@@ -39,6 +39,12 @@ pub fn no_control_characters(value: &str) -> Result<(), FieldError> {
     }
 }
 
+/// The embeddings, overrides and isolates of Unicode's bidirectional algorithm: in a title they
+/// make text display reversed or out of place (U+202E turns `gpj.exe` into `exe.jpg`).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 macro_rules! string_value {
     ($name:ident) => {
         impl $name {
@@ -78,6 +84,11 @@ impl Title {
             return Err(FieldError("must be at most 200 characters long"));
         }
         no_control_characters(&value)?;
+        if value.chars().any(is_bidi_control) {
+            return Err(FieldError(
+                "must not contain text-direction controls (U+202A-U+202E, U+2066-U+2069)",
+            ));
+        }
         Ok(Title(value.trim().to_owned()))
     }
 

@@ -103,7 +103,10 @@ pub struct UploadForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// Optional title, up to 200 characters.
-    #[schema(max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     title: Option<String>,
 }
 
@@ -371,7 +374,7 @@ pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpR
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     /// The new title (up to 200 characters), or null to clear it.
-    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$")]
     pub title: Option<Title>,
 }
 
@@ -539,7 +542,7 @@ pub struct DirectUploadRequest {
     #[validate(range(min = 1))]
     #[schema(minimum = 1)]
     pub size_bytes: u64,
-    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$")]
     pub title: Option<Title>,
 }
 

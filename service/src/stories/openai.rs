@@ -80,6 +80,40 @@ fn instructions(style: Style) -> &'static str {
     }
 }
 
+/// The largest answer read from the story service (a story is a few KiB of JSON).
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+enum Read {
+    /// Over the limit: not read further.
+    TooLarge,
+    /// The body could not be read (`None`: no reqwest error to say why).
+    Failed(Option<reqwest::Error>),
+}
+
+/// The response body, refusing to hold more than `limit` bytes (a broken or hostile service
+/// could send gigabytes).
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Read> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(Read::TooLarge);
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(Read::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(error) => return Err(Read::Failed(Some(error))),
+        }
+    }
+}
+
 fn request_body(model: &str, request: &StoryRequest, image_url: &str) -> Value {
     let mut facts = Vec::new();
     if let Some(title) = &request.title {
@@ -240,9 +274,19 @@ impl StoryProvider for OpenAiProvider {
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() {
-                        let answer: Value = match response.json().await {
+                        let answer = match read_bounded(response, MAX_ANSWER_BYTES).await {
+                            Ok(body) => serde_json::from_slice::<Value>(&body).map_err(|_| None),
+                            Err(Read::TooLarge) => {
+                                return Err(ProviderError::Permanent(format!(
+                                    "the story service gave an answer over {} MiB",
+                                    MAX_ANSWER_BYTES / (1024 * 1024)
+                                )));
+                            }
+                            Err(Read::Failed(error)) => Err(error),
+                        };
+                        let answer: Value = match answer {
                             Ok(answer) => answer,
-                            Err(error) if error.is_timeout() => {
+                            Err(Some(error)) if error.is_timeout() => {
                                 last_problem = format!(
                                     "the story service did not answer within {} s",
                                     self.settings.timeout.as_secs()
@@ -273,15 +317,24 @@ impl StoryProvider for OpenAiProvider {
                         };
                         retry_after(&response)
                     } else {
-                        let hint = match status.as_u16() {
-                            401 | 403 => "; the operator must check AISTORY_AI_API_KEY",
-                            404 => {
-                                "; the operator must check AISTORY_AI_BASE_URL and AISTORY_AI_MODEL"
-                            }
+                        // The configuration to check is for the operator's eyes (the log), not
+                        // for the user who reads the failed photo's `error`.
+                        let check = match status.as_u16() {
+                            401 | 403 => "AISTORY_AI_API_KEY",
+                            404 => "AISTORY_AI_BASE_URL and AISTORY_AI_MODEL",
+                            _ => "the AISTORY_AI_* settings",
+                        };
+                        tracing::error!(
+                            status = status.as_u16(),
+                            check,
+                            "the story service refused a request: check the configuration"
+                        );
+                        let reason = match status.as_u16() {
+                            401 | 403 => "; the service is not set up correctly on our side",
                             _ => "",
                         };
                         return Err(ProviderError::Permanent(format!(
-                            "the story service refused the request (HTTP {}){hint}",
+                            "the story service refused the request (HTTP {}){reason}",
                             status.as_u16()
                         )));
                     }

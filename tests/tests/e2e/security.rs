@@ -2,7 +2,7 @@
 //! are not the images they claim to be.
 
 use aistory_tests::images::png;
-use aistory_tests::{Backend, Store, TestApp, backend_tests};
+use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use entity::prelude::*;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
@@ -13,6 +13,7 @@ backend_tests!(
     downloads_are_hardened,
     images_that_are_not_what_they_claim_are_refused,
 );
+e2e_tests!(titles_refuse_text_direction_controls);
 
 async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> reqwest::Response {
     let form = Form::new().part("file", Part::bytes(bytes).file_name("upload.bin"));
@@ -106,4 +107,35 @@ async fn images_that_are_not_what_they_claim_are_refused(backend: Backend) {
         .map(|store| store.files())
         .unwrap_or_default();
     assert!(files.is_empty(), "objects left: {files:?}");
+}
+
+/// A title cannot reorder how it displays (U+202E makes `gpj.exe` read `exe.jpg`).
+async fn titles_refuse_text_direction_controls() {
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
+    let tokens = app.signed_up("reverser").await;
+    let photo = app.upload_png(&tokens.access).await;
+    let id = photo["id"].as_i64().unwrap();
+    for title in ["holiday \u{202E}gpj.exe", "a\u{2066}b"] {
+        let response = app
+            .request(
+                Method::PATCH,
+                &format!("/api/v1/photos/{id}"),
+                Some(&serde_json::json!({ "title": title })),
+                Some(&tokens.access),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{title:?}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["errors"]["title"][0]
+                .as_str()
+                .unwrap()
+                .contains("direction"),
+            "{body}"
+        );
+    }
 }

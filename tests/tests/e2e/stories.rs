@@ -31,6 +31,7 @@ e2e_tests!(
     openai_a_hanging_service_times_out,
     openai_a_malformed_answer_fails_at_once,
     openai_a_refused_key_fails_at_once,
+    openai_an_oversized_answer_fails_at_once,
     openai_an_unreachable_service_fails_without_leaking_its_address,
 );
 
@@ -485,6 +486,8 @@ enum Reply {
     Status(u16, Option<&'static str>),
     Hang,
     Malformed,
+    /// A 200 of 6 MiB (JSON padded with spaces).
+    Huge,
 }
 
 /// One request the fake received: path, `Authorization` header, JSON body.
@@ -545,6 +548,9 @@ async fn fake_endpoint(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>
         Reply::Malformed => HttpResponse::Ok().json(json!({
             "choices": [{"message": {"role": "assistant", "content": "Once upon a time (not JSON)"}}]
         })),
+        Reply::Huge => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!("{{{}}}", " ".repeat(6 * 1024 * 1024))),
     }
 }
 
@@ -665,7 +671,9 @@ async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expec
     let reason = photo["error"].as_str().unwrap();
     assert!(reason.contains(expect_reason), "{reason}");
     assert!(
-        !reason.contains("reqwest") && !reason.contains("127.0.0.1"),
+        !reason.contains("reqwest")
+            && !reason.contains("127.0.0.1")
+            && !reason.contains("AISTORY_"),
         "leaks internals: {reason}"
     );
     assert_eq!(fake.seen.lock().unwrap().len(), expect_calls);
@@ -698,8 +706,12 @@ async fn openai_a_malformed_answer_fails_at_once() {
     fails_with(vec![Reply::Malformed], 2, "could not use", 1).await;
 }
 
+async fn openai_an_oversized_answer_fails_at_once() {
+    fails_with(vec![Reply::Huge], 2, "answer over 4 MiB", 1).await;
+}
+
 async fn openai_a_refused_key_fails_at_once() {
-    fails_with(vec![Reply::Status(401, None)], 2, "AISTORY_AI_API_KEY", 1).await;
+    fails_with(vec![Reply::Status(401, None)], 2, "not set up correctly", 1).await;
 }
 
 async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
