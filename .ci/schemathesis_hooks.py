@@ -4,9 +4,9 @@
   `encoding.contentType`, and schemathesis asks a registered strategy for bytes of each type.
   The server decides a photo's type from its bytes, so random bytes are (rightly) a 415.
 - Accounts: one shared account for the run, and a throwaway account of its own for each
-  `DELETE /users/me` (else the first deletion would leave every later request, and the whole
-  stateful phase, which does not re-authenticate, on a dead token). A 401 elsewhere makes
-  schemathesis fetch a new token.
+  `DELETE /users/me` and `POST /auth/logout-all` (else the first of them would leave every
+  later request, and the whole stateful phase, which does not re-authenticate, on a dead
+  token). A 401 elsewhere makes schemathesis fetch a new token.
 - The documented example account (`ada` in the RegisterRequest / LoginRequest examples)
   exists, so the examples phase logs in with the documented example and gets a 200.
 - The client's half of a direct upload: the PUT of the bytes to the bucket's presigned URL,
@@ -72,9 +72,13 @@ def _bearer(case, token: str) -> None:
     case.headers["Authorization"] = f"Bearer {token}"
 
 
-@schemathesis.auth(refresh_interval=None).apply_to(name="DELETE /api/v1/users/me")
+# The operations that end the account or all of its sessions.
+_ENDING = ["DELETE /api/v1/users/me", "POST /api/v1/auth/logout-all"]
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(name=_ENDING)
 class ThrowawayAccount:
-    """Each account deletion deletes an account of its own."""
+    """Each account deletion (or logout everywhere) ends an account of its own."""
 
     def get(self, case, context):
         return _new_account_token()
@@ -83,7 +87,7 @@ class ThrowawayAccount:
         _bearer(case, data)
 
 
-@schemathesis.auth().skip_for(name="DELETE /api/v1/users/me")
+@schemathesis.auth().skip_for(name=_ENDING)
 class FreshAccount:
     """The run's shared account (a new one if its token stops working)."""
 

@@ -38,7 +38,6 @@ users=10
 per_user=20
 target=${CARGO_TARGET_DIR:-target}
 tick=$(getconf CLK_TCK)
-work=$(mktemp -d)
 
 for tool in wrk psql curl python3; do
   command -v $tool >/dev/null || { echo "missing $tool (apt-get install wrk postgresql-client)" >&2; exit 1; }
@@ -48,6 +47,7 @@ read -ra extra_env <<<"${SERVER_ENV:-}"
 for pair in ${extra_env[@]+"${extra_env[@]}"}; do
   [[ $pair =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "SERVER_ENV: '$pair' is not NAME=value" >&2; exit 2; }
 done
+work=$(mktemp -d)
 
 cleanup() {
   local status=$?
@@ -86,7 +86,9 @@ if [ "${PERF:-0}" = 1 ]; then
   fi
 fi
 
+build_start=$(date +%s)
 cargo build --release -q -p api
+echo "release build: $(( $(date +%s) - build_start )) s"
 if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
   echo "port $port already answers: another server? (set BENCH_PORT)" >&2; exit 1
 fi

@@ -286,23 +286,61 @@ fn rule_message(error: &validator::ValidationError) -> String {
 }
 
 /// The authenticated user of a request: `Authorization: Bearer <access token>`, verified by
-/// signature and expiry alone (no database round trip).
+/// signature and expiry alone for reads (no database round trip); for a request that may
+/// write (any method but GET, HEAD, OPTIONS), also that its session has not been ended
+/// ([`service::auth::ensure_session`]: one primary-key read).
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub id: i64,
+    /// The account's token generation the token was issued in.
+    pub generation: i32,
+}
+
+impl AuthUser {
+    pub fn token(self) -> service::auth::TokenUser {
+        service::auth::TokenUser {
+            user_id: self.id,
+            generation: self.generation,
+        }
+    }
 }
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let user = match authenticate(req) {
+            Ok(user) => user,
+            Err(error) => return Box::pin(ready(Err(error))),
+        };
+        let safe = matches!(
+            *req.method(),
+            actix_web::http::Method::GET
+                | actix_web::http::Method::HEAD
+                | actix_web::http::Method::OPTIONS
+        );
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        match (safe, state) {
+            (true, _) | (false, None) => Box::pin(ready(Ok(user))),
+            (false, Some(state)) => Box::pin(async move {
+                service::auth::ensure_session(&state.reads, user.token())
+                    .await
+                    .map_err(|error| match ApiError::from(error) {
+                        ApiError::Unauthenticated { detail, .. } => ApiError::Unauthenticated {
+                            detail,
+                            invalid_token: true,
+                        },
+                        other => other,
+                    })?;
+                Ok(user)
+            }),
+        }
     }
 }
 
-/// The bearer token's user (what [`AuthUser`] extracts), for handlers that also take other
-/// credentials.
+/// The bearer token's user (what [`AuthUser`] extracts, without the session check), for
+/// handlers that also take other credentials.
 pub(crate) fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -327,9 +365,13 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
             invalid_token: true,
         })?;
     match state.access.verify(token) {
-        Ok(id) => {
-            req.extensions_mut().insert(AuthUser { id });
-            Ok(AuthUser { id })
+        Ok(verified) => {
+            let user = AuthUser {
+                id: verified.user_id,
+                generation: verified.generation,
+            };
+            req.extensions_mut().insert(user);
+            Ok(user)
         }
         Err(TokenError::Expired) => Err(ApiError::Unauthenticated {
             detail: "the access token has expired; get a new one with POST /api/v1/auth/refresh"

@@ -35,6 +35,20 @@ pub fn recorder() -> Option<PrometheusHandle> {
             describe();
             // The process metrics (CPU, memory, file descriptors), described once.
             process_collector().describe();
+            // Histogram samples wait in buffers until drained: drained at every scrape, and
+            // every 5 s here, so memory stays flat when nobody scrapes.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "metrics: no upkeep thread; memory grows until scraped");
+            }
             Some(handle)
         })
         .clone()

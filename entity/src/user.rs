@@ -17,6 +17,11 @@ pub struct Model {
     #[sea_orm(column_type = "String(StringLen::N(255))")]
     #[serde(skip_serializing, default)]
     pub password_hash: String,
+    /// Bumped to end every session at once (logout everywhere, a password change, a stolen
+    /// refresh token): access tokens carry the generation they were issued in, and writes
+    /// with an older one are refused.
+    #[sea_orm(default_value = 0)]
+    pub token_generation: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

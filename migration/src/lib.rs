@@ -17,6 +17,7 @@ mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_stories;
 mod m20261125_234326_page_indexes;
 mod m20261201_121452_photo_taken_at_local;
+mod m20261201_131538_user_token_generation;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_stories::Migration),
             Box::new(m20261125_234326_page_indexes::Migration),
             Box::new(m20261201_121452_photo_taken_at_local::Migration),
+            Box::new(m20261201_131538_user_token_generation::Migration),
         ]
     }
 }

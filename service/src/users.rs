@@ -86,6 +86,7 @@ pub async fn update_account<C: ConnectionTrait>(
     let account = find_user(db, id).await?;
     let mut active: user::ActiveModel = account.clone().into();
     let mut changed = false;
+    let mut ended = false;
     if let Some(new_password) = &changes.new_password {
         let Some(current) = &changes.current_password else {
             return Err(field_error(
@@ -100,8 +101,8 @@ pub async fn update_account<C: ConnectionTrait>(
             });
         }
         active.password_hash = Set(crate::auth::passwords::hash(new_password.as_str()).await?);
-        crate::auth::refresh::revoke_all_for_user(db, id).await?;
         changed = true;
+        ended = true;
     }
     if let Some(email) = changes.email {
         let email = String::from(email);
@@ -113,13 +114,19 @@ pub async fn update_account<C: ConnectionTrait>(
     if !changed {
         return Ok(account);
     }
-    active.update(db).await.map_err(|error| {
+    let updated = active.update(db).await.map_err(|error| {
         on_unique_violation(error, |message| {
             message
                 .contains("email")
                 .then(|| ("email", "is already registered".to_owned()))
         })
-    })
+    })?;
+    if ended {
+        // A new password ends every session, this one included: log in again with it.
+        crate::auth::end_sessions(db, id).await?;
+        return find_user(db, id).await;
+    }
+    Ok(updated)
 }
 
 /// Deletes user `id`; the database cascades to everything the account owns.

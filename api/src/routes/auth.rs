@@ -134,7 +134,7 @@ pub async fn login(
     .await?;
     let txn = db.txn().await?;
     let tokens =
-        service::auth::issue_tokens(&*txn, &state.access, state.refresh_ttl, user.id).await?;
+        service::auth::issue_tokens(&*txn, &state.access, state.refresh_ttl, &user).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenResponse {
@@ -166,9 +166,9 @@ pub async fn refresh(
     body: ValidJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // Its own transaction: a detected reuse revokes the family even though we answer 401.
-    let (user_id, refresh_token) =
+    let (user, refresh_token) =
         service::auth::refresh::rotate(db.pool(), &body.0.refresh_token, state.refresh_ttl).await?;
-    let (access_token, expires_in) = state.access.issue(user_id)?;
+    let (access_token, expires_in) = state.access.issue(user)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenResponse {
@@ -195,5 +195,24 @@ pub async fn refresh(
 #[post("/logout")]
 pub async fn logout(db: Db, body: ValidJson<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     service::auth::refresh::revoke(db.pool(), &body.0.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End every session of your account: every refresh token is revoked, and every access token
+/// (this one too) can no longer write, nor keep an event stream open. Reads with an access
+/// token already issued still work until it expires (at most `AISTORY_ACCESS_TOKEN_TTL_SECS`).
+#[utoipa::path(
+    operation_id = "logout_all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended; log in again"),
+        (status = 401, description = "Missing or invalid token, or a session already ended", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/logout-all")]
+pub async fn logout_all(db: Db, auth: crate::AuthUser) -> Result<HttpResponse, ApiError> {
+    let txn = db.txn().await?;
+    service::auth::end_sessions(&*txn, auth.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -26,7 +26,8 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(auth::register)
                 .service(auth::login)
                 .service(auth::refresh)
-                .service(auth::logout),
+                .service(auth::logout)
+                .service(auth::logout_all),
         )
         .service(
             scope("/api/v1/photos")

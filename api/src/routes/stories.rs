@@ -205,9 +205,9 @@ fn stream_user(
     state: &AppState,
     photo_id: i64,
     ticket: Option<&str>,
-) -> Result<i64, ApiError> {
+) -> Result<service::auth::TokenUser, ApiError> {
     let Some(ticket) = ticket else {
-        return crate::extract::authenticate(req).map(|user| user.id);
+        return crate::extract::authenticate(req).map(crate::AuthUser::token);
     };
     state
         .access
@@ -260,9 +260,10 @@ pub async fn events(
     query: ValidQuery<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let photo_id = id.into_inner();
-    let user_id = stream_user(&req, &state, photo_id, query.0.ticket.as_deref())?;
-    // Unknown photos are a 404 before any stream starts.
-    service::photos::get_photo(db.read(), user_id, photo_id).await?;
+    let user = stream_user(&req, &state, photo_id, query.0.ticket.as_deref())?;
+    // An ended session opens no stream; unknown photos are a 404 before any stream starts.
+    service::auth::ensure_session(db.read(), user).await?;
+    service::photos::get_photo(db.read(), user.user_id, photo_id).await?;
     let seen = req
         .headers()
         .get("last-event-id")
@@ -277,7 +278,7 @@ pub async fn events(
     };
     let changes = service::photos::watch::watch(
         db.read(),
-        user_id,
+        user,
         photo_id,
         timing,
         state.shutting_down.clone(),
@@ -341,7 +342,7 @@ pub async fn events_ticket(
 ) -> Result<HttpResponse, ApiError> {
     let photo_id = id.into_inner();
     service::photos::get_photo(db.read(), auth.id, photo_id).await?;
-    let (ticket, expires_in) = state.access.issue_stream_ticket(auth.id, photo_id)?;
+    let (ticket, expires_in) = state.access.issue_stream_ticket(auth.token(), photo_id)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(StreamTicket {

@@ -10,7 +10,7 @@ use entity::user;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 pub use throttle::LoginThrottle;
-pub use tokens::{AccessTokens, TokenError};
+pub use tokens::{AccessTokens, TokenError, TokenUser};
 
 use crate::ServiceError;
 
@@ -100,14 +100,62 @@ pub async fn issue_tokens<C: ConnectionTrait>(
     db: &C,
     access: &AccessTokens,
     refresh_ttl: std::time::Duration,
-    user_id: i64,
+    user: &user::Model,
 ) -> Result<IssuedTokens, ServiceError> {
+    let user_id = user.id;
     let refresh_token = refresh::issue(db, user_id, None, refresh_ttl).await?;
-    let (access_token, expires_in) = access.issue(user_id)?;
+    let (access_token, expires_in) = access.issue(TokenUser {
+        user_id,
+        generation: user.token_generation,
+    })?;
     Ok(IssuedTokens {
         access_token,
         expires_in,
         refresh_token,
         user_id,
     })
+}
+
+/// Refuses a token of an ended session: one issued before the account's token generation was
+/// bumped (a logout everywhere, a password change, a stolen refresh token), or one whose
+/// account is gone. One primary-key read; writes call it, reads do not (a revoked token may
+/// still read for what is left of its lifetime, at most `AISTORY_ACCESS_TOKEN_TTL_SECS`).
+pub async fn ensure_session<C: ConnectionTrait>(
+    db: &C,
+    token: TokenUser,
+) -> Result<(), ServiceError> {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let generation: Option<i32> = user::Entity::find_by_id(token.user_id)
+        .select_only()
+        .column(user::Column::TokenGeneration)
+        .into_tuple()
+        .one(db)
+        .await?;
+    match generation {
+        None => Err(ServiceError::Unauthenticated {
+            reason: "the account of this token no longer exists".to_owned(),
+        }),
+        Some(now) if now != token.generation => Err(ServiceError::Unauthenticated {
+            reason: "this session has ended (logged out everywhere, or the password changed); \
+                     log in again"
+                .to_owned(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Ends every session of user `user_id`: its refresh tokens are revoked and its access tokens
+/// can no longer write (their generation is bumped). Runs in the caller's transaction.
+pub async fn end_sessions<C: ConnectionTrait>(db: &C, user_id: i64) -> Result<(), ServiceError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenGeneration,
+            Expr::col(user::Column::TokenGeneration).add(1),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    refresh::revoke_all_for_user(db, user_id).await
 }

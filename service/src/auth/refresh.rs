@@ -63,12 +63,13 @@ pub async fn issue<C: ConnectionTrait>(
 
 /// Exchanges a refresh token for a new one (same family). Runs in its own transaction on
 /// `pool` and commits even when it refuses: revoking a family on reuse must stick.
-/// Returns the user id and the new token.
+/// Returns who the new tokens are for (with the account's token generation) and the new
+/// refresh token.
 pub async fn rotate(
     pool: &DatabaseConnection,
     presented: &str,
     ttl: Duration,
-) -> Result<(i64, String), ServiceError> {
+) -> Result<(crate::auth::TokenUser, String), ServiceError> {
     let txn = crate::db::begin_write(pool).await?;
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash(presented)))
@@ -85,11 +86,14 @@ pub async fn rotate(
         ));
     }
     if current.revoked_at.is_some() {
+        // A rotated token presented again: someone copied it. Every session of the account
+        // ends, its access tokens included (the thief may hold one).
         revoke_family(&txn, &current.family_id).await?;
+        crate::auth::end_sessions(&txn, current.user_id).await?;
         txn.commit().await?;
         tracing::warn!(
             user_id = current.user_id,
-            "refresh token reuse: family revoked"
+            "refresh token reuse: every session of the account ended"
         );
         return Err(invalid(
             "the refresh token was already used; every session of that login is now revoked, \
@@ -110,6 +114,7 @@ pub async fn rotate(
         .await?;
     if claimed.rows_affected != 1 {
         revoke_family(&txn, &current.family_id).await?;
+        crate::auth::end_sessions(&txn, current.user_id).await?;
         txn.commit().await?;
         return Err(invalid(
             "the refresh token was already used; every session of that login is now revoked, \
@@ -127,8 +132,23 @@ pub async fn rotate(
         .filter(refresh_token::Column::Id.eq(current.id))
         .exec(&txn)
         .await?;
+    let generation: Option<i32> = entity::user::Entity::find_by_id(current.user_id)
+        .select_only()
+        .column(entity::user::Column::TokenGeneration)
+        .into_tuple()
+        .one(&txn)
+        .await?;
+    let Some(generation) = generation else {
+        return Err(invalid("the account of this token no longer exists"));
+    };
     txn.commit().await?;
-    Ok((current.user_id, token))
+    Ok((
+        crate::auth::TokenUser {
+            user_id: current.user_id,
+            generation,
+        },
+        token,
+    ))
 }
 
 /// Revokes the family of `presented` (logout). Unknown tokens are ignored: logging out twice

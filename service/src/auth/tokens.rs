@@ -18,6 +18,26 @@ struct Claims {
     /// The one photo an event-stream ticket is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     photo: Option<i64>,
+    /// The account's token generation when issued (tokens from before generations: 0).
+    #[serde(default)]
+    generation: i32,
+}
+
+/// Who a valid token was issued to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUser {
+    pub user_id: i64,
+    /// The account's token generation then: writes with an older one are refused.
+    pub generation: i32,
+}
+
+impl Claims {
+    fn user(&self) -> Result<TokenUser, TokenError> {
+        Ok(TokenUser {
+            user_id: self.sub.parse().map_err(|_| TokenError::Invalid)?,
+            generation: self.generation,
+        })
+    }
 }
 
 /// Token type of access tokens.
@@ -59,9 +79,9 @@ impl AccessTokens {
         }
     }
 
-    /// A token for `user_id` and its lifetime in seconds.
-    pub fn issue(&self, user_id: i64) -> Result<(String, u64), ServiceError> {
-        self.sign(user_id, ACCESS, None, self.ttl)
+    /// A token for `user` and its lifetime in seconds.
+    pub fn issue(&self, user: TokenUser) -> Result<(String, u64), ServiceError> {
+        self.sign(user, ACCESS, None, self.ttl)
     }
 
     /// A ticket that opens the event stream of photo `photo_id` of `user_id` (for browsers'
@@ -69,15 +89,15 @@ impl AccessTokens {
     /// It is no access token: it opens that one stream and nothing else.
     pub fn issue_stream_ticket(
         &self,
-        user_id: i64,
+        user: TokenUser,
         photo_id: i64,
     ) -> Result<(String, u64), ServiceError> {
-        self.sign(user_id, EVENTS, Some(photo_id), TICKET_TTL)
+        self.sign(user, EVENTS, Some(photo_id), TICKET_TTL)
     }
 
     fn sign(
         &self,
-        user_id: i64,
+        user: TokenUser,
         typ: &str,
         photo: Option<i64>,
         ttl: Duration,
@@ -85,11 +105,12 @@ impl AccessTokens {
         let now = chrono::Utc::now().timestamp();
         let ttl = ttl.as_secs();
         let claims = Claims {
-            sub: user_id.to_string(),
+            sub: user.user_id.to_string(),
             iat: now,
             exp: now + i64::try_from(ttl).unwrap_or(i64::MAX / 2),
             typ: typ.to_owned(),
             photo,
+            generation: user.generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| {
@@ -98,22 +119,26 @@ impl AccessTokens {
         Ok((token, ttl))
     }
 
-    /// The user id a valid token was issued to.
-    pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+    /// Who a valid access token was issued to.
+    pub fn verify(&self, token: &str) -> Result<TokenUser, TokenError> {
         let claims = self.decode(token)?;
         if claims.typ != ACCESS {
             return Err(TokenError::Invalid);
         }
-        claims.sub.parse().map_err(|_| TokenError::Invalid)
+        claims.user()
     }
 
-    /// The user id of a valid ticket for photo `photo_id`'s event stream.
-    pub fn verify_stream_ticket(&self, ticket: &str, photo_id: i64) -> Result<i64, TokenError> {
+    /// Who a valid ticket for photo `photo_id`'s event stream was issued to.
+    pub fn verify_stream_ticket(
+        &self,
+        ticket: &str,
+        photo_id: i64,
+    ) -> Result<TokenUser, TokenError> {
         let claims = self.decode(ticket)?;
         if claims.typ != EVENTS || claims.photo != Some(photo_id) {
             return Err(TokenError::Invalid);
         }
-        claims.sub.parse().map_err(|_| TokenError::Invalid)
+        claims.user()
     }
 
     fn decode(&self, token: &str) -> Result<Claims, TokenError> {
@@ -133,9 +158,13 @@ mod tests {
     #[test]
     fn a_token_round_trips_and_a_foreign_one_is_refused() {
         let tokens = AccessTokens::new("k".repeat(32).as_str(), Duration::from_secs(60));
-        let (token, expires_in) = tokens.issue(42).unwrap();
+        let user = TokenUser {
+            user_id: 42,
+            generation: 3,
+        };
+        let (token, expires_in) = tokens.issue(user).unwrap();
         assert_eq!(expires_in, 60);
-        assert_eq!(tokens.verify(&token), Ok(42));
+        assert_eq!(tokens.verify(&token), Ok(user));
         let other = AccessTokens::new("x".repeat(32).as_str(), Duration::from_secs(60));
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
         assert_eq!(tokens.verify("not.a.token"), Err(TokenError::Invalid));
@@ -147,15 +176,19 @@ mod tests {
     #[test]
     fn a_stream_ticket_opens_one_photo_and_is_no_access_token() {
         let tokens = AccessTokens::new("k".repeat(32).as_str(), Duration::from_secs(60));
-        let (ticket, ttl) = tokens.issue_stream_ticket(7, 42).unwrap();
+        let user = TokenUser {
+            user_id: 7,
+            generation: 0,
+        };
+        let (ticket, ttl) = tokens.issue_stream_ticket(user, 42).unwrap();
         assert_eq!(ttl, TICKET_TTL.as_secs());
-        assert_eq!(tokens.verify_stream_ticket(&ticket, 42), Ok(7));
+        assert_eq!(tokens.verify_stream_ticket(&ticket, 42), Ok(user));
         assert_eq!(
             tokens.verify_stream_ticket(&ticket, 43),
             Err(TokenError::Invalid)
         );
         assert_eq!(tokens.verify(&ticket), Err(TokenError::Invalid));
-        let (access, _) = tokens.issue(7).unwrap();
+        let (access, _) = tokens.issue(user).unwrap();
         assert_eq!(
             tokens.verify_stream_ticket(&access, 42),
             Err(TokenError::Invalid)
@@ -171,6 +204,7 @@ mod tests {
             exp: chrono::Utc::now().timestamp() - 5,
             typ: "access".to_owned(),
             photo: None,
+            generation: 0,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &tokens.encoding)
             .unwrap();

@@ -10,7 +10,6 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::get_photo;
 use crate::ServiceError;
 
 /// What a watcher sees.
@@ -49,7 +48,7 @@ pub fn version(photo: &photo::Model) -> String {
 
 struct Watcher<C> {
     db: C,
-    user_id: i64,
+    user: crate::auth::TokenUser,
     photo_id: i64,
     timing: WatchTiming,
     stop: watch::Receiver<bool>,
@@ -63,12 +62,13 @@ struct Watcher<C> {
 }
 
 /// Follows one of the user's photos (see [`PhotoChange`]) until it is deleted, `timing.max`
-/// passes, or `stop` turns true (shutdown). `seen`: the version the watcher already has (it
+/// passes, `stop` turns true (shutdown), or the watcher's session ends (its token generation
+/// is no longer the account's: the stream ends without another event). `seen`: the version the watcher already has (it
 /// gets the photo at once only when it changed since). Check first that the photo is the
 /// user's: a missing photo is a single [`PhotoChange::Deleted`].
 pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     db: &C,
-    user_id: i64,
+    user: crate::auth::TokenUser,
     photo_id: i64,
     timing: WatchTiming,
     stop: watch::Receiver<bool>,
@@ -77,7 +77,7 @@ pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     let now = Instant::now();
     let start = Watcher {
         db: db.clone(),
-        user_id,
+        user,
         photo_id,
         timing,
         stop,
@@ -116,8 +116,12 @@ impl<C: ConnectionTrait> Watcher<C> {
             if self.started.elapsed() > self.timing.max || *self.stop.borrow() {
                 return None;
             }
-            let photo = match get_photo(&self.db, self.user_id, self.photo_id).await {
-                Ok(photo) => photo,
+            let photo = match self.look().await {
+                Ok(Some(photo)) => photo,
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
                 Err(ServiceError::NotFound { .. }) => {
                     self.done = true;
                     return Some(PhotoChange::Deleted);
@@ -142,6 +146,22 @@ impl<C: ConnectionTrait> Watcher<C> {
             if let Some(quiet) = self.quiet(PhotoChange::Quiet) {
                 return Some(quiet);
             }
+        }
+    }
+
+    /// The photo and, in the same statement, its owner's token generation: `None` when the
+    /// watcher's session has ended.
+    async fn look(&self) -> Result<Option<photo::Model>, ServiceError> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let found = photo::Entity::find_by_id(self.photo_id)
+            .filter(photo::Column::UserId.eq(self.user.user_id))
+            .find_also_related(entity::user::Entity)
+            .one(&self.db)
+            .await?;
+        match found {
+            None => Err(ServiceError::NotFound { what: "photo" }),
+            Some((_, Some(owner))) if owner.token_generation != self.user.generation => Ok(None),
+            Some((photo, _)) => Ok(Some(photo)),
         }
     }
 

@@ -274,7 +274,10 @@ async fn expired_and_forged_tokens_are_refused(backend: Backend) {
 
     // Signed with another key, garbage, wrong scheme.
     let foreign = service::auth::AccessTokens::new(&"z".repeat(40), Duration::from_secs(60))
-        .issue(1)
+        .issue(service::auth::TokenUser {
+            user_id: 1,
+            generation: 0,
+        })
         .unwrap()
         .0;
     for token in [foreign.as_str(), "garbage", "a.b.c"] {
@@ -586,7 +589,12 @@ async fn a_token_signed_with_the_old_development_key_is_refused(backend: Backend
         "insecure-development-key-do-not-use-in-production!!",
         Duration::from_secs(900),
     );
-    let (forged, _) = old.issue(id).unwrap();
+    let (forged, _) = old
+        .issue(service::auth::TokenUser {
+            user_id: id,
+            generation: 0,
+        })
+        .unwrap();
     let response = app
         .request(Method::GET, "/api/v1/users/me", None, Some(&forged))
         .await;

@@ -20,6 +20,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
+    ("post", "/api/v1/auth/logout-all"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
     ("delete", "/api/v1/users/me"),

@@ -1,6 +1,8 @@
 //! Hostile input and hostile users: downloads that cannot be turned into pages, uploads that
 //! are not the images they claim to be.
 
+use std::time::Duration;
+
 use aistory_tests::images::png;
 use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use entity::prelude::*;
@@ -12,6 +14,7 @@ use serde_json::Value;
 backend_tests!(
     downloads_are_hardened,
     images_that_are_not_what_they_claim_are_refused,
+    ended_sessions_stop_writing_and_streaming,
 );
 e2e_tests!(titles_refuse_text_direction_controls);
 
@@ -138,4 +141,136 @@ async fn titles_refuse_text_direction_controls() {
             "{body}"
         );
     }
+}
+
+async fn patch_title(app: &TestApp, token: &str, id: i64, title: &str) -> reqwest::Response {
+    app.request(
+        Method::PATCH,
+        &format!("/api/v1/photos/{id}"),
+        Some(&serde_json::json!({ "title": title })),
+        Some(token),
+    )
+    .await
+}
+
+/// `logout-all`, a password change and a stolen refresh token end every session: the old
+/// access token can no longer write, and its open event stream ends (reads go on until the
+/// token expires, as documented).
+async fn ended_sessions_stop_writing_and_streaming(backend: Backend) {
+    let app = TestApp::builder(backend).spawn().await;
+    let tokens = app.signed_up("leaver").await;
+    let photo = app.upload_png(&tokens.access).await;
+    let id = photo["id"].as_i64().unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/photos/{id}/events")))
+        .bearer_auth(&tokens.access)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = aistory_tests::sse::EventStream::new(response);
+    assert!(stream.next(Duration::from_secs(5)).await.is_some());
+
+    let ended = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let refused = patch_title(&app, &tokens.access, id, "after").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{body}"
+    );
+    // The open stream ends, without another event.
+    assert!(
+        stream.next(Duration::from_secs(5)).await.is_none(),
+        "the stream went on"
+    );
+    // A new stream is refused; reading one photo still works until the token expires.
+    let reopened = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/photos/{id}/events"),
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(reopened.status(), StatusCode::UNAUTHORIZED);
+    let read = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/photos/{id}"),
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(read.status(), StatusCode::OK);
+    // The refresh token is revoked too.
+    let refresh = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": tokens.refresh }),
+            None,
+        )
+        .await;
+    assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
+
+    // A new login writes again; a password change ends that session as well.
+    let again = app.login("leaver", "correct horse battery").await;
+    assert_eq!(
+        patch_title(&app, &again.access, id, "again").await.status(),
+        StatusCode::OK
+    );
+    let changed = app
+        .request(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&serde_json::json!({
+                "password": "a brand new passphrase",
+                "current_password": "correct horse battery",
+            })),
+            Some(&again.access),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        patch_title(&app, &again.access, id, "stale").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = app.login("leaver", "a brand new passphrase").await;
+    assert_eq!(
+        patch_title(&app, &fresh.access, id, "fresh").await.status(),
+        StatusCode::OK
+    );
+
+    // A rotated refresh token presented again (a thief): that session's access token too.
+    let rotated = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": fresh.refresh }),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let reused = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({ "refresh_token": fresh.refresh }),
+            None,
+        )
+        .await;
+    assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        patch_title(&app, &fresh.access, id, "thief").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
