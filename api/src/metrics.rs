@@ -190,16 +190,27 @@ pub async fn http_metrics(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let method = method_label(req.method());
     let started = Instant::now();
-    gauge!("aistory_http_requests_in_flight").increment(1.0);
+    let in_flight = InFlight::start();
     let result = next.call(req).await;
-    gauge!("aistory_http_requests_in_flight").decrement(1.0);
+    drop(in_flight);
     let (status, route) = match &result {
         Ok(response) => (response.status(), response.request().match_pattern()),
         Err(error) => (error.as_response_error().status_code(), None),
     };
+    record_request(method, route, status, started.elapsed());
+    result
+}
+
+/// What [`http_metrics`] records of one answered request (`route`: its template, if matched).
+pub fn record_request(
+    method: &'static str,
+    route: Option<String>,
+    status: actix_web::http::StatusCode,
+    elapsed: Duration,
+) {
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     histogram!("aistory_http_request_duration_seconds", "method" => method, "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     counter!(
         "aistory_http_requests_total",
         "method" => method,
@@ -207,7 +218,22 @@ pub async fn http_metrics(
         "status" => status.as_str().to_owned()
     )
     .increment(1);
-    result
+}
+
+/// Counts a request being handled while it lives.
+pub struct InFlight;
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        gauge!("aistory_http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!("aistory_http_requests_in_flight").decrement(1.0);
+    }
 }
 
 /// Counts an open event stream while it lives.
