@@ -265,10 +265,10 @@ impl Sources {
             .reads
             .clone()
             .unwrap_or_else(|| service::ReadPool::shared(&self.db));
-        service::metrics::record_pools(&self.db, &reads);
+        reads.record_pool_metrics(&self.db);
         let queue = tokio::time::timeout(
             Duration::from_secs(2),
-            service::metrics::record_queue(&self.db),
+            service::queue::record_metrics(&self.db),
         )
         .await;
         let failure = match queue {

@@ -3,17 +3,11 @@
 //! here is one event of the domain, so call sites stay one line. The meaning of each metric:
 //! docs/operations.md (Metrics).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use entity::job::{self, JobStatus};
 use metrics::{counter, gauge, histogram};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
-
-use crate::reads::ReadPool;
 
 /// One statement on `pool` (`main` or `reads`).
 pub fn statement(pool: &'static str, elapsed: Duration, ok: bool) {
@@ -48,32 +42,12 @@ impl Drop for Waiting {
     }
 }
 
-/// The pools' connections now (read when metrics are scraped).
-pub fn record_pools(db: &DatabaseConnection, reads: &ReadPool) {
-    let (size, idle) = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        DbBackend::MySql => {
-            let pool = db.get_mysql_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-    };
-    let idle = idle as f64;
-    gauge!("aistory_db_connections", "pool" => "main", "state" => "idle").set(idle);
-    gauge!("aistory_db_connections", "pool" => "main", "state" => "in_use")
-        .set((f64::from(size) - idle).max(0.0));
-    if let Some((size, available, waiting)) = reads.status() {
-        gauge!("aistory_db_connections", "pool" => "reads", "state" => "idle")
-            .set(available as f64);
-        gauge!("aistory_db_connections", "pool" => "reads", "state" => "in_use")
-            .set(size.saturating_sub(available) as f64);
-        gauge!("aistory_db_acquire_waiting", "pool" => "reads").set(waiting as f64);
+/// A pool's connections now (read when metrics are scraped): `waiting` where it is known.
+pub fn connections(pool: &'static str, in_use: f64, idle: f64, waiting: Option<f64>) {
+    gauge!("aistory_db_connections", "pool" => pool, "state" => "idle").set(idle);
+    gauge!("aistory_db_connections", "pool" => pool, "state" => "in_use").set(in_use);
+    if let Some(waiting) = waiting {
+        gauge!("aistory_db_acquire_waiting", "pool" => pool).set(waiting);
     }
 }
 
@@ -86,54 +60,18 @@ pub fn migrations(applied: usize, pending: usize) {
 /// Label sets of the queue gauges seen so far: one that no longer has jobs is set to 0.
 static QUEUE_SEEN: Mutex<BTreeSet<(String, &'static str)>> = Mutex::new(BTreeSet::new());
 
-/// The queue now (read when metrics are scraped): jobs by kind and state (`queued`, `retrying`:
-/// queued after a failed attempt, `running`, `failed`), and the age of the oldest job that is
-/// due and not yet claimed.
-pub async fn record_queue(db: &DatabaseConnection) -> Result<(), DbErr> {
-    let rows = crate::queue::summary(db)
-        .await
-        .map_err(|error| match error {
-            crate::ServiceError::Unavailable(error) => error,
-            other => DbErr::Custom(other.to_string()),
-        })?;
-    let now = entity::timestamps::now();
-    let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = job::Entity::find()
-        .select_only()
-        .column_as(job::Column::RunAt.min(), "oldest")
-        .filter(job::Column::Status.eq(JobStatus::Queued))
-        .filter(job::Column::RunAt.lte(now))
-        .into_tuple()
-        .one(db)
-        .await?;
-    let age = oldest.flatten().map_or(0.0, |at| {
-        std::cmp::Ord::max((now - at).num_milliseconds(), 0) as f64 / 1000.0
-    });
-    gauge!("aistory_jobs_oldest_due_age_seconds").set(age);
-
-    let mut counts: std::collections::BTreeMap<(String, &'static str), f64> = Default::default();
-    for (kind, status, jobs, tried) in rows {
-        let mut add = |state: &'static str, jobs: i64| {
-            *counts.entry((kind.clone(), state)).or_default() += jobs as f64;
-        };
-        match status {
-            JobStatus::Queued => {
-                add("queued", jobs - tried);
-                add("retrying", tried);
-            }
-            JobStatus::Running => add("running", jobs),
-            JobStatus::Failed => add("failed", jobs),
-            JobStatus::Succeeded => {}
-        }
-    }
+/// The queue now (read when metrics are scraped): jobs by (kind, state) and the age of the
+/// oldest job that is due and not yet claimed. A (kind, state) seen before and missing now is 0.
+pub fn queue(counts: &BTreeMap<(String, &'static str), f64>, oldest_due_age_secs: f64) {
+    gauge!("aistory_jobs_oldest_due_age_seconds").set(oldest_due_age_secs);
     let mut seen = QUEUE_SEEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     seen.extend(counts.keys().cloned());
     for (kind, state) in seen.iter() {
-        let jobs = counts.get(&(kind.clone(), state)).copied().unwrap_or(0.0);
+        let jobs = counts.get(&(kind.clone(), *state)).copied().unwrap_or(0.0);
         gauge!("aistory_jobs", "kind" => kind.clone(), "state" => *state).set(jobs);
     }
-    Ok(())
 }
 
 /// How one run of a job of `kind` ended: `succeeded`, `retry` (it will run again), `failed`

@@ -358,6 +358,42 @@ pub async fn discard_failed<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool,
     Ok(result.rows_affected == 1)
 }
 
+/// Records the queue's gauges (`crate::metrics::queue`): jobs by kind and state (`queued`,
+/// `retrying`: queued after a failed attempt, `running`, `failed`) and the age of the oldest
+/// job that is due and not yet claimed. Read when metrics are scraped.
+pub async fn record_metrics<C: ConnectionTrait>(db: &C) -> Result<(), ServiceError> {
+    let rows = summary(db).await?;
+    let now = entity::timestamps::now();
+    let oldest: Option<Option<DateTime<Utc>>> = job::Entity::find()
+        .select_only()
+        .column_as(job::Column::RunAt.min(), "oldest")
+        .filter(job::Column::Status.eq(JobStatus::Queued))
+        .filter(job::Column::RunAt.lte(now))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let age = oldest.flatten().map_or(0.0, |at| {
+        std::cmp::Ord::max((now - at).num_milliseconds(), 0) as f64 / 1000.0
+    });
+    let mut counts: std::collections::BTreeMap<(String, &'static str), f64> = Default::default();
+    for (kind, status, jobs, tried) in rows {
+        let mut add = |state: &'static str, jobs: i64| {
+            *counts.entry((kind.clone(), state)).or_default() += jobs as f64;
+        };
+        match status {
+            JobStatus::Queued => {
+                add("queued", jobs - tried);
+                add("retrying", tried);
+            }
+            JobStatus::Running => add("running", jobs),
+            JobStatus::Failed => add("failed", jobs),
+            JobStatus::Succeeded => {}
+        }
+    }
+    crate::metrics::queue(&counts, age);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

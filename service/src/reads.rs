@@ -108,6 +108,35 @@ impl ReadPool {
         }))))
     }
 
+    /// Records the connection gauges of the main pool `main` and of these reads' own pool
+    /// (`crate::metrics::connections`). Read when metrics are scraped.
+    pub fn record_pool_metrics(&self, main: &DatabaseConnection) {
+        let (size, idle) = match main.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = main.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::MySql => {
+                let pool = main.get_mysql_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = main.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = idle as f64;
+        crate::metrics::connections("main", (f64::from(size) - idle).max(0.0), idle, None);
+        if let Some((size, available, waiting)) = self.status() {
+            crate::metrics::connections(
+                "reads",
+                size.saturating_sub(available) as f64,
+                available as f64,
+                Some(waiting as f64),
+            );
+        }
+    }
+
     /// The own connections' numbers: (open, idle, tasks waiting for one); `None` when the
     /// reads share the main pool.
     pub fn status(&self) -> Option<(usize, usize, usize)> {

@@ -304,7 +304,7 @@ async fn operators_see_and_mend_the_queue(backend: Backend) {
     };
     assert_eq!(row(JobStatus::Queued), Some((2, 1)), "{summary:?}");
     assert_eq!(row(JobStatus::Failed), Some((1, 1)), "{summary:?}");
-    service::metrics::record_queue(&db).await.unwrap();
+    queue::record_metrics(&db).await.unwrap();
 
     let failed = queue::failed(&db, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
