@@ -36,6 +36,7 @@ from aistory_client.api.photos import (
 from aistory_client.api.stories import get_story, photo_story, request_story
 from aistory_client.api.users import delete_me, get_me
 from aistory_client.models import (
+    DeleteMeRequest,
     LoginRequest,
     PhotoPage,
     PhotoPublic,
@@ -406,7 +407,7 @@ def journey() -> None:
     ok()
 
     begin("delete account")
-    response = delete_me.sync_detailed(client=auth)
+    response = delete_me.sync_detailed(client=auth, body=DeleteMeRequest(current_password=password))
     expect(response, 204)
     ok()
 

@@ -3,6 +3,8 @@
 - Images for the upload's `file` part: the document lists the accepted types in the part's
   `encoding.contentType`, and schemathesis asks a registered strategy for bytes of each type.
   The server decides a photo's type from its bytes, so random bytes are (rightly) a 415.
+- Passwords: `current_password` (an email change, an account deletion) is the account's real
+  password when the generated one is well formed; the fuzzer cannot know it.
 - Accounts: one shared account for the run, and a throwaway account of its own for each
   `DELETE /users/me` and `POST /auth/logout-all` (else the first of them would leave every
   later request, and the whole stateful phase, which does not re-authenticate, on a dead
@@ -48,8 +50,8 @@ schemathesis.openapi.media_type("image/gif", st.just(FILE_SAMPLES["gif"]))
 schemathesis.openapi.media_type("image/webp", st.just(FILE_SAMPLES["webp"]))
 
 
-def _new_account_token() -> str:
-    """Registers a new account, logs it in, and returns its access token."""
+def _new_account() -> tuple[str, str]:
+    """Registers a new account, logs it in, and returns its access token and password."""
     suffix = uuid.uuid4().hex[:16]
     account = {
         "username": f"fuzz{suffix}",
@@ -64,12 +66,22 @@ def _new_account_token() -> str:
         timeout=30,
     )
     login.raise_for_status()
-    return login.json()["access_token"]
+    return login.json()["access_token"], account["password"]
 
 
-def _bearer(case, token: str) -> None:
+def _sign_in(case, account: tuple[str, str], prove: bool) -> None:
+    """The account's token; with `prove`, its real password as a `current_password` that is
+    a well-formed one (1-128 characters, no control characters) in the generated body: the
+    fuzzer cannot know it. Malformed ones stay, so negative cases stay negative."""
+    token, password = account
     case.headers = case.headers or {}
     case.headers["Authorization"] = f"Bearer {token}"
+    body = case.body
+    if not prove or not isinstance(body, dict):
+        return
+    current = body.get("current_password")
+    if isinstance(current, str) and 1 <= len(current) <= 128 and not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in current):
+        body["current_password"] = password
 
 
 # The operations that end the account or all of its sessions.
@@ -81,21 +93,23 @@ class ThrowawayAccount:
     """Each account deletion (or logout everywhere) ends an account of its own."""
 
     def get(self, case, context):
-        return _new_account_token()
+        return _new_account()
 
     def set(self, case, data, context):
-        _bearer(case, data)
+        _sign_in(case, data, prove=True)
 
 
 @schemathesis.auth().skip_for(name=_ENDING)
 class FreshAccount:
-    """The run's shared account (a new one if its token stops working)."""
+    """The run's shared account (a new one if its token stops working). Its password proves
+    an email change, never a password change (that would end the shared session)."""
 
     def get(self, case, context):
-        return _new_account_token()
+        return _new_account()
 
     def set(self, case, data, context):
-        _bearer(case, data)
+        changes_password = isinstance(case.body, dict) and "password" in case.body
+        _sign_in(case, data, prove=case.operation.label == "PATCH /api/v1/users/me" and not changes_password)
 
 
 _example = requests.post(

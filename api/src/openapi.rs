@@ -55,27 +55,22 @@ pub fn document() -> Document {
     add_links(&mut document);
     add_invalid_id_answers(&mut document);
     add_common_headers(&mut document);
-    // A new password needs the current one: JSON Schema's if/then, which utoipa has no
-    // attribute for (written through the extensions map, which is serialized flat).
+    // A new password or email needs the current password: JSON Schema's dependentRequired,
+    // which utoipa has no attribute for (written through the extensions map, serialized flat).
     if let Some(components) = document.components.as_mut()
         && let Some(openapi::RefOr::T(openapi::Schema::Object(update))) =
             components.schemas.get_mut("UpdateMeRequest")
     {
-        let keywords = update.extensions.get_or_insert_with(Default::default);
-        keywords.insert(
-            "if".to_owned(),
-            serde_json::json!({
-                "properties": { "password": { "type": "string" } },
-                "required": ["password"],
-            }),
-        );
-        keywords.insert(
-            "then".to_owned(),
-            serde_json::json!({
-                "properties": { "current_password": { "type": "string" } },
-                "required": ["current_password"],
-            }),
-        );
+        update
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(
+                "dependentRequired".to_owned(),
+                serde_json::json!({
+                    "password": ["current_password"],
+                    "email": ["current_password"],
+                }),
+            );
     }
     document
 }

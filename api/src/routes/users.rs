@@ -39,16 +39,27 @@ impl From<user::Model> for UserPublic {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// Unique; stored lower-case.
+    /// Unique; stored lower-case. A new address needs `current_password`.
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub email: Option<Email>,
-    /// The new password; needs `current_password`. Revokes every refresh token of the
-    /// account (access tokens already issued stay valid until they expire).
+    /// The new password; needs `current_password`. Ends every session of the account, this
+    /// one included: log in again with the new password.
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub password: Option<Password>,
+    /// Your password now: needed to send `email` or `password`.
+    #[validate(length(min = 1, max = 128))]
+    #[schema(format = Password, min_length = 1, max_length = 128, nullable = false)]
+    pub current_password: Option<String>,
+}
+
+/// Deleting the account needs the password.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMeRequest {
+    /// Your password now.
     #[validate(length(min = 1, max = 128))]
     #[schema(format = Password, min_length = 1, max_length = 128)]
-    pub current_password: Option<String>,
+    pub current_password: String,
 }
 
 /// A token whose account is gone no longer works: the service's "user not found" is a 401.
@@ -93,10 +104,10 @@ pub async fn get_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong current_password", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken (`errors` names it)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (or a new password without current_password)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (or a new password or email without current_password)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/me")]
@@ -122,17 +133,30 @@ pub async fn patch_me(
     Ok(HttpResponse::Ok().json(UserPublic::from(updated)))
 }
 
-/// Delete your account and everything it owns.
+/// Delete your account and everything it owns (needs your password).
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
+    request_body = DeleteMeRequest,
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current_password", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing or invalid current_password", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/me")]
-pub async fn delete_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn delete_me(
+    db: Db,
+    auth: AuthUser,
+    body: ValidJson<DeleteMeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    service::users::confirm_password(db.read(), auth.id, &body.0.current_password)
+        .await
+        .map_err(account_gone)?;
     // The rows go first (committed), then the objects: never a row without its bytes. A
     // missing account is a 401 via account_gone.
     let txn = db.txn().await?;

@@ -395,13 +395,30 @@ async fn patch_me_changes_email_and_password(backend: Backend) {
             .await
         }
     };
-    let changed = patch(json!({"email": "Pat.New@Example.com"})).await;
+    // A new address needs the password: missing (422), wrong (403), right (200).
+    let body = problem(
+        patch(json!({"email": "Pat.New@Example.com"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(body["errors"]["current_password"].is_array(), "{body}");
+    problem(
+        patch(json!({"email": "Pat.New@Example.com", "current_password": "guess"})).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let changed = patch(json!({
+        "email": "Pat.New@Example.com",
+        "current_password": "correct horse battery",
+    }))
+    .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let changed: Value = changed.json().await.unwrap();
     assert_eq!(changed["email"], "pat.new@example.com");
 
     problem(
-        patch(json!({"email": "taken@example.com"})).await,
+        patch(json!({"email": "taken@example.com", "current_password": "correct horse battery"}))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -468,11 +485,31 @@ async fn delete_me_removes_everything_owned(backend: Backend) {
     // And one real upload, whose object must go too.
     app.upload_png(&tokens.access).await;
     assert_eq!(app.store.as_ref().unwrap().files().len(), 1);
+    // The password is needed: none (422), a wrong one (403), then the right one.
+    for (body, status) in [
+        (None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (Some(json!({})), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            Some(json!({"current_password": "guess"})),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let refused = app
+            .request(
+                Method::DELETE,
+                "/api/v1/users/me",
+                body.as_ref(),
+                Some(&tokens.access),
+            )
+            .await;
+        assert_eq!(refused.status(), status, "{body:?}");
+    }
+    assert!(User::find_by_id(id).one(&app.db).await.unwrap().is_some());
     let deleted = app
         .request(
             Method::DELETE,
             "/api/v1/users/me",
-            None,
+            Some(&json!({"current_password": "correct horse battery"})),
             Some(&tokens.access),
         )
         .await;

@@ -150,11 +150,14 @@ async fn the_document_describes_this_deployment() {
             .as_str()
             .unwrap();
     assert!(file_types.contains("image/png"), "{file_types}");
-    // A new password needs the current one.
-    assert_eq!(
-        schemas["UpdateMeRequest"]["then"]["required"][0],
-        "current_password"
-    );
+    // A new password or email needs the current password.
+    for field in ["password", "email"] {
+        assert_eq!(
+            schemas["UpdateMeRequest"]["dependentRequired"][field],
+            serde_json::json!(["current_password"]),
+            "{field}"
+        );
+    }
 
     let mut ids = Vec::new();
     for (method, path) in &documented {

@@ -782,7 +782,7 @@ async fn literal_paths_answer_405_and_a_deleted_account_cannot_upload() {
         .request(
             Method::DELETE,
             "/api/v1/users/me",
-            None,
+            Some(&json!({"current_password": "correct horse battery"})),
             Some(&tokens.access),
         )
         .await;
