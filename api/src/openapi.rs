@@ -165,133 +165,90 @@ type Targets = Vec<(&'static str, serde_json::Value)>;
 
 fn add_links(document: &mut Document) {
     use serde_json::json;
-    let id = |expression: &str| json!({ "id": expression });
+    // Each target takes the id at `expression`.
+    let by_id = |targets: &[&'static str], expression: &str| -> Targets {
+        targets
+            .iter()
+            .map(|target| (*target, json!({ "parameters": { "id": expression } })))
+            .collect()
+    };
     // Not to `photo_story` from a new photo or a story request: a story is written later, by a
     // worker; only a listed or read story says its photo has one.
-    let from_photo = |expression: &str| -> Targets {
-        [
-            "get_photo",
-            "rename_photo",
-            "delete_photo",
-            "photo_content",
-            "photo_events",
-            "photo_events_ticket",
-            "request_story",
-        ]
+    const FROM_PHOTO: &[&str] = &[
+        "get_photo",
+        "rename_photo",
+        "delete_photo",
+        "photo_content",
+        "photo_events",
+        "photo_events_ticket",
+        "request_story",
+    ];
+    let with_refresh_token = ["refresh", "logout"]
         .into_iter()
-        .map(|target| (target, json!({ "parameters": id(expression) })))
-        .collect()
-    };
+        .map(|target| {
+            let body = json!({ "refresh_token": "$response.body#/refresh_token" });
+            (target, json!({ "requestBody": body }))
+        })
+        .collect();
+    let login_as_registered = vec![(
+        "login",
+        json!({ "requestBody": {
+            "username": "$request.body#/username",
+            "password": "$request.body#/password",
+        } }),
+    )];
     let links: Vec<(&str, &str, &str, Targets)> = vec![
         (
             "/api/v1/photos",
             "post",
             "201",
-            from_photo("$response.body#/id"),
+            by_id(FROM_PHOTO, "$response.body#/id"),
         ),
         (
             "/api/v1/photos",
             "get",
             "200",
-            from_photo("$response.body#/items/0/id"),
+            by_id(FROM_PHOTO, "$response.body#/items/0/id"),
         ),
         (
             "/api/v1/photos/{id}/story",
             "post",
             "202",
-            vec![
-                (
-                    "get_photo",
-                    json!({ "parameters": id("$response.body#/id") }),
-                ),
-                (
-                    "photo_events",
-                    json!({ "parameters": id("$response.body#/id") }),
-                ),
-            ],
+            by_id(&["get_photo", "photo_events"], "$response.body#/id"),
         ),
         (
             UPLOADS,
             "post",
             "201",
-            vec![
-                (
-                    "complete_direct_upload",
-                    json!({ "parameters": id("$response.body#/photo/id") }),
-                ),
-                (
-                    "get_photo",
-                    json!({ "parameters": id("$response.body#/photo/id") }),
-                ),
-            ],
+            by_id(
+                &["complete_direct_upload", "get_photo"],
+                "$response.body#/photo/id",
+            ),
         ),
         (
             "/api/v1/photos/{id}/story",
             "get",
             "200",
-            vec![
-                (
-                    "get_story",
-                    json!({ "parameters": id("$response.body#/id") }),
-                ),
-                (
-                    "delete_story",
-                    json!({ "parameters": id("$response.body#/id") }),
-                ),
-            ],
+            by_id(&["get_story", "delete_story"], "$response.body#/id"),
         ),
         (
             "/api/v1/stories",
             "get",
             "200",
-            vec![
-                (
-                    "get_story",
-                    json!({ "parameters": id("$response.body#/items/0/id") }),
-                ),
-                (
-                    "delete_story",
-                    json!({ "parameters": id("$response.body#/items/0/id") }),
-                ),
-                (
-                    "photo_story",
-                    json!({ "parameters": id("$response.body#/items/0/photo_id") }),
-                ),
-            ],
+            [
+                by_id(&["get_story", "delete_story"], "$response.body#/items/0/id"),
+                by_id(&["photo_story"], "$response.body#/items/0/photo_id"),
+            ]
+            .concat(),
         ),
         (
             "/api/v1/stories/{id}",
             "get",
             "200",
-            vec![(
-                "photo_story",
-                json!({ "parameters": id("$response.body#/photo_id") }),
-            )],
+            by_id(&["photo_story"], "$response.body#/photo_id"),
         ),
-        (
-            "/api/v1/auth/login",
-            "post",
-            "200",
-            ["refresh", "logout"]
-                .into_iter()
-                .map(|target| {
-                    let body = json!({ "refresh_token": "$response.body#/refresh_token" });
-                    (target, json!({ "requestBody": body }))
-                })
-                .collect(),
-        ),
-        (
-            "/api/v1/auth/register",
-            "post",
-            "201",
-            vec![(
-                "login",
-                json!({ "requestBody": {
-                    "username": "$request.body#/username",
-                    "password": "$request.body#/password",
-                } }),
-            )],
-        ),
+        ("/api/v1/auth/login", "post", "200", with_refresh_token),
+        ("/api/v1/auth/register", "post", "201", login_as_registered),
     ];
     for (path, method, status, targets) in links {
         let Some(item) = document.paths.paths.get_mut(path) else {

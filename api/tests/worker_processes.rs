@@ -446,38 +446,14 @@ async fn a_refresh_after_logout_is_refused_without_a_theft_warning() {
             ("AISTORY_WORKERS", "0"),
         ],
     );
+    let port = logged_port(&scratch, "server", "listening on http://").await;
     let log_path = scratch.dir.join("server.log");
-    let path = log_path.clone();
-    scratch
-        .wait_until("the server listens", Duration::from_secs(30), async || {
-            std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .contains("listening on")
-        })
-        .await;
     let log = || std::fs::read_to_string(&log_path).unwrap();
-    let port: u16 = log()
-        .lines()
-        .find_map(|line| line.split("listening on http://").nth(1))
-        .and_then(|address| address.trim().rsplit(':').next()?.parse().ok())
-        .expect("the port in the log");
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    let client = reqwest::Client::new();
+    let api = Http::new(port);
     let post = async |path: &str, body: serde_json::Value| {
-        let response = client
-            .post(format!("{base}{path}"))
-            .json(&body)
-            .send()
+        let path = format!("/api/v1{path}");
+        api.json(reqwest::Method::POST, &path, Some(body), None, None)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response
-                .json::<serde_json::Value>()
-                .await
-                .unwrap_or_default(),
-        )
     };
     let account = serde_json::json!({
         "username": "leaver", "email": "leaver@example.com", "password": "correct horse battery"
