@@ -44,6 +44,15 @@ pub enum ApiError {
     UnsupportedMediaType { detail: String },
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A rate quota (stories per hour, open streams): 429 with `Retry-After`.
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// An amount quota (photos, bytes): 403 until something is deleted.
+    #[error("{detail}")]
+    QuotaExceeded { detail: String },
     #[error("invalid input")]
     Validation {
         errors: BTreeMap<String, Vec<String>>,
@@ -85,6 +94,8 @@ impl ApiError {
             RequestTimeout { .. } => "request-timeout",
             UnsupportedMediaType { .. } => "unsupported-media-type",
             TooManyRequests { .. } => "too-many-requests",
+            RateLimited { .. } => "rate-limited",
+            QuotaExceeded { .. } => "quota-exceeded",
             Validation { .. } => "validation",
             Unavailable { .. } => "unavailable",
             Internal { .. } => "internal",
@@ -240,6 +251,23 @@ pub const PROBLEM_KINDS: &[ProblemKind] = &[
         fix: "Wait the number of seconds in the `Retry-After` header, then try again.",
     },
     ProblemKind {
+        path: "/problems/rate-limited",
+        status: StatusCode::TOO_MANY_REQUESTS,
+        title: "Rate limit reached",
+        meaning: "A per-user limit on how often or how much at once was reached: stories asked \
+                  for within an hour (`AISTORY_QUOTA_STORIES_PER_HOUR`), or event streams open at \
+                  once (`AISTORY_QUOTA_STREAMS`). `detail` names it.",
+        fix: "Wait the number of seconds in `Retry-After` (or close a stream), then try again.",
+    },
+    ProblemKind {
+        path: "/problems/quota-exceeded",
+        status: StatusCode::FORBIDDEN,
+        title: "Quota exceeded",
+        meaning: "Your account holds as much as it may: photos (`AISTORY_QUOTA_PHOTOS`) or their \
+                  bytes (`AISTORY_QUOTA_BYTES`). `detail` says which limit and where you are.",
+        fix: "Delete photos you no longer need, then upload again.",
+    },
+    ProblemKind {
         path: "/problems/unavailable",
         status: StatusCode::SERVICE_UNAVAILABLE,
         title: "Service unavailable",
@@ -313,7 +341,10 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, allow.clone()));
             }
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::Unauthenticated { invalid_token, .. } => {
@@ -353,6 +384,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooManyRequests { retry_after_secs } => {
                 ApiError::TooManyRequests { retry_after_secs }
             }
+            ServiceError::Quota {
+                detail,
+                retry_after_secs: Some(retry_after_secs),
+            } => ApiError::RateLimited {
+                detail,
+                retry_after_secs,
+            },
+            ServiceError::Quota {
+                detail,
+                retry_after_secs: None,
+            } => ApiError::QuotaExceeded { detail },
             ServiceError::TooLarge { limit_bytes } => ApiError::PayloadTooLarge {
                 detail: format!("the photo is larger than the limit of {limit_bytes} bytes"),
             },

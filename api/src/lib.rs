@@ -287,7 +287,9 @@ impl ApplicationBuilder<'_> {
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
-            upload_limits: service::photos::UploadLimits::from_settings(&settings.storage),
+            upload_limits: service::photos::UploadLimits::from_settings(settings),
+            quotas: settings.quotas,
+            streams: service::stories::OpenStreams::default(),
             upload_idle_timeout: settings.storage.upload_idle_timeout,
             routes,
             shutting_down: shutdown_seen,
@@ -408,8 +410,12 @@ pub struct AppState {
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,
     pub max_upload_bytes: u64,
-    /// Bytes and pixels an upload may have.
+    /// Bytes and pixels an upload may have, and the photos and bytes a user may hold.
     pub upload_limits: service::photos::UploadLimits,
+    /// Per-user limits.
+    pub quotas: settings::Quotas,
+    /// Event streams open in this process, by user (for `AISTORY_QUOTA_STREAMS`).
+    pub streams: service::stories::OpenStreams,
     /// An upload body that stops arriving for this long is dropped (408).
     pub upload_idle_timeout: Duration,
     /// Which methods each path serves (for `Allow` on 405).

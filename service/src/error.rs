@@ -28,6 +28,13 @@ pub enum ServiceError {
     /// Authenticated, but the proof this change needs is wrong (a wrong current password).
     #[error("{detail}")]
     Forbidden { detail: String },
+    /// A per-user quota: `retry_after_secs` for a rate (it frees up then), `None` for an amount
+    /// (something must go first). `detail` names the limit.
+    #[error("{detail}")]
+    Quota {
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },

@@ -142,15 +142,74 @@ fn inspect(
 pub struct UploadLimits {
     pub max_bytes: u64,
     pub image: ImageLimits,
+    /// The user's quotas (photos and bytes held).
+    pub quotas: settings::Quotas,
 }
 
 impl UploadLimits {
-    pub fn from_settings(storage: &settings::StorageSettings) -> Self {
+    pub fn from_settings(settings: &settings::Settings) -> Self {
         UploadLimits {
-            max_bytes: storage.max_upload_bytes,
-            image: ImageLimits::from_settings(storage),
+            max_bytes: settings.storage.max_upload_bytes,
+            image: ImageLimits::from_settings(&settings.storage),
+            quotas: settings.quotas,
         }
     }
+}
+
+/// Refuses a new photo of `adding` bytes (0 when not known yet) when user `user_id` already
+/// holds `quotas.photos` photos or `quotas.bytes` bytes, or would with it. Checked before each
+/// upload: concurrent uploads may pass it together (by at most one photo each).
+pub async fn check_quota<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    quotas: settings::Quotas,
+    adding: u64,
+) -> Result<(), ServiceError> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{Alias, ExprTrait};
+    // SUM of a bigint is a numeric on PostgreSQL: cast back.
+    let integer = Alias::new(if db.get_database_backend() == sea_orm::DbBackend::MySql {
+        "signed"
+    } else {
+        "bigint"
+    });
+    let held: Option<(i64, Option<i64>)> = photo::Entity::find()
+        .select_only()
+        .column_as(photo::Column::Id.count(), "photos")
+        .column_as(photo::Column::SizeBytes.sum().cast_as(integer), "bytes")
+        .filter(photo::Column::UserId.eq(user_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (photos, bytes) = held.unwrap_or((0, None));
+    let photos = u64::try_from(photos).unwrap_or(0);
+    let bytes = u64::try_from(bytes.unwrap_or(0)).unwrap_or(0);
+    if photos >= quotas.photos {
+        return Err(ServiceError::Quota {
+            detail: format!(
+                "you have {photos} photos, the most an account may hold \
+                 (AISTORY_QUOTA_PHOTOS = {}); delete some to upload more",
+                quotas.photos
+            ),
+            retry_after_secs: None,
+        });
+    }
+    if bytes.saturating_add(adding) > quotas.bytes || (adding == 0 && bytes >= quotas.bytes) {
+        return Err(ServiceError::Quota {
+            detail: format!(
+                "your photos take {bytes} bytes{}; an account may hold {} bytes \
+                 (AISTORY_QUOTA_BYTES); delete some to upload more",
+                if adding > 0 {
+                    format!(" and this one {adding}")
+                } else {
+                    String::new()
+                },
+                quotas.bytes
+            ),
+            retry_after_secs: None,
+        });
+    }
+    Ok(())
 }
 
 async fn mark_uploaded(
@@ -242,6 +301,7 @@ where
         });
     }
 
+    check_quota(pool, user_id, limits.quotas, 0).await?;
     let key = keys::photo(user_id, kind.extension());
     let row = insert_pending(pool, user_id, &key, kind, title).await?;
     let cleanup = PendingCleanup {
@@ -315,9 +375,10 @@ pub async fn create_direct_upload(
     user_id: i64,
     content_type: &str,
     size_bytes: u64,
-    max_bytes: u64,
+    limits: UploadLimits,
     title: Option<Title>,
 ) -> Result<(photo::Model, PresignedPut), ServiceError> {
+    let max_bytes = limits.max_bytes;
     let Some(kind) = ImageKind::from_content_type(content_type) else {
         return Err(ServiceError::UnsupportedMedia {
             detail: format!("content_type must be an image type we accept ({ACCEPTED})"),
@@ -344,6 +405,7 @@ pub async fn create_direct_upload(
         size_bytes,
         DIRECT_UPLOAD_EXPIRY,
     )?;
+    check_quota(pool, user_id, limits.quotas, size_bytes).await?;
     let row = insert_pending(pool, user_id, &key, kind, title).await?;
     Ok((row, presigned))
 }

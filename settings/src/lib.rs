@@ -106,6 +106,32 @@ pub struct Settings {
     /// `AISTORY_METRICS_ADDR`: where Prometheus metrics are served (`host:port`, port 0 for any
     /// free one), on a listener of their own. `None` (the default): not served.
     pub metrics_addr: Option<String>,
+    /// Per-user limits (`AISTORY_QUOTA_*`).
+    pub quotas: Quotas,
+}
+
+/// What one user may have or do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Photos stored (`AISTORY_QUOTA_PHOTOS`).
+    pub photos: u64,
+    /// Bytes of photos stored (`AISTORY_QUOTA_BYTES`).
+    pub bytes: u64,
+    /// Stories asked for within an hour (`AISTORY_QUOTA_STORIES_PER_HOUR`).
+    pub stories_per_hour: u64,
+    /// Event streams open at once, per API process (`AISTORY_QUOTA_STREAMS`).
+    pub streams: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            photos: 10_000,
+            bytes: 10 * 1024 * 1024 * 1024,
+            stories_per_hour: 60,
+            streams: 10,
+        }
+    }
 }
 
 impl Settings {
@@ -152,6 +178,21 @@ impl Settings {
         let workers = WorkerSettings::from_vars(&vars)?;
         let story_provider = StoryProviderSettings::from_vars(&vars)?;
         let cors_origins = cors_origins(vars.get("AISTORY_CORS_ORIGINS").as_deref())?;
+        let defaults = Quotas::default();
+        let quota = |name: &str, default: u64| {
+            let expected = "a whole number from 1 to 10000000000000";
+            let value: u64 = vars.parse_or(name, default, expected)?;
+            if !(1..=10_000_000_000_000).contains(&value) {
+                return Err(ConfigError::invalid(name, &value.to_string(), expected));
+            }
+            Ok(value)
+        };
+        let quotas = Quotas {
+            photos: quota("AISTORY_QUOTA_PHOTOS", defaults.photos)?,
+            bytes: quota("AISTORY_QUOTA_BYTES", defaults.bytes)?,
+            stories_per_hour: quota("AISTORY_QUOTA_STORIES_PER_HOUR", defaults.stories_per_hour)?,
+            streams: quota("AISTORY_QUOTA_STREAMS", defaults.streams)?,
+        };
         let metrics_addr = vars.get("AISTORY_METRICS_ADDR");
         if let Some(address) = &metrics_addr
             && address.parse::<std::net::SocketAddr>().is_err()
@@ -174,6 +215,7 @@ impl Settings {
             story_provider,
             cors_origins,
             metrics_addr,
+            quotas,
         })
     }
 }

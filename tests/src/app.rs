@@ -58,6 +58,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         story_provider: StoryProviderSettings::Builtin,
         cors_origins: Vec::new(),
         metrics_addr: None,
+        quotas: settings::Quotas::default(),
     }
 }
 

@@ -124,6 +124,7 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
             headers(("Location" = String, description = "The photo: `/api/v1/photos/{id}`"))),
         (status = 400, description = "Malformed multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "AISTORY_QUOTA_PHOTOS or AISTORY_QUOTA_BYTES reached", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body stopped arriving for AISTORY_UPLOAD_IDLE_TIMEOUT_SECS", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than AISTORY_MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart, or not an accepted image", body = Problem, content_type = "application/problem+json"),
@@ -573,6 +574,7 @@ pub struct DirectUploadResponse {
         (status = 201, description = "PUT the bytes to `upload.url`, then POST .../complete", body = DirectUploadResponse),
         (status = 400, description = "Malformed JSON, or the store is not S3", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "AISTORY_QUOTA_PHOTOS or AISTORY_QUOTA_BYTES reached", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON, or not an accepted image type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (a size_bytes over the upload limit too)", body = Problem, content_type = "application/problem+json"),
@@ -593,7 +595,7 @@ pub async fn create_direct_upload(
         auth.id,
         &body.content_type,
         body.size_bytes,
-        state.max_upload_bytes,
+        state.upload_limits,
         title,
     )
     .await?;

@@ -117,6 +117,7 @@ impl Default for StoryRequestBody {
         (status = 409, description = "A story is already being written, or the photo is not uploaded yet", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "AISTORY_QUOTA_STORIES_PER_HOUR reached; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown style, or a language the story writer cannot write", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -137,6 +138,7 @@ pub async fn request_story(
         id.into_inner(),
         body.style,
         &body.language,
+        state.quotas.stories_per_hour,
     )
     .await?;
     Ok(HttpResponse::Accepted()
@@ -249,6 +251,7 @@ fn stream_user(
             content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing or invalid token or ticket", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "AISTORY_QUOTA_STREAMS streams already open; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/{id}/events")]
@@ -264,6 +267,7 @@ pub async fn events(
     // An ended session opens no stream; unknown photos are a 404 before any stream starts.
     service::auth::ensure_session(db.read(), user).await?;
     service::photos::get_photo(db.read(), user.user_id, photo_id).await?;
+    let slot = state.streams.open(user.user_id, state.quotas.streams)?;
     let seen = req
         .headers()
         .get("last-event-id")
@@ -286,7 +290,7 @@ pub async fn events(
     );
     let open = crate::metrics::OpenStream::start();
     let stream = changes.map(move |change| {
-        let _open = &open;
+        let _open = (&open, &slot);
         let chunk = match change {
             PhotoChange::Status { photo } => {
                 let id = service::photos::watch::version(&photo);

@@ -15,6 +15,7 @@ backend_tests!(
     downloads_are_hardened,
     images_that_are_not_what_they_claim_are_refused,
     ended_sessions_stop_writing_and_streaming,
+    each_quota_holds,
 );
 e2e_tests!(titles_refuse_text_direction_controls);
 
@@ -272,5 +273,118 @@ async fn ended_sessions_stop_writing_and_streaming(backend: Backend) {
     assert_eq!(
         patch_title(&app, &fresh.access, id, "thief").await.status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+fn quotas(photos: u64, bytes: u64, stories_per_hour: u64, streams: u64) -> settings::Quotas {
+    settings::Quotas {
+        photos,
+        bytes,
+        stories_per_hour,
+        streams,
+    }
+}
+
+/// Each quota holds: photos and bytes held (403 until something is deleted), stories per hour
+/// and open streams (429 with Retry-After), each per user.
+async fn each_quota_holds(backend: Backend) {
+    // Photos held.
+    let app = TestApp::builder(backend)
+        .configure(|settings| settings.quotas = quotas(2, u64::MAX / 2, 1, 1))
+        .spawn()
+        .await;
+    let tokens = app.signed_up("hoarder").await;
+    let first = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+    let second = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+    let refused = upload(&app, &tokens.access, png(4, 4)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/quota-exceeded", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("AISTORY_QUOTA_PHOTOS"),
+        "{body}"
+    );
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/photos/{first}"),
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+
+    // Stories per hour: the second request within the hour is a 429.
+    let story = |photo: i64| {
+        let app = &app;
+        let token = tokens.access.clone();
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/api/v1/photos/{photo}/story"),
+                None,
+                Some(&token),
+            )
+            .await
+        }
+    };
+    assert_eq!(story(second).await.status(), StatusCode::ACCEPTED);
+    app.run_pending_jobs().await;
+    let limited = story(id).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/rate-limited", "{body}");
+
+    // Open streams: one at a time for this user; another user is not affected.
+    let open = |token: String, photo: i64| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!("/api/v1/photos/{photo}/events")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let held = open(tokens.access.clone(), id).await;
+    assert_eq!(held.status(), StatusCode::OK);
+    let second_stream = open(tokens.access.clone(), id).await;
+    assert_eq!(second_stream.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = app.signed_up("neighbour").await;
+    let theirs = app.upload_png(&other.access).await["id"].as_i64().unwrap();
+    assert_eq!(
+        open(other.access.clone(), theirs).await.status(),
+        StatusCode::OK
+    );
+    drop(held);
+
+    // Bytes held: once the photos reach the limit, no more (a streamed upload's size is known
+    // only at its end: the one that crosses the limit is kept).
+    let small = TestApp::builder(backend)
+        .configure(|settings| settings.quotas = quotas(100, 50, 10, 10))
+        .spawn()
+        .await;
+    let tokens = small.signed_up("heavy").await;
+    small.upload_png(&tokens.access).await;
+    let refused = upload(&small, &tokens.access, png(4, 4)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("AISTORY_QUOTA_BYTES"),
+        "{body}"
     );
 }
