@@ -7,9 +7,14 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// 3-32 of `[A-Za-z0-9_]`, unique.
+    /// 3-32 of `[A-Za-z0-9_]`, as the user wrote it.
     #[sea_orm(column_type = "String(StringLen::N(32))", unique)]
     pub username: String,
+    /// `username` in lower case, unique: `Ada` and `ada` are one account. Set on every insert;
+    /// null only on rows older than its migration that it could not fill (it fills them all,
+    /// or stops and names the clashing usernames).
+    #[sea_orm(column_type = "String(StringLen::N(32))", unique, nullable)]
+    pub username_key: Option<String>,
     /// Stored lower-case, unique.
     #[sea_orm(column_type = "String(StringLen::N(254))", unique)]
     pub email: String,

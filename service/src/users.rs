@@ -22,6 +22,7 @@ pub async fn create_user<C: ConnectionTrait>(
     new_user: NewUser,
 ) -> Result<user::Model, ServiceError> {
     let model = user::ActiveModel {
+        username_key: Set(Some(new_user.username.to_lowercase())),
         username: Set(new_user.username),
         email: Set(new_user.email.to_lowercase()),
         password_hash: Set(new_user.password_hash),

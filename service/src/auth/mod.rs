@@ -47,7 +47,7 @@ pub async fn authenticate<C: ConnectionTrait>(
             .await?
     } else {
         user::Entity::find()
-            .filter(user::Column::Username.eq(identifier))
+            .filter(user::Column::UsernameKey.eq(identifier.to_lowercase()))
             .one(db)
             .await?
     };

@@ -13,6 +13,7 @@ backend_tests!(
     migrate_to_a_named_revision_in_both_directions,
     four_concurrent_ups_apply_each_migration_once,
     the_schema_has_its_constraints,
+    usernames_differing_only_in_case_stop_the_username_key_migration,
 );
 
 async fn up_down_up_and_the_schema_matches_the_entities(backend: Backend) {
@@ -206,4 +207,61 @@ async fn the_schema_has_its_constraints(backend: Backend) {
         Backend::MySql => assert_eq!(created, "utc timestamp"),
         Backend::Sqlite => assert!(created.contains("timezone"), "{created}"),
     }
+}
+
+/// `username_key` stops, naming them, on accounts whose usernames differ only in case (nothing
+/// merged, nothing changed), and fills every other account.
+async fn usernames_differing_only_in_case_stop_the_username_key_migration(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let before = Target::Revision("m20261201_131538_user_token_generation".to_owned());
+    migrate_to(&db, &before).await.unwrap();
+    let now = "2026-12-01 12:00:00";
+    let insert = |name: &str, email: &str| {
+        format!(
+            "INSERT INTO users (username, email, password_hash, token_generation, created_at, \
+             updated_at) VALUES ('{name}', '{email}', 'x', 0, '{now}', '{now}')"
+        )
+    };
+    for (name, email) in [("Ada", "ada1@example.com"), ("Bob", "bob@example.com")] {
+        db.execute_unprepared(&insert(name, email)).await.unwrap();
+    }
+    let twin = db
+        .execute_unprepared(&insert("ada", "ada2@example.com"))
+        .await;
+    if backend == Backend::MySql {
+        // MariaDB's default collation compares case-insensitively: the clash cannot exist.
+        assert!(twin.is_err(), "MariaDB took a second `ada`");
+        db.execute_unprepared(&insert("ada_two", "ada2@example.com"))
+            .await
+            .unwrap();
+    } else {
+        twin.unwrap();
+        let refused = migrate_to(&db, &Target::Head)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("differ only in case: ada."), "{refused}");
+        let applied = migration::applied_migrations(&db).await.unwrap();
+        assert_eq!(
+            applied.last().map(String::as_str),
+            Some("m20261201_131538_user_token_generation")
+        );
+        // Renamed by an operator: the migration goes through.
+        db.execute_unprepared("UPDATE users SET username = 'ada_two' WHERE username = 'ada'")
+            .await
+            .unwrap();
+    }
+    migrate_to(&db, &Target::Head).await.unwrap();
+    let keys = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT username_key FROM users ORDER BY username_key",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "username_key").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(keys, ["ada", "ada_two", "bob"]);
 }

@@ -16,6 +16,7 @@ backend_tests!(
     images_that_are_not_what_they_claim_are_refused,
     ended_sessions_stop_writing_and_streaming,
     each_quota_holds,
+    usernames_are_unique_without_regard_to_case,
 );
 e2e_tests!(titles_refuse_text_direction_controls);
 
@@ -387,4 +388,33 @@ async fn each_quota_holds(backend: Backend) {
             .contains("AISTORY_QUOTA_BYTES"),
         "{body}"
     );
+}
+
+/// `Ada` and `ada` are one account: the second registration is a 409 on `username`, and
+/// logging in with any case of the name works.
+async fn usernames_are_unique_without_regard_to_case(backend: Backend) {
+    let app = TestApp::builder(backend).spawn().await;
+    let created = app
+        .post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({"username": "Ada", "email": "ada@example.com", "password": "correct horse battery"}),
+            None,
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let twin = app
+        .post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({"username": "aDA", "email": "other@example.com", "password": "correct horse battery"}),
+            None,
+        )
+        .await;
+    assert_eq!(twin.status(), StatusCode::CONFLICT);
+    let body: Value = twin.json().await.unwrap();
+    assert!(body["errors"]["username"].is_array(), "{body}");
+    let tokens = app.login("ADA", "correct horse battery").await;
+    let me = app
+        .json(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
+    assert_eq!(me["username"], "Ada", "shown as written");
 }
