@@ -10,7 +10,7 @@
 //! `UPDATE` (one row per account: brief on a users table), then indexed.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -19,25 +19,47 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        let backend = manager.get_database_backend();
-        let clashes = db
-            .query_all_raw(Statement::from_string(
-                backend,
-                "SELECT LOWER(username) AS username_key FROM users \
-                 GROUP BY LOWER(username) HAVING COUNT(*) > 1 ORDER BY 1",
-            ))
-            .await?;
-        if !clashes.is_empty() {
-            let names: Vec<String> = clashes
-                .iter()
-                .filter_map(|row| row.try_get::<String>("", "username_key").ok())
-                .collect();
-            return Err(DbErr::Migration(format!(
-                "accounts whose usernames differ only in case: {}. Rename all but one of \
-                 each (UPDATE users SET username = '...' WHERE id = ...), then run the \
-                 migration again; nothing was changed",
-                names.join(", ")
-            )));
+        // Statements only (no reads), so `--sql` renders the migration offline.
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                // Raises, naming them, when usernames differ only in case.
+                db.execute_unprepared(
+                    "DO $$ DECLARE clashes text; BEGIN \
+                     SELECT string_agg(k, ', ' ORDER BY k) INTO clashes FROM \
+                     (SELECT LOWER(username) AS k FROM users GROUP BY 1 HAVING COUNT(*) > 1) c; \
+                     IF clashes IS NOT NULL THEN RAISE EXCEPTION \
+                     'accounts whose usernames differ only in case: %. Rename all but one of \
+                     each, then run the migration again; nothing was changed', clashes; \
+                     END IF; END $$",
+                )
+                .await?;
+            }
+            // MariaDB/MySQL's default collations compare case-insensitively: the unique
+            // `username` already made such a clash impossible.
+            DbBackend::MySql => {}
+            _ => {
+                // SQLite: a scratch table whose key refuses a second spelling (a real table,
+                // not TEMP: the pool may run each statement on another connection).
+                db.execute_unprepared("DROP TABLE IF EXISTS username_clash_check")
+                    .await?;
+                db.execute_unprepared("CREATE TABLE username_clash_check (k TEXT PRIMARY KEY)")
+                    .await?;
+                let checked = db
+                    .execute_unprepared(
+                        "INSERT INTO username_clash_check SELECT LOWER(username) FROM users",
+                    )
+                    .await;
+                db.execute_unprepared("DROP TABLE username_clash_check")
+                    .await?;
+                if checked.is_err() {
+                    return Err(DbErr::Migration(
+                        "accounts whose usernames differ only in case exist (list them: SELECT \
+                         LOWER(username) FROM users GROUP BY 1 HAVING COUNT(*) > 1). Rename all \
+                         but one of each, then run the migration again; nothing was changed"
+                            .to_owned(),
+                    ));
+                }
+            }
         }
         manager
             .alter_table(

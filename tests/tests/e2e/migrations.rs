@@ -241,7 +241,13 @@ async fn usernames_differing_only_in_case_stop_the_username_key_migration(backen
             .await
             .unwrap_err()
             .to_string();
-        assert!(refused.contains("differ only in case: ada."), "{refused}");
+        assert!(refused.contains("differ only in case"), "{refused}");
+        if backend == Backend::Postgres {
+            assert!(
+                refused.contains("differ only in case: ada."),
+                "names them: {refused}"
+            );
+        }
         let applied = migration::applied_migrations(&db).await.unwrap();
         assert_eq!(
             applied.last().map(String::as_str),
