@@ -400,16 +400,8 @@ async fn a_server_starts_beside_a_newer_releases_migration(backend: Backend) {
             ("AISTORY_WORKERS", "0"),
         ],
     );
-    let log_path = scratch.dir.join("server.log");
-    let path = log_path.clone();
-    scratch
-        .wait_until("the server listens", Duration::from_secs(30), async || {
-            std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .contains("listening on")
-        })
-        .await;
-    let text = std::fs::read_to_string(&log_path).unwrap();
+    logged_port(&scratch, "server", "listening on http://").await;
+    let text = std::fs::read_to_string(scratch.dir.join("server.log")).unwrap();
     assert!(
         text.contains("does not know") && text.contains(newer),
         "no warning about the newer migration:\n{text}"

@@ -96,3 +96,13 @@ pub async fn begin_write(pool: &DatabaseConnection) -> Result<sea_orm::DatabaseT
     crate::metrics::acquired("main", started.elapsed(), txn.is_ok());
     txn
 }
+
+/// The type a SUM (or another aggregate) is cast to so it decodes as an `i64` on every backend:
+/// PostgreSQL's SUM of integers is a `numeric`, MySQL's a `DECIMAL` (cast to `SIGNED` there).
+pub fn integer_type(backend: sea_orm::DbBackend) -> sea_orm::sea_query::Alias {
+    sea_orm::sea_query::Alias::new(if backend == sea_orm::DbBackend::MySql {
+        "signed"
+    } else {
+        "bigint"
+    })
+}

@@ -166,13 +166,8 @@ pub async fn check_quota<C: ConnectionTrait>(
     adding: u64,
 ) -> Result<(), ServiceError> {
     use sea_orm::QuerySelect;
-    use sea_orm::sea_query::{Alias, ExprTrait};
-    // SUM of a bigint is a numeric on PostgreSQL: cast back.
-    let integer = Alias::new(if db.get_database_backend() == sea_orm::DbBackend::MySql {
-        "signed"
-    } else {
-        "bigint"
-    });
+    use sea_orm::sea_query::ExprTrait;
+    let integer = crate::db::integer_type(db.get_database_backend());
     let held: Option<(i64, Option<i64>)> = photo::Entity::find()
         .select_only()
         .column_as(photo::Column::Id.count(), "photos")

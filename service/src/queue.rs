@@ -288,7 +288,7 @@ pub async fn release<C: ConnectionTrait>(db: &C, worker: &str) -> Result<u64, Se
 pub async fn summary<C: ConnectionTrait>(
     db: &C,
 ) -> Result<Vec<(String, JobStatus, i64, i64)>, ServiceError> {
-    use sea_orm::sea_query::{Alias, Expr as E};
+    use sea_orm::sea_query::Expr as E;
     let tried = E::case(job::Column::Attempts.gt(0), 1).finally(0);
     let rows: Vec<(String, JobStatus, i64, Option<i64>)> = job::Entity::find()
         .select_only()
@@ -296,13 +296,9 @@ pub async fn summary<C: ConnectionTrait>(
         .column(job::Column::Status)
         .column_as(job::Column::Id.count(), "jobs")
         .column_as(
-            E::expr(tried).sum().cast_as(Alias::new(
-                if db.get_database_backend() == DbBackend::MySql {
-                    "signed"
-                } else {
-                    "bigint"
-                },
-            )),
+            E::expr(tried)
+                .sum()
+                .cast_as(crate::db::integer_type(db.get_database_backend())),
             "tried",
         )
         .filter(job::Column::Status.ne(JobStatus::Succeeded))
