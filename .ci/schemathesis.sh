@@ -54,7 +54,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 # Every request comes from 127.0.0.1: the per-address login throttle would lock out the
 # fresh-account logins after the fuzzer's wrong passwords, so it is raised for this run.
 AISTORY_ENVIRONMENT=testing AISTORY_DATABASE_URL=$database_url AISTORY_STORAGE_URL="s3://$bucket" \
-  AISTORY_PORT=$port AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS=100000 RUST_LOG=warn \
+  AISTORY_PORT=$port AISTORY_LOGIN_MAX_FAILURES=1000 AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS=100000 AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn \
   "$bin/api" >"$workdir/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 150); do

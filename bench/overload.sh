@@ -30,7 +30,7 @@ ulimit -n 65536 2>/dev/null || true
 AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
   AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 \
   AISTORY_DB_POOL_SIZE=1 AISTORY_DB_MAX_OVERFLOW=0 AISTORY_DB_ACQUIRE_TIMEOUT_SECS=1 \
-  RUST_LOG=error "${CARGO_TARGET_DIR:-target}/release/api" >"$work/server.log" 2>&1 &
+  AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=error "${CARGO_TARGET_DIR:-target}/release/api" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 url=http://127.0.0.1:$port/api/v1

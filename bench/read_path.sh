@@ -40,7 +40,7 @@ AISTORY_DATABASE_URL="$base/$db$params" AISTORY_PORT=$port AISTORY_STORAGE_URL=m
   AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 \
   AISTORY_DB_POOL_SIZE=${POOL_SIZE:-16} AISTORY_DB_MAX_OVERFLOW=${POOL_OVERFLOW:-16} \
   AISTORY_DB_READ_POOL_SIZE=${READ_POOL_SIZE:-8} \
-  RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/release/api" >"$work/server.log" 2>&1 &
+  AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/release/api" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -96,7 +96,7 @@ psql "$admin" -qc "CREATE DATABASE $db"
 
 # Defaults first, SERVER_ENV after them: env(1) applies its arguments in order.
 env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
-  AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 RUST_LOG=warn \
+  AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn \
   ${extra_env[@]+"${extra_env[@]}"} "$target/release/api" >"$work/server.log" 2>&1 &
 server=$!
 # Readiness: poll /ready (the database answers), give up after 30 s or if the server exits.

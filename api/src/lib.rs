@@ -1,5 +1,6 @@
 //! The HTTP server: thin handlers that parse, call `service`, and map errors.
 
+pub mod client_address;
 pub mod database;
 pub mod error;
 pub mod extract;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use sea_orm::DatabaseConnection;
-use service::auth::{AccessTokens, LoginThrottle};
+use service::auth::{AccessTokens, Throttle};
 use settings::Settings;
 use tracing_actix_web::TracingLogger;
 
@@ -279,11 +280,8 @@ impl ApplicationBuilder<'_> {
                 .min(Duration::from_secs(2)),
             access: AccessTokens::new(&auth.secret_key, auth.access_token_ttl),
             refresh_ttl: auth.refresh_token_ttl,
-            throttle: LoginThrottle::new(
-                auth.login_max_failures_per_account,
-                auth.login_max_failures_per_address,
-                auth.login_window,
-            ),
+            throttle: Throttle::new(auth.throttle.clone()),
+            trusted_proxies: settings.trusted_proxies.clone(),
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
@@ -405,7 +403,10 @@ pub struct AppState {
     /// Issues and verifies access tokens.
     pub access: AccessTokens,
     pub refresh_ttl: Duration,
-    pub throttle: LoginThrottle,
+    /// Throttles password checks and registrations (counts in the database).
+    pub throttle: Throttle,
+    /// `AISTORY_TRUSTED_PROXIES` ([`client_address`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub storage: service::storage::Storage,
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,

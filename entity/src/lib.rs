@@ -9,6 +9,7 @@ pub mod photo;
 pub mod photo_status;
 pub mod refresh_token;
 pub mod story;
+pub mod throttle_event;
 pub mod timestamps;
 pub mod user;
 
@@ -44,6 +45,7 @@ pub fn tables(backend: sea_orm::DbBackend) -> Vec<DeclaredTable> {
         declared(&schema, refresh_token::Entity, Vec::new()),
         declared(&schema, job::Entity, Vec::new()),
         declared(&schema, story::Entity, story::indexes()),
+        declared(&schema, throttle_event::Entity, throttle_event::indexes()),
     ]
 }
 

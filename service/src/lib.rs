@@ -27,7 +27,7 @@ pub use sea_orm;
 pub use settings;
 
 /// Every job kind the application queues, with what each runs with; the sweep of abandoned
-/// uploads is kept scheduled.
+/// uploads and the pruning of old throttling rows are kept scheduled.
 pub fn job_handlers(
     storage: &storage::Storage,
     provider: std::sync::Arc<dyn stories::StoryProvider>,
@@ -42,6 +42,11 @@ pub fn job_handlers(
         .every(
             photos::sweep::SWEEP_EVERY,
             &photos::sweep::SweepPending::default(),
+            (),
+        )?
+        .every(
+            auth::throttle::PRUNE_EVERY,
+            &auth::throttle::PruneThrottleEvents::default(),
             (),
         )?;
     #[cfg(feature = "diagnostics")]

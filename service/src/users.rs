@@ -77,26 +77,55 @@ pub struct AccountChanges {
     pub current_password: Option<String>,
 }
 
-/// Checks `current` against the account's password: 422 when missing (`what`: the change that
-/// needs it), 403 when wrong.
-async fn reauthenticate(
-    account: &user::Model,
-    current: Option<&String>,
-    what: &str,
-) -> Result<(), ServiceError> {
-    let Some(current) = current else {
+/// Proof that the account's password was given again for this request ([`reauthenticate`]):
+/// what [`update_account`] needs to change the password or the email address.
+#[derive(Debug)]
+pub struct Reauthenticated {
+    user_id: i64,
+}
+
+/// What `changes` need the current password for, if anything (said in the answers).
+fn needs_password(changes: &AccountChanges) -> Option<&'static str> {
+    match (&changes.new_password, &changes.email) {
+        (Some(_), Some(_)) => Some("password and the email address"),
+        (Some(_), None) => Some("password"),
+        (None, Some(_)) => Some("email address"),
+        (None, None) => None,
+    }
+}
+
+/// Checks `changes.current_password` when the changes need it (a new password or email,
+/// even an unchanged address: the rule is about the request, as the schema says): 422 when
+/// missing, 403 when wrong, 429 past the throttle's limits (the same counts as logins; see
+/// [`crate::auth::throttle`]). Runs on the primary, outside any transaction: the count must
+/// stay when the check fails, and argon2 takes a while.
+pub async fn reauthenticate(
+    pool: &sea_orm::DatabaseConnection,
+    throttle: &crate::auth::Throttle,
+    id: i64,
+    changes: &AccountChanges,
+    address: Option<&str>,
+) -> Result<Option<Reauthenticated>, ServiceError> {
+    let Some(what) = needs_password(changes) else {
+        return Ok(None);
+    };
+    let Some(current) = &changes.current_password else {
         return Err(field_error(
             "current_password",
             &format!("is required to change the {what}"),
         ));
     };
-    if !crate::auth::passwords::verify(current, &account.password_hash).await? {
-        // 403, not 422: the request is well formed, the proof is wrong.
-        return Err(ServiceError::Forbidden {
-            detail: format!("current_password is wrong; the {what} was not changed"),
-        });
-    }
-    Ok(())
+    let account = find_user(pool, id).await?;
+    crate::auth::check_password_again(
+        pool,
+        throttle,
+        &account,
+        current,
+        address,
+        &format!("the {what} was not changed"),
+    )
+    .await?;
+    Ok(Some(Reauthenticated { user_id: id }))
 }
 
 /// Applies `changes` to user `id`. A password change needs the current password and revokes
@@ -105,21 +134,20 @@ pub async fn update_account<C: ConnectionTrait>(
     db: &C,
     id: i64,
     changes: AccountChanges,
+    proof: Option<Reauthenticated>,
 ) -> Result<user::Model, ServiceError> {
+    if let Some(what) = needs_password(&changes)
+        && proof.is_none_or(|proof| proof.user_id != id)
+    {
+        return Err(field_error(
+            "current_password",
+            &format!("is required to change the {what}"),
+        ));
+    }
     let account = find_user(db, id).await?;
     let mut active: user::ActiveModel = account.clone().into();
     let mut changed = false;
     let mut ended = false;
-    // Sending either needs the proof (checked once: a hash costs tens of milliseconds), even
-    // an unchanged address: the rule is about the request, as the schema says.
-    if changes.new_password.is_some() || changes.email.is_some() {
-        let what = match (&changes.new_password, &changes.email) {
-            (Some(_), Some(_)) => "password and the email address",
-            (Some(_), None) => "password",
-            _ => "email address",
-        };
-        reauthenticate(&account, changes.current_password.as_ref(), what).await?;
-    }
     let new_email = changes
         .email
         .map(String::from)
@@ -152,19 +180,24 @@ pub async fn update_account<C: ConnectionTrait>(
 }
 
 /// Checks the password of user `id` before something irreversible (deleting the account):
-/// 403 when wrong.
-pub async fn confirm_password<C: ConnectionTrait>(
-    db: &C,
+/// 403 when wrong, 429 past the throttle's limits. Same rules as [`reauthenticate`].
+pub async fn confirm_password(
+    pool: &sea_orm::DatabaseConnection,
+    throttle: &crate::auth::Throttle,
     id: i64,
     password: &str,
+    address: Option<&str>,
 ) -> Result<(), ServiceError> {
-    let account = find_user(db, id).await?;
-    if !crate::auth::passwords::verify(password, &account.password_hash).await? {
-        return Err(ServiceError::Forbidden {
-            detail: "current_password is wrong; nothing was changed".to_owned(),
-        });
-    }
-    Ok(())
+    let account = find_user(pool, id).await?;
+    crate::auth::check_password_again(
+        pool,
+        throttle,
+        &account,
+        password,
+        address,
+        "nothing was changed",
+    )
+    .await
 }
 
 /// Deletes user `id`; the database cascades to everything the account owns.

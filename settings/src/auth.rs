@@ -19,11 +19,44 @@ pub struct AuthSettings {
     pub generated_key: bool,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
-    /// Failed logins allowed for one account within `login_window` before 429.
-    pub login_max_failures_per_account: u32,
-    /// Failed logins allowed from one client address within `login_window` before 429.
-    pub login_max_failures_per_address: u32,
-    pub login_window: Duration,
+    /// Throttling of password checks and registrations (counted in the database).
+    pub throttle: ThrottleSettings,
+}
+
+/// How password guessing and mass registration are slowed down. Counted in the database, so
+/// every process sees the same counts (`service::auth::throttle` describes the design).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// How long a failure counts (`AISTORY_LOGIN_WINDOW_SECS`, 900).
+    pub window: Duration,
+    /// Failures allowed for one account from one client address within `window`; past them
+    /// that address gets 429 for that account (`AISTORY_LOGIN_MAX_FAILURES`, 5).
+    pub max_failures_per_account_address: u32,
+    /// Failures allowed from one client address, whatever the account, within `window`
+    /// (`AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS`, 50).
+    pub max_failures_per_address: u32,
+    /// Failures on one account, from every address, before each further attempt on it must
+    /// wait (`AISTORY_LOGIN_FREE_FAILURES_PER_ACCOUNT`, 10). Never a hard block: the owner is
+    /// delayed, not locked out.
+    pub free_failures_per_account: u32,
+    /// The longest such wait; it doubles with each failure past the free ones, from 1 s
+    /// (`AISTORY_LOGIN_MAX_DELAY_SECS`, 60).
+    pub max_delay: Duration,
+    /// Accounts one client address may register per hour (`AISTORY_REGISTRATIONS_PER_HOUR`, 20).
+    pub registrations_per_hour: u32,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            window: Duration::from_secs(900),
+            max_failures_per_account_address: 5,
+            max_failures_per_address: 50,
+            free_failures_per_account: 10,
+            max_delay: Duration::from_secs(60),
+            registrations_per_hour: 20,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -34,15 +67,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("generated_key", &self.generated_key)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
-            .field(
-                "login_max_failures_per_account",
-                &self.login_max_failures_per_account,
-            )
-            .field(
-                "login_max_failures_per_address",
-                &self.login_max_failures_per_address,
-            )
-            .field("login_window", &self.login_window)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -89,40 +114,45 @@ impl AuthSettings {
             60,
             365 * 86_400,
         )?;
-        let login_window = bounded_seconds(vars, "AISTORY_LOGIN_WINDOW_SECS", 900, 1, 86_400)?;
-        let login_max_failures_per_account = vars.parse_or(
-            "AISTORY_LOGIN_MAX_FAILURES",
-            5u32,
-            "a whole number from 1 to 1000",
-        )?;
-        let login_max_failures_per_address = vars.parse_or(
-            "AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS",
-            50u32,
-            "a whole number from 1 to 100000",
-        )?;
-        if !(1..=1000).contains(&login_max_failures_per_account) {
-            return Err(ConfigError::invalid(
+        let throttle = ThrottleSettings {
+            window: bounded_seconds(vars, "AISTORY_LOGIN_WINDOW_SECS", 900, 1, 86_400)?,
+            max_failures_per_account_address: bounded(
+                vars,
                 "AISTORY_LOGIN_MAX_FAILURES",
-                &login_max_failures_per_account.to_string(),
-                "a whole number from 1 to 1000",
-            ));
-        }
-        if !(1..=100_000).contains(&login_max_failures_per_address) {
-            return Err(ConfigError::invalid(
+                5,
+                1,
+                1000,
+            )?,
+            max_failures_per_address: bounded(
+                vars,
                 "AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS",
-                &login_max_failures_per_address.to_string(),
-                "a whole number from 1 to 100000",
-            ));
-        }
+                50,
+                1,
+                100_000,
+            )?,
+            free_failures_per_account: bounded(
+                vars,
+                "AISTORY_LOGIN_FREE_FAILURES_PER_ACCOUNT",
+                10,
+                1,
+                100_000,
+            )?,
+            max_delay: bounded_seconds(vars, "AISTORY_LOGIN_MAX_DELAY_SECS", 60, 1, 3600)?,
+            registrations_per_hour: bounded(
+                vars,
+                "AISTORY_REGISTRATIONS_PER_HOUR",
+                20,
+                1,
+                1_000_000,
+            )?,
+        };
         Ok(AuthSettings {
             secret_key,
             insecure_key,
             generated_key,
             access_token_ttl,
             refresh_token_ttl,
-            login_max_failures_per_account,
-            login_max_failures_per_address,
-            login_window,
+            throttle,
         })
     }
 
@@ -134,9 +164,7 @@ impl AuthSettings {
             generated_key: false,
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 86_400),
-            login_max_failures_per_account: 5,
-            login_max_failures_per_address: 50,
-            login_window: Duration::from_secs(900),
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -148,6 +176,21 @@ fn random_key() -> String {
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn bounded(
+    vars: &Vars<'_>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let expected = format!("a whole number from {min} to {max}");
+    let value = vars.parse_or(name, default, &expected)?;
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
+    }
+    Ok(value)
 }
 
 fn bounded_seconds(

@@ -14,7 +14,7 @@ mod stories;
 use std::fmt;
 use std::str::FromStr;
 
-pub use auth::{AuthSettings, MIN_SECRET_BYTES};
+pub use auth::{AuthSettings, MIN_SECRET_BYTES, ThrottleSettings};
 pub use database::{DatabaseSettings, IDLE_RECYCLE, PING_IF_IDLE_FOR, redact_url};
 pub use error::ConfigError;
 pub use storage::StorageSettings;
@@ -108,6 +108,10 @@ pub struct Settings {
     pub metrics_addr: Option<String>,
     /// Per-user limits (`AISTORY_QUOTA_*`).
     pub quotas: Quotas,
+    /// `AISTORY_TRUSTED_PROXIES`: the reverse proxies (CIDRs such as `10.0.0.0/8`, comma
+    /// separated) whose `Forwarded` / `X-Forwarded-For` say who the client is. Empty (the
+    /// default): the client is the TCP peer, whatever the headers say.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What one user may have or do.
@@ -193,6 +197,7 @@ impl Settings {
             stories_per_hour: quota("AISTORY_QUOTA_STORIES_PER_HOUR", defaults.stories_per_hour)?,
             streams: quota("AISTORY_QUOTA_STREAMS", defaults.streams)?,
         };
+        let trusted_proxies = trusted_proxies(vars.get("AISTORY_TRUSTED_PROXIES").as_deref())?;
         let metrics_addr = vars.get("AISTORY_METRICS_ADDR");
         if let Some(address) = &metrics_addr
             && address.parse::<std::net::SocketAddr>().is_err()
@@ -216,6 +221,7 @@ impl Settings {
             cors_origins,
             metrics_addr,
             quotas,
+            trusted_proxies,
         })
     }
 }
@@ -228,6 +234,24 @@ fn is_loopback(host: &str) -> bool {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|address| address.is_loopback())
+}
+
+/// `AISTORY_TRUSTED_PROXIES`: networks (`10.0.0.0/8`, `fd00::/8`) or single addresses
+/// (`192.0.2.7`), separated by commas.
+fn trusted_proxies(value: Option<&str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let expected = "comma-separated networks or addresses such as 10.0.0.0/8,192.0.2.7,fd00::/8";
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|network| network.trunc())
+                .map_err(|_| ConfigError::invalid("AISTORY_TRUSTED_PROXIES", item, expected))
+        })
+        .collect()
 }
 
 /// `AISTORY_CORS_ORIGINS`: `*`, or origins (`scheme://host[:port]`, no path) separated by

@@ -26,6 +26,8 @@ pub struct TestApp {
     jobs: service::worker::Registry,
     worker_config: service::worker::WorkerConfig,
     statements: Option<StatementLog>,
+    /// What the server was started with (for [`Self::another_server`]).
+    settings: Settings,
     // Dropped last: the database and the store go away after the server.
     pub database: TestDatabase,
     pub store: Option<TestStore>,
@@ -59,6 +61,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         cors_origins: Vec::new(),
         metrics_addr: None,
         quotas: settings::Quotas::default(),
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -99,6 +102,7 @@ pub struct TestAppBuilder<'a> {
     routes: Option<Routes>,
     counting: bool,
     workers: u16,
+    on_disk: bool,
 }
 
 impl<'a> TestAppBuilder<'a> {
@@ -137,6 +141,13 @@ impl<'a> TestAppBuilder<'a> {
         self
     }
 
+    /// SQLite in a file rather than in memory, so that [`TestApp::another_server`] shares it
+    /// (the other backends are shared anyway).
+    pub fn on_disk(mut self) -> Self {
+        self.on_disk = true;
+        self
+    }
+
     /// Creates the test's database (and store), starts the server on it on a free port.
     pub async fn spawn(self) -> TestApp {
         let TestAppBuilder {
@@ -146,9 +157,14 @@ impl<'a> TestAppBuilder<'a> {
             routes,
             counting,
             workers,
+            on_disk,
         } = self;
         let store = store.map(TestStore::create);
-        let database = TestDatabase::create(backend).await;
+        let database = if on_disk {
+            TestDatabase::create_on_disk(backend).await
+        } else {
+            TestDatabase::create(backend).await
+        };
         let mut settings = test_settings(&database);
         if let Some(store) = &store {
             settings.storage.url = store.url.clone();
@@ -186,6 +202,7 @@ impl<'a> TestAppBuilder<'a> {
             jobs,
             worker_config: service::worker::WorkerConfig::from_settings(&settings.workers),
             statements,
+            settings,
             database,
             store,
         }
@@ -216,6 +233,7 @@ impl TestApp {
             routes: None,
             counting: false,
             workers: 0,
+            on_disk: false,
         }
     }
 
@@ -445,6 +463,36 @@ impl TestApp {
         self.login(username, "correct horse battery").await
     }
 
+    /// A second server on the same database and settings, with its own state (what a second
+    /// API process behind a load balancer is): for what must hold across processes.
+    pub async fn another_server(&self) -> OtherServer {
+        assert!(
+            self.settings.database.url != "sqlite::memory:",
+            "another server cannot share an in-memory SQLite database: build with .on_disk()"
+        );
+        let application = Application::builder(&self.settings)
+            .build()
+            .await
+            .unwrap_or_else(|error| panic!("the second server did not start: {error}"));
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let handle = application.handle();
+        tokio::spawn(application.run_until_stopped());
+        OtherServer { address, handle }
+    }
+
+    /// An HTTP client whose connections come from `address` (any of 127.0.0.0/8 on Linux):
+    /// a client the server sees at another address.
+    pub fn client_from(address: &str) -> reqwest::Client {
+        let local: std::net::IpAddr = address
+            .parse()
+            .unwrap_or_else(|error| panic!("{address} is not an address: {error}"));
+        reqwest::Client::builder()
+            .local_address(local)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|error| panic!("building the HTTP client failed: {error}"))
+    }
+
     /// A handle that stops the server (`stop(true)` is what SIGTERM and Ctrl-C do).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
@@ -461,6 +509,24 @@ impl Drop for TestApp {
         // Stop accepting; the server task ends on its own.
         let handle = self.handle.clone();
         drop(handle.stop(false));
+    }
+}
+
+/// A second server of a [`TestApp`] ([`TestApp::another_server`]); stops when dropped.
+pub struct OtherServer {
+    pub address: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl OtherServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+}
+
+impl Drop for OtherServer {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
     }
 }
 

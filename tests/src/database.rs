@@ -130,6 +130,8 @@ pub struct TestDatabase {
     pub url: String,
     admin_url: Option<String>,
     name: String,
+    /// SQLite in a file ([`Self::create_on_disk`]): removed on drop.
+    file: Option<std::path::PathBuf>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -151,6 +153,7 @@ impl TestDatabase {
                 url: "sqlite::memory:".to_owned(),
                 admin_url: None,
                 name,
+                file: None,
             };
         };
         let admin = admin_connection(&admin_url, Duration::from_secs(5))
@@ -174,7 +177,20 @@ impl TestDatabase {
             url,
             admin_url: Some(admin_url),
             name,
+            file: None,
         }
+    }
+
+    /// As [`Self::create`], but SQLite in a file of its own (under the temporary directory,
+    /// removed on drop), which several servers can open: what two processes would share.
+    pub async fn create_on_disk(backend: Backend) -> TestDatabase {
+        let mut database = TestDatabase::create(backend).await;
+        if backend == Backend::Sqlite {
+            let path = std::env::temp_dir().join(format!("{}.sqlite", database.name));
+            database.url = format!("sqlite://{}?mode=rwc", path.display());
+            database.file = Some(path);
+        }
+        database
     }
 
     /// A plain pool on this database (no migrations run).
@@ -245,6 +261,13 @@ fn replace_database(admin_url: &str, name: &str) -> String {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if let Some(path) = &self.file {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                std::fs::remove_file(name).ok();
+            }
+        }
         let Some(admin_url) = self.admin_url.clone() else {
             return;
         };

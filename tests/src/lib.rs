@@ -14,7 +14,7 @@ pub mod images;
 pub mod sse;
 mod store;
 
-pub use app::{StatementLog, TestApp, TestAppBuilder, Tokens, test_settings};
+pub use app::{OtherServer, StatementLog, TestApp, TestAppBuilder, Tokens, test_settings};
 pub use database::{Backend, TestDatabase, in_ci, redacted};
 pub use store::{Store, TestStore};
 

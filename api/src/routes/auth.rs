@@ -1,6 +1,6 @@
 //! `/api/v1/auth`: register, login, refresh, logout.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -10,6 +10,7 @@ use crate::extract::ValidJson;
 use crate::routes::users::UserPublic;
 use service::domain::{Email, Password, Username};
 
+use crate::client_address::ClientAddress;
 use crate::{ApiError, AppState, Db, validation};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -86,12 +87,22 @@ pub struct TokenResponse {
         (status = 409, description = "Username or email taken (`errors` names the field)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),        (status = 429, description = "Too many registrations from this address (`AISTORY_REGISTRATIONS_PER_HOUR`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/register")]
-pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    db: Db,
+    state: web::Data<AppState>,
+    client: ClientAddress,
+    body: ValidJson<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.0;
+    // Counted on its own connection: a refused or failed registration still counts.
+    state
+        .throttle
+        .register(db.pool(), client.as_deref())
+        .await?;
     let txn = db.txn().await?;
     let user = service::users::register(&*txn, body.username, body.email, &body.password).await?;
     Ok(HttpResponse::Created()
@@ -116,20 +127,19 @@ pub async fn register(db: Db, body: ValidJson<RegisterRequest>) -> Result<HttpRe
 )]
 #[post("/login")]
 pub async fn login(
-    req: HttpRequest,
     db: Db,
     state: web::Data<AppState>,
+    client: ClientAddress,
     body: ValidJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    // The TCP peer, not X-Forwarded-For: a client must not choose its own throttling key.
-    let address = req.peer_addr().map(|peer| peer.ip().to_string());
+    // The TCP peer, or what a trusted proxy says: a client never chooses its throttling key.
     let user = service::auth::check_login(
-        db.read(),
+        db.pool(),
         &state.throttle,
         &body.username,
         &body.password,
-        address.as_deref(),
+        client.as_deref(),
     )
     .await?;
     let txn = db.txn().await?;

@@ -1,6 +1,6 @@
 //! `/api/v1/users/me`: one's own account.
 
-use actix_web::{HttpResponse, delete, get, patch};
+use actix_web::{HttpResponse, delete, get, patch, web};
 use chrono::{DateTime, Utc};
 use entity::user;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,8 @@ use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson};
 use service::domain::{Email, Password};
 
-use crate::{ApiError, Db};
+use crate::client_address::ClientAddress;
+use crate::{ApiError, AppState, Db};
 
 /// An account as clients see it (never the password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,28 +109,38 @@ pub async fn get_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (or a new password or email without current_password)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords (the login throttle's counts); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/me")]
 pub async fn patch_me(
     db: Db,
     auth: AuthUser,
+    state: web::Data<AppState>,
+    client: ClientAddress,
     body: ValidJson<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // update_account reads the account itself (a missing one is a 401 via account_gone).
+    // Both read the account themselves (a missing one is a 401 via account_gone).
     let body = body.0;
-    let txn = db.txn().await?;
-    let updated = service::users::update_account(
-        &*txn,
+    let changes = service::users::AccountChanges {
+        email: body.email,
+        new_password: body.password,
+        current_password: body.current_password,
+    };
+    // The password check (throttled) before the transaction: its count must stay.
+    let proof = service::users::reauthenticate(
+        db.pool(),
+        &state.throttle,
         auth.id,
-        service::users::AccountChanges {
-            email: body.email,
-            new_password: body.password,
-            current_password: body.current_password,
-        },
+        &changes,
+        client.as_deref(),
     )
     .await
     .map_err(account_gone)?;
+    let txn = db.txn().await?;
+    let updated = service::users::update_account(&*txn, auth.id, changes, proof)
+        .await
+        .map_err(account_gone)?;
     Ok(HttpResponse::Ok().json(UserPublic::from(updated)))
 }
 
@@ -146,17 +157,26 @@ pub async fn patch_me(
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or invalid current_password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords (the login throttle's counts); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/me")]
 pub async fn delete_me(
     db: Db,
     auth: AuthUser,
+    state: web::Data<AppState>,
+    client: ClientAddress,
     body: ValidJson<DeleteMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    service::users::confirm_password(db.read(), auth.id, &body.0.current_password)
-        .await
-        .map_err(account_gone)?;
+    service::users::confirm_password(
+        db.pool(),
+        &state.throttle,
+        auth.id,
+        &body.0.current_password,
+        client.as_deref(),
+    )
+    .await
+    .map_err(account_gone)?;
     // The rows go first (committed), then the objects: never a row without its bytes. A
     // missing account is a 401 via account_gone.
     let txn = db.txn().await?;

@@ -57,6 +57,7 @@ fn app_env(command: &mut Command, url: &str) {
         .env("AWS_REGION", "us-east-1")
         .env("AISTORY_WORKER_POLL_MS", "100")
         .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
+        .env("AISTORY_REGISTRATIONS_PER_HOUR", "1000000")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

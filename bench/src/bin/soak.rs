@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .env("AISTORY_WORKERS", "2")
         .env("AISTORY_WORKER_POLL_MS", "100")
         .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
+        .env("AISTORY_REGISTRATIONS_PER_HOUR", "1000000")
         .spawn()?;
     let result = run(port, server.id(), minutes, clients, pause_ms, rate).await;
     server.kill().ok();

@@ -9,7 +9,7 @@ pub mod tokens;
 use entity::user;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-pub use throttle::LoginThrottle;
+pub use throttle::Throttle;
 pub use tokens::{AccessTokens, TokenError, TokenUser};
 
 use crate::ServiceError;
@@ -31,68 +31,101 @@ pub fn bad_credentials() -> ServiceError {
     }
 }
 
-/// Checks a username-or-email and password. An unknown account costs the same argon2
-/// verification as a wrong password, so neither the answer nor its timing says which it was.
-#[tracing::instrument(skip(db, password))]
-pub async fn authenticate<C: ConnectionTrait>(
+/// The account a username or an email address (any case) names.
+pub async fn find_account<C: ConnectionTrait>(
     db: &C,
     identifier: &str,
-    password: &str,
-) -> Result<user::Model, ServiceError> {
+) -> Result<Option<user::Model>, ServiceError> {
     let identifier = identifier.trim();
-    let found = if identifier.contains('@') {
-        user::Entity::find()
-            .filter(user::Column::Email.eq(identifier.to_lowercase()))
-            .one(db)
-            .await?
+    let column = if identifier.contains('@') {
+        user::Column::Email
     } else {
-        user::Entity::find()
-            .filter(user::Column::UsernameKey.eq(identifier.to_lowercase()))
-            .one(db)
-            .await?
+        user::Column::UsernameKey
     };
-    match found {
-        Some(account) => {
-            if passwords::verify(password, &account.password_hash).await? {
-                Ok(account)
-            } else {
-                Err(bad_credentials())
+    Ok(user::Entity::find()
+        .filter(column.eq(identifier.to_lowercase()))
+        .one(db)
+        .await?)
+}
+
+/// A login attempt: the account is looked up, the attempt counted by the [`Throttle`] (before
+/// the slow password check, so parallel guesses cannot slip through) and refused when a limit
+/// is reached, then the password is checked. An unknown account costs the same argon2
+/// verification as a wrong password, so neither the answer nor its timing says which it was.
+/// `db` must be the primary (the attempt is written) and no transaction: argon2 takes a
+/// while, and the count must stay when the login fails. `address` is the client's address as
+/// the server trusts it (never a header the client chose).
+pub async fn check_login(
+    db: &sea_orm::DatabaseConnection,
+    throttle: &Throttle,
+    identifier: &str,
+    password: &str,
+    address: Option<&str>,
+) -> Result<user::Model, ServiceError> {
+    let found = find_account(db, identifier).await?;
+    let subject = match &found {
+        Some(account) => throttle::Subject::Account(account.id),
+        None => throttle::Subject::UnknownName(identifier.to_owned()),
+    };
+    let attempt = match throttle
+        .attempt(db, throttle::Action::Login, &subject, address)
+        .await
+    {
+        Ok(attempt) => attempt,
+        Err(error) => {
+            if matches!(error, ServiceError::TooManyRequests { .. }) {
+                crate::metrics::login("throttled");
             }
+            return Err(error);
         }
+    };
+    let right = match &found {
+        Some(account) => passwords::verify(password, &account.password_hash).await?,
         None => {
             passwords::verify_against_dummy(password).await?;
+            false
+        }
+    };
+    match found {
+        Some(account) if right => {
+            throttle.succeeded(db, attempt).await?;
+            crate::metrics::login("success");
+            Ok(account)
+        }
+        _ => {
+            crate::metrics::login("failure");
             Err(bad_credentials())
         }
     }
 }
 
-/// A login attempt: throttled (counted before the slow password check, so parallel guesses
-/// cannot slip through; cleared on success), then [`authenticate`]d. Run it outside any
-/// transaction: argon2 takes a while and nothing should be held meanwhile. `address` is the
-/// client's address as the server trusts it (never a header the client chose).
-pub async fn check_login<C: ConnectionTrait>(
-    db: &C,
-    throttle: &LoginThrottle,
-    identifier: &str,
+/// Checks the password of user `user_id` again (`current_password`), throttled with the same
+/// counts as logins: `Forbidden` when wrong (`what`: what was not changed), `TooManyRequests`
+/// past a limit. Same rules for `db` and `address` as [`check_login`].
+pub async fn check_password_again(
+    db: &sea_orm::DatabaseConnection,
+    throttle: &Throttle,
+    account: &user::Model,
     password: &str,
     address: Option<&str>,
-) -> Result<user::Model, ServiceError> {
-    if let Err(throttled) = throttle.attempt(identifier, address) {
-        crate::metrics::login("throttled");
-        return Err(throttled);
+    what: &str,
+) -> Result<(), ServiceError> {
+    let attempt = throttle
+        .attempt(
+            db,
+            throttle::Action::Password,
+            &throttle::Subject::Account(account.id),
+            address,
+        )
+        .await?;
+    if passwords::verify(password, &account.password_hash).await? {
+        throttle.succeeded(db, attempt).await
+    } else {
+        // 403, not 401 or 422: the request and its token are fine, the proof is wrong.
+        Err(ServiceError::Forbidden {
+            detail: format!("current_password is wrong; {what}"),
+        })
     }
-    let user = match authenticate(db, identifier, password).await {
-        Ok(user) => user,
-        Err(error) => {
-            if matches!(error, ServiceError::Unauthenticated { .. }) {
-                crate::metrics::login("failure");
-            }
-            return Err(error);
-        }
-    };
-    throttle.record_success(identifier, address);
-    crate::metrics::login("success");
-    Ok(user)
 }
 
 /// Logs a user in: a fresh access token and the first refresh token of a new family.

@@ -227,7 +227,7 @@ async fn failed_logins_are_throttled(backend: Backend) {
 async fn failed_logins_from_one_address_are_throttled(backend: Backend) {
     let app = TestApp::builder(backend)
         .configure(|settings| {
-            settings.auth.login_max_failures_per_address = 3;
+            settings.auth.throttle.max_failures_per_address = 3;
         })
         .spawn()
         .await;

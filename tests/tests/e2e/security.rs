@@ -8,7 +8,7 @@ use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use entity::prelude::*;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::Value;
 
 backend_tests!(
@@ -17,6 +17,10 @@ backend_tests!(
     ended_sessions_stop_writing_and_streaming,
     each_quota_holds,
     usernames_are_unique_without_regard_to_case,
+    throttling_is_shared_by_processes_and_keyed_by_account,
+    trusted_proxies_are_the_only_ones_believed,
+    current_password_guessing_is_throttled,
+    registration_is_rate_limited_per_address,
 );
 e2e_tests!(titles_refuse_text_direction_controls);
 
@@ -417,4 +421,274 @@ async fn usernames_are_unique_without_regard_to_case(backend: Backend) {
         .json(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
         .await;
     assert_eq!(me["username"], "Ada", "shown as written");
+}
+
+/// One login attempt from `client` to `base` (a server's address).
+async fn login_from(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+const RIGHT: &str = "correct horse battery";
+
+/// Throttling is counted in the database: two servers (two API processes' worth of state)
+/// share the counts; the username, the email and case variants are one account; an
+/// attacker's address is blocked for that account while the owner, from another address,
+/// still logs in; failures from many addresses only delay the account, growing.
+async fn throttling_is_shared_by_processes_and_keyed_by_account(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth.throttle.max_failures_per_account_address = 4;
+            settings.auth.throttle.free_failures_per_account = 8;
+            settings.auth.throttle.max_delay = Duration::from_secs(2);
+        })
+        .on_disk()
+        .spawn()
+        .await;
+    let other = app.another_server().await;
+    let servers = [app.address.clone(), other.address.clone()];
+    app.register("Ada", RIGHT).await;
+    let attacker = TestApp::client_from("127.0.0.2");
+    let owner = TestApp::client_from("127.0.0.3");
+    // Four names of one account, alternating between the two servers.
+    for (round, name) in ["Ada", "ADA", "ada@example.com", "Ada@Example.COM"]
+        .iter()
+        .enumerate()
+    {
+        let wrong = login_from(&attacker, &servers[round % 2], name, "guess", &[]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "attempt {round}");
+    }
+    // The attacker's address is done with this account, on both servers, right password or not.
+    for server in &servers {
+        let blocked = login_from(&attacker, server, "ada", RIGHT, &[]).await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!((1..=900).contains(&retry_after(&blocked)));
+    }
+    // The owner, elsewhere, is not locked out.
+    let owner_in = login_from(&owner, &servers[1], "Ada", RIGHT, &[]).await;
+    assert_eq!(owner_in.status(), StatusCode::OK);
+    // Four more failures from a second attacker address: 8 on the account, its free ones.
+    let attacker2 = TestApp::client_from("127.0.0.4");
+    for round in 0..4 {
+        let wrong = login_from(&attacker2, &servers[round % 2], "ada", "guess", &[]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "attempt {round}");
+    }
+    // Now every attempt on the account waits: 1 s after the last failure, then 2 s.
+    let third = TestApp::client_from("127.0.0.5");
+    let delayed = login_from(&third, &servers[0], "ada", "guess", &[]).await;
+    assert_eq!(delayed.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&delayed), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let counted = login_from(&third, &servers[1], "ada", "guess", &[]).await;
+    assert_eq!(counted.status(), StatusCode::UNAUTHORIZED);
+    let delayed = login_from(&owner, &servers[0], "ada", RIGHT, &[]).await;
+    assert_eq!(delayed.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&delayed), 2);
+    // The owner is delayed, never locked out: at most AISTORY_LOGIN_MAX_DELAY_SECS.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let owner_in = login_from(&owner, &servers[0], "ada", RIGHT, &[]).await;
+    assert_eq!(owner_in.status(), StatusCode::OK);
+    // An unknown name is throttled like a known one (the answers do not say which exist).
+    for _ in 0..4 {
+        let wrong = login_from(&attacker, &servers[0], "Nobody", "guess", &[]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login_from(&attacker, &servers[1], "NOBODY", "guess", &[]).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// `Forwarded` / `X-Forwarded-For` name the client only when the peer is a trusted proxy.
+async fn trusted_proxies_are_the_only_ones_believed(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth.throttle.max_failures_per_account_address = 2;
+            settings.trusted_proxies = vec!["127.0.0.2/32".parse().unwrap()];
+        })
+        .spawn()
+        .await;
+    app.register("grace", RIGHT).await;
+    let proxy = TestApp::client_from("127.0.0.2");
+    let stranger = TestApp::client_from("127.0.0.3");
+    let base = app.address.as_str();
+    let first = [("x-forwarded-for", "203.0.113.50, 198.51.100.7")];
+    for _ in 0..2 {
+        let wrong = login_from(&proxy, base, "grace", "guess", &first).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login_from(&proxy, base, "grace", RIGHT, &first).await;
+    assert_eq!(
+        blocked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "198.51.100.7 is done"
+    );
+    // Another client behind the same proxy is another address (the header is believed).
+    let other_client = [("forwarded", r#"for="[2001:db8::9]:4711";proto=https"#)];
+    let through = login_from(&proxy, base, "grace", RIGHT, &other_client).await;
+    assert_eq!(through.status(), StatusCode::OK);
+    // A stranger's headers are not: its failures count for 127.0.0.3 whatever it claims.
+    for claimed in ["192.0.2.1", "192.0.2.2"] {
+        let wrong = login_from(
+            &stranger,
+            base,
+            "grace",
+            "guess",
+            &[("x-forwarded-for", claimed)],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login_from(
+        &stranger,
+        base,
+        "grace",
+        RIGHT,
+        &[("x-forwarded-for", "192.0.2.3")],
+    )
+    .await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let addresses: Vec<Option<String>> = entity::throttle_event::Entity::find()
+        .filter(entity::throttle_event::Column::Action.ne("register"))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.address)
+        .collect();
+    for address in &addresses {
+        assert!(
+            matches!(address.as_deref(), Some("198.51.100.7" | "127.0.0.3")),
+            "{addresses:?}"
+        );
+    }
+}
+
+/// `current_password` guesses count with the login failures: past the limit, 429 (not 403),
+/// on PATCH and DELETE /users/me, and logins from that address are blocked too.
+async fn current_password_guessing_is_throttled(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|settings| {
+            settings.auth.throttle.max_failures_per_account_address = 3;
+        })
+        .spawn()
+        .await;
+    let tokens = app.signed_up("heidi").await;
+    let change = |password: &str| serde_json::json!({"email": "heidi@new.example.com", "current_password": password});
+    for guess in ["guess1", "guess2"] {
+        let wrong = app
+            .request(
+                Method::PATCH,
+                "/api/v1/users/me",
+                Some(&change(guess)),
+                Some(&tokens.access),
+            )
+            .await;
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    }
+    let wrong = app
+        .request(
+            Method::DELETE,
+            "/api/v1/users/me",
+            Some(&serde_json::json!({"current_password": "guess3"})),
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    for (method, body) in [
+        (Method::PATCH, change(RIGHT)),
+        (
+            Method::DELETE,
+            serde_json::json!({"current_password": RIGHT}),
+        ),
+    ] {
+        let blocked = app
+            .request(
+                method,
+                "/api/v1/users/me",
+                Some(&body),
+                Some(&tokens.access),
+            )
+            .await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(retry_after(&blocked) >= 1);
+    }
+    let login = login_from(&app.client, &app.address, "heidi", RIGHT, &[]).await;
+    assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Nothing was changed.
+    let me = app
+        .json(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await;
+    assert_eq!(me["email"], "heidi@example.com");
+}
+
+/// Registrations are limited per client address and per hour (429, the limit named), across
+/// servers; another address still registers.
+async fn registration_is_rate_limited_per_address(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|settings| settings.auth.throttle.registrations_per_hour = 2)
+        .on_disk()
+        .spawn()
+        .await;
+    let other = app.another_server().await;
+    let client = TestApp::client_from("127.0.0.2");
+    let register = |base: String, name: &'static str, client: reqwest::Client| async move {
+        client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&serde_json::json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": RIGHT,
+            }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let created = register(app.address.clone(), "ivan", client.clone()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created = register(other.address.clone(), "judy", client.clone()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let refused = register(app.address.clone(), "ken", client.clone()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&refused);
+    assert!((3500..=3600).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/problems/rate-limited"),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 accounts"),
+        "{body}"
+    );
+    let elsewhere = register(
+        other.address.clone(),
+        "ken",
+        TestApp::client_from("127.0.0.3"),
+    )
+    .await;
+    assert_eq!(elsewhere.status(), StatusCode::CREATED);
 }
