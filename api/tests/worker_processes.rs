@@ -27,7 +27,7 @@ aistory_tests::e2e_tests!(
 );
 // This binary has its own harness (`harness = false`, `aistory_tests::harness`): a backend that
 // cannot be reached has its tests reported as ignored (failed under CI=true).
-aistory_tests::e2e_tests!(on Postgres: metrics_of_a_server_and_a_worker_pass_promtool, a_slow_statement_is_logged_once_with_its_request, api_jobs_lists_a_failed_job_and_retries_it);
+aistory_tests::e2e_tests!(on Postgres: two_server_processes_share_the_login_throttle, metrics_of_a_server_and_a_worker_pass_promtool, a_slow_statement_is_logged_once_with_its_request, api_jobs_lists_a_failed_job_and_retries_it);
 aistory_tests::e2e_tests!(on Postgres: a_killed_workers_job_runs_again_after_its_lease_postgres, four_worker_processes_run_each_of_1000_jobs_exactly_once, a_stopping_worker_hands_its_job_back, a_server_starts_beside_a_newer_releases_migration_postgres);
 aistory_tests::e2e_tests!(on MySql: a_killed_workers_job_runs_again_after_its_lease_mysql, a_server_starts_beside_a_newer_releases_migration_mysql);
 
@@ -505,6 +505,74 @@ async fn a_refresh_after_logout_is_refused_without_a_theft_warning() {
         .await;
     terminate(&mut server);
     assert!(wait_exit(&mut server, Duration::from_secs(20)).success());
+    scratch.finish().await;
+}
+
+/// Two `api serve` processes on one PostgreSQL database: wrong passwords sent to either count
+/// together (5 per account and address by default), so the sixth is refused by both; the
+/// owner, from another address, still logs in.
+async fn two_server_processes_share_the_login_throttle() {
+    let Some(scratch) = Scratch::new(Backend::Postgres).await else {
+        return;
+    };
+    let env = [
+        ("AISTORY_ENVIRONMENT", "testing"),
+        ("AISTORY_PORT", "0"),
+        ("AISTORY_WORKERS", "0"),
+    ];
+    let mut servers = [
+        scratch.spawn("serve", "server-a", &env),
+        scratch.spawn("serve", "server-b", &env),
+    ];
+    let ports = [
+        logged_port(&scratch, "server-a", "listening on http://").await,
+        logged_port(&scratch, "server-b", "listening on http://").await,
+    ];
+    let attacker = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let owner = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let login = async |client: &reqwest::Client, port: u16, password: &str| {
+        client
+            .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "olga", "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (status, _) = Http::new(ports[0])
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/auth/register",
+            Some(serde_json::json!({
+                "username": "olga", "email": "olga@example.com", "password": "correct horse battery"
+            })),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    for round in 0..5 {
+        assert_eq!(
+            login(&attacker, ports[round % 2], "guess").await,
+            401,
+            "attempt {round}"
+        );
+    }
+    for port in ports {
+        assert_eq!(login(&attacker, port, "correct horse battery").await, 429);
+    }
+    assert_eq!(login(&owner, ports[1], "correct horse battery").await, 200);
+    for server in &mut servers {
+        terminate(server);
+        assert!(wait_exit(server, Duration::from_secs(20)).success());
+    }
     scratch.finish().await;
 }
 
