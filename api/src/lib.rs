@@ -288,6 +288,11 @@ impl ApplicationBuilder<'_> {
             upload_limits: service::photos::UploadLimits::from_settings(settings),
             quotas: settings.quotas,
             streams: service::stories::OpenStreams::default(),
+            changes: service::photos::changes::PhotoChanges::start(
+                &db,
+                &settings.database.url,
+                shutdown_seen.clone(),
+            ),
             upload_idle_timeout: settings.storage.upload_idle_timeout,
             routes,
             shutting_down: shutdown_seen,
@@ -417,6 +422,8 @@ pub struct AppState {
     pub quotas: settings::Quotas,
     /// Event streams open in this process, by user (for `AISTORY_QUOTA_STREAMS`).
     pub streams: service::stories::OpenStreams,
+    /// What wakes the event streams when their photo changes (one listener or poller).
+    pub changes: service::photos::changes::PhotoChanges,
     /// An upload body that stops arriving for this long is dropped (408).
     pub upload_idle_timeout: Duration,
     /// Which methods each path serves (for `Allow` on 405).

@@ -163,6 +163,11 @@ fn describe() {
         "Login attempts, by outcome (success, failure, throttled)"
     );
     describe_counter!(
+        "aistory_photo_changes_interruptions_total",
+        "Interruptions of the photo-change watch, by reason (connected, reconnected: every \
+         event stream looked again; poll_failed)"
+    );
+    describe_counter!(
         "aistory_metrics_scrape_errors_total",
         "Scrapes whose database figures could not be read"
     );

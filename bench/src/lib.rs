@@ -151,9 +151,15 @@ impl Scratch {
 
     /// The release `api` on `port` with this database, the directory store (the memory store
     /// would count the photos in the server's RSS), testing mode, errors-only logs and its
-    /// output discarded; add more with `.env(...)` and `.spawn()` it.
+    /// output discarded; add more with `.env(...)` and `.spawn()` it. `AISTORY_BENCH_API`, when
+    /// set, is the server binary to run instead of the one built beside the benchmark.
     pub fn server(&self, port: u16) -> anyhow::Result<std::process::Command> {
-        let mut command = std::process::Command::new(sibling_binary("api")?);
+        // AISTORY_BENCH_API: another build of the server (an older one, for a before/after).
+        let binary = match std::env::var_os("AISTORY_BENCH_API") {
+            Some(path) => PathBuf::from(path),
+            None => sibling_binary("api")?,
+        };
+        let mut command = std::process::Command::new(binary);
         command
             .env("AISTORY_ENVIRONMENT", "testing")
             .env("AISTORY_DATABASE_URL", &self.database_url)

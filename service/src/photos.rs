@@ -1,6 +1,7 @@
 //! Photos: upload (streamed to object storage), direct-to-bucket upload, listing, reading,
 //! renaming, deleting, and the status lifecycle every change of status goes through.
 
+pub mod changes;
 pub mod lifecycle;
 mod session;
 pub mod sweep;

@@ -168,10 +168,9 @@ pub async fn photo_story(
     Ok(HttpResponse::Ok().json(StoryPublic::from(story)))
 }
 
-/// How often the event stream looks at a photo whose story is being written.
-const EVENTS_POLL_BUSY: Duration = Duration::from_millis(250);
-/// How often it looks at a photo in any other status (it changes when its owner acts).
-const EVENTS_POLL_IDLE: Duration = Duration::from_secs(1);
+/// After a failed read of the photo, the event stream tries again this much later. Otherwise
+/// it reads the photo only when told it changed (`service::photos::changes`).
+const EVENTS_RETRY: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const EVENTS_KEEPALIVE: Duration = Duration::from_secs(15);
 /// The longest one stream stays open; clients reconnect (with `Last-Event-ID`).
@@ -275,13 +274,13 @@ pub async fn events(
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty());
     let timing = WatchTiming {
-        poll_busy: EVENTS_POLL_BUSY,
-        poll_idle: EVENTS_POLL_IDLE,
+        retry: EVENTS_RETRY,
         keepalive: EVENTS_KEEPALIVE,
         max: EVENTS_MAX,
     };
     let changes = service::photos::watch::watch(
         db.read(),
+        &state.changes,
         user,
         photo_id,
         timing,

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use entity::photo;
-use entity::photo_status::PhotoStatus;
 use futures_util::Stream;
 use sea_orm::ConnectionTrait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::changes::{PhotoChanges, Subscription};
 use crate::ServiceError;
 
 /// What a watcher sees.
@@ -26,13 +26,11 @@ pub enum PhotoChange {
     Waiting,
 }
 
-/// How often and how long to look.
+/// How long to wait and how long to watch.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchTiming {
-    /// Between two reads of a photo whose story is being written (`processing`).
-    pub poll_busy: Duration,
-    /// Between two reads of a photo in any other status (it changes when its owner acts).
-    pub poll_idle: Duration,
+    /// After a failed read, before the next.
+    pub retry: Duration,
     /// Longest silence before a [`PhotoChange::Quiet`].
     pub keepalive: Duration,
     /// Longest watch; the watcher comes back if it wants more.
@@ -48,26 +46,30 @@ pub fn version(photo: &photo::Model) -> String {
 
 struct Watcher<C> {
     db: C,
+    changes: Subscription,
     user: crate::auth::TokenUser,
     photo_id: i64,
     timing: WatchTiming,
     stop: watch::Receiver<bool>,
     /// The version the watcher has (from `Last-Event-ID`, then each one sent).
     seen: Option<String>,
-    busy: bool,
+    /// Whether the next wait is for a change (else: a read failed, retry after a while).
+    wait_for_change: bool,
     looked: bool,
     last_said: Instant,
     started: Instant,
     done: bool,
 }
 
-/// Follows one of the user's photos (see [`PhotoChange`]) until it is deleted, `timing.max`
+/// Follows one of the user's photos (see [`PhotoChange`]), reading it when `changes` says it
+/// may have changed (never while nothing happens: [`super::changes`]), until it is deleted, `timing.max`
 /// passes, `stop` turns true (shutdown), or the watcher's session ends (its token generation
 /// is no longer the account's: the stream ends without another event). `seen`: the version the watcher already has (it
 /// gets the photo at once only when it changed since). Check first that the photo is the
 /// user's: a missing photo is a single [`PhotoChange::Deleted`].
 pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     db: &C,
+    changes: &PhotoChanges,
     user: crate::auth::TokenUser,
     photo_id: i64,
     timing: WatchTiming,
@@ -77,12 +79,14 @@ pub fn watch<C: ConnectionTrait + Clone + Send + 'static>(
     let now = Instant::now();
     let start = Watcher {
         db: db.clone(),
+        // Subscribed before the first read: a change after it wakes the watcher.
+        changes: changes.subscribe(photo_id, user.user_id),
         user,
         photo_id,
         timing,
         stop,
         seen,
-        busy: false,
+        wait_for_change: true,
         looked: false,
         last_said: now,
         started: now,
@@ -101,18 +105,34 @@ impl<C: ConnectionTrait> Watcher<C> {
         }
         loop {
             if self.looked {
-                let poll = if self.busy {
-                    self.timing.poll_busy
-                } else {
-                    self.timing.poll_idle
-                };
                 let mut stop = self.stop.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(poll) => {}
-                    _ = stop.wait_for(|stop| *stop) => {}
+                let keepalive_due = self.last_said + self.timing.keepalive;
+                let end = self.started + self.timing.max;
+                let changed = if self.wait_for_change {
+                    tokio::select! {
+                        () = self.changes.changed() => true,
+                        () = tokio::time::sleep_until(keepalive_due.min(end)) => false,
+                        _ = stop.wait_for(|stop| *stop) => false,
+                    }
+                } else {
+                    tokio::select! {
+                        () = tokio::time::sleep(self.timing.retry) => true,
+                        _ = stop.wait_for(|stop| *stop) => false,
+                    }
+                };
+                if self.started.elapsed() >= self.timing.max || *self.stop.borrow() {
+                    return None;
+                }
+                if !changed {
+                    // Nothing happened: a keep-alive, without reading anything.
+                    if let Some(quiet) = self.quiet(PhotoChange::Quiet) {
+                        return Some(quiet);
+                    }
+                    continue;
                 }
             }
             self.looked = true;
+            self.wait_for_change = true;
             if self.started.elapsed() > self.timing.max || *self.stop.borrow() {
                 return None;
             }
@@ -128,13 +148,13 @@ impl<C: ConnectionTrait> Watcher<C> {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "watching a photo: it could not be read");
+                    self.wait_for_change = false;
                     if let Some(waiting) = self.quiet(PhotoChange::Waiting) {
                         return Some(waiting);
                     }
                     continue;
                 }
             };
-            self.busy = photo.status == PhotoStatus::Processing;
             let now = version(&photo);
             if self.seen.as_deref() != Some(now.as_str()) {
                 self.seen = Some(now);
@@ -161,7 +181,10 @@ impl<C: ConnectionTrait> Watcher<C> {
         match found {
             None => Err(ServiceError::NotFound { what: "photo" }),
             Some((_, Some(owner))) if owner.token_generation != self.user.generation => Ok(None),
-            Some((photo, _)) => Ok(Some(photo)),
+            Some((photo, _)) => {
+                self.changes.saw(&photo, self.user.generation);
+                Ok(Some(photo))
+            }
         }
     }
 

@@ -18,6 +18,7 @@ mod queue;
 mod read_path;
 mod security;
 mod stories;
+mod streams;
 mod unit_of_work;
 
 fn main() {
