@@ -18,9 +18,11 @@
 #                      defaults), e.g. SERVER_ENV="AISTORY_METRICS_ADDR=127.0.0.1:0", to compare two
 #                      configurations with the same command
 #   PERF=1             also profile one extra GET /photos/{id} run with `perf record -g -p PID`
+#                      (PERF_KIND=page or me: a page of 20, or /users/me, instead)
 #                      (PERF_CALL_GRAPH=dwarf for DWARF unwinding) and render a flame graph with
 #                      inferno (installed with `cargo install inferno --locked` into INFERNO_ROOT,
 #                      default ~/.cache/aistory-bench/inferno, if missing); the folder is printed
+#   AISTORY_BENCH_API=/path/to/api  measure another build of the server (no build; before/after)
 #   BENCH_PORT=18084, AISTORY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,8 +89,12 @@ if [ "${PERF:-0}" = 1 ]; then
 fi
 
 build_start=$(date +%s)
-cargo build --release -q -p api
-echo "release build: $(( $(date +%s) - build_start )) s"
+api_binary=${AISTORY_BENCH_API:-}
+if [ -z "$api_binary" ]; then
+  cargo build --release -q -p api
+  echo "release build: $(( $(date +%s) - build_start )) s"
+  api_binary=$target/release/api
+fi
 if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
   echo "port $port already answers: another server? (set BENCH_PORT)" >&2; exit 1
 fi
@@ -97,7 +103,7 @@ psql "$admin" -qc "CREATE DATABASE $db"
 # Defaults first, SERVER_ENV after them: env(1) applies its arguments in order.
 env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
   AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn \
-  ${extra_env[@]+"${extra_env[@]}"} "$target/release/api" >"$work/server.log" 2>&1 &
+  ${extra_env[@]+"${extra_env[@]}"} "$api_binary" >"$work/server.log" 2>&1 &
 server=$!
 # Readiness: poll /ready (the database answers), give up after 30 s or if the server exits.
 for i in $(seq 1 300); do
@@ -134,7 +140,11 @@ label() {
 
 hwm_note="peak RSS: VmHWM over the kind's measured runs (reset after its warm-up)"
 reset_hwm || hwm_note="peak RSS: VmHWM since the server started (this kernel does not reset it)"
-echo "server: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted changes'), SERVER_ENV='${SERVER_ENV:-}'"
+if [ -n "${AISTORY_BENCH_API:-}" ]; then
+  echo "server: $api_binary (AISTORY_BENCH_API), SERVER_ENV='${SERVER_ENV:-}'"
+else
+  echo "server: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted changes'), SERVER_ENV='${SERVER_ENV:-}'"
+fi
 echo "wrk: $connections connections, 2 threads, ${seconds}s per run (after a ${warmup}s warm-up per kind); $(nproc) cores; CLK_TCK $tick"
 echo "$hwm_note"
 printf "%-22s %4s %9s %9s %8s %8s %9s %6s %9s %7s\n" \
@@ -173,11 +183,11 @@ for mode in health one page me; do
   for run in $(seq 1 "$runs"); do
     measure "$mode" "$run"
   done
-  if [ "$mode" = one ] && [ -n "$perf_dir" ]; then
+  if [ "$mode" = "${PERF_KIND:-one}" ] && [ -n "$perf_dir" ]; then
     # A separate run under perf (its row shows perf's own overhead; the rows above have none).
     call_graph=-g
     [ -n "${PERF_CALL_GRAPH:-}" ] && call_graph="--call-graph=$PERF_CALL_GRAPH"
-    measure one perf perf record -q "$call_graph" -p "$server" -o "$perf_dir/perf.data" --
+    measure "$mode" perf perf record -q "$call_graph" -p "$server" -o "$perf_dir/perf.data" --
   fi
 done
 

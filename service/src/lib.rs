@@ -11,6 +11,7 @@ mod paging;
 pub mod photos;
 pub mod queue;
 pub mod reads;
+mod statements;
 pub mod storage;
 pub mod stories;
 pub mod unit_of_work;

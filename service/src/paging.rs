@@ -25,12 +25,18 @@ where
         Some(after) => query.filter(id.lt(after)),
         None => query,
     };
-    let mut rows = query.order_by_desc(id).limit(limit + 1).all(db).await?;
+    let rows = query.order_by_desc(id).limit(limit + 1).all(db).await?;
+    Ok(split_page(rows, limit, id_of))
+}
+
+/// `rows` (up to `limit + 1`, highest id first) as a page of `limit` and the cursor of the
+/// next page (`None` when there is no row past the page).
+pub fn split_page<M>(mut rows: Vec<M>, limit: u64, id_of: fn(&M) -> i64) -> (Vec<M>, Option<i64>) {
     let next = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(id_of)
     } else {
         None
     };
-    Ok((rows, next))
+    (rows, next)
 }

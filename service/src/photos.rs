@@ -15,7 +15,7 @@ use entity::photo_status::PhotoStatus;
 use futures_util::{Stream, StreamExt};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
@@ -489,11 +489,73 @@ pub async fn get_photo<C: ConnectionTrait>(
     user_id: i64,
     photo_id: i64,
 ) -> Result<photo::Model, ServiceError> {
-    photo::Entity::find_by_id(photo_id)
-        .filter(photo::Column::UserId.eq(user_id))
+    let statement = one_photo_statement(db.get_database_backend(), photo_id, user_id);
+    photo::Model::find_by_statement(statement)
         .one(db)
         .await?
         .ok_or(ServiceError::NotFound { what: "photo" })
+}
+
+/// [`one_photo`] with its text from the cache.
+fn one_photo_statement(
+    backend: sea_orm::DbBackend,
+    photo_id: i64,
+    user_id: i64,
+) -> sea_orm::Statement {
+    static SQL: crate::statements::Cached = crate::statements::Cached::new();
+    SQL.statement(
+        backend,
+        || one_photo(0, 0),
+        vec![photo_id.into(), user_id.into(), 1u64.into()],
+    )
+}
+
+/// [`photo_page`] with its text from the cache (one per shape: with or without a status, with
+/// or without a cursor).
+fn photo_page_statement(
+    backend: sea_orm::DbBackend,
+    user_id: i64,
+    status: Option<PhotoStatus>,
+    after: Option<i64>,
+    fetch: u64,
+) -> sea_orm::Statement {
+    use crate::statements::Cached;
+    static SQL: [Cached; 4] = [Cached::new(), Cached::new(), Cached::new(), Cached::new()];
+    let shape = usize::from(status.is_some()) * 2 + usize::from(after.is_some());
+    let mut values: Vec<sea_orm::Value> = vec![user_id.into()];
+    if let Some(status) = status {
+        values.push(status.into());
+    }
+    if let Some(after) = after {
+        values.push(after.into());
+    }
+    values.push(fetch.into());
+    SQL[shape].statement(backend, || photo_page(0, status, after, 0), values)
+}
+
+/// The query of [`get_photo`] (its text is cached: the values go in that order).
+fn one_photo(photo_id: i64, user_id: i64) -> sea_orm::Select<photo::Entity> {
+    photo::Entity::find_by_id(photo_id)
+        .filter(photo::Column::UserId.eq(user_id))
+        .limit(1)
+}
+
+/// The query of a page of [`list_photos`] (its text is cached per shape: the values go in
+/// that order: user, status, after, rows to fetch).
+fn photo_page(
+    user_id: i64,
+    status: Option<PhotoStatus>,
+    after: Option<i64>,
+    fetch: u64,
+) -> sea_orm::Select<photo::Entity> {
+    let mut query = photo::Entity::find().filter(photo::Column::UserId.eq(user_id));
+    if let Some(status) = status {
+        query = query.filter(photo::Column::Status.eq(status));
+    }
+    if let Some(after) = after {
+        query = query.filter(photo::Column::Id.lt(after));
+    }
+    query.order_by_desc(photo::Column::Id).limit(fetch)
 }
 
 /// A page of the user's photos, newest first. `after` is the id the previous page ended at;
@@ -505,11 +567,10 @@ pub async fn list_photos<C: ConnectionTrait>(
     limit: u64,
     after: Option<i64>,
 ) -> Result<(Vec<photo::Model>, Option<i64>), ServiceError> {
-    let mut query = photo::Entity::find().filter(photo::Column::UserId.eq(user_id));
-    if let Some(status) = status {
-        query = query.filter(photo::Column::Status.eq(status));
-    }
-    crate::paging::newest_first(db, query, photo::Column::Id, |row| row.id, limit, after).await
+    let statement =
+        photo_page_statement(db.get_database_backend(), user_id, status, after, limit + 1);
+    let rows = photo::Model::find_by_statement(statement).all(db).await?;
+    Ok(crate::paging::split_page(rows, limit, |row| row.id))
 }
 
 /// Sets (or clears) a photo's title.
@@ -545,4 +606,29 @@ pub async fn delete_photo<C: ConnectionTrait>(
     .enqueue(db)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod cached_statements {
+    use super::*;
+    use crate::statements::tests::{BACKENDS, assert_same};
+    use sea_orm::QueryTrait;
+
+    #[test]
+    fn the_cached_reads_are_what_sea_query_builds() {
+        for backend in BACKENDS {
+            assert_same(
+                one_photo_statement(backend, 7, 3),
+                one_photo(7, 3).build(backend),
+            );
+            for status in [None, Some(PhotoStatus::Completed)] {
+                for after in [None, Some(99)] {
+                    assert_same(
+                        photo_page_statement(backend, 3, status, after, 21),
+                        photo_page(3, status, after, 21).build(backend),
+                    );
+                }
+            }
+        }
+    }
 }

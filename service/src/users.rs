@@ -1,7 +1,7 @@
 //! Accounts.
 
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
 
 use crate::domain::{Email, Password, Username};
 use crate::error::{ServiceError, on_unique_violation};
@@ -43,10 +43,23 @@ pub async fn create_user<C: ConnectionTrait>(
 
 /// The user with `id`, or `NotFound`.
 pub async fn find_user<C: ConnectionTrait>(db: &C, id: i64) -> Result<user::Model, ServiceError> {
-    user::Entity::find_by_id(id)
+    let statement = user_statement(db.get_database_backend(), id);
+    user::Model::find_by_statement(statement)
         .one(db)
         .await?
         .ok_or(ServiceError::NotFound { what: "user" })
+}
+
+/// The query of [`find_user`] (its text is cached: the values go in that order).
+fn one_user(id: i64) -> sea_orm::Select<user::Entity> {
+    use sea_orm::QuerySelect;
+    user::Entity::find_by_id(id).limit(1)
+}
+
+/// [`one_user`] with its text from the cache.
+fn user_statement(backend: sea_orm::DbBackend, id: i64) -> sea_orm::Statement {
+    static SQL: crate::statements::Cached = crate::statements::Cached::new();
+    SQL.statement(backend, || one_user(0), vec![id.into(), 1u64.into()])
 }
 
 /// Registers an account: hashes the password (off the async threads), then inserts.
@@ -228,4 +241,18 @@ pub async fn delete_account_with_objects<C: ConnectionTrait>(
 
 fn field_error(field: &str, message: &str) -> ServiceError {
     ServiceError::Validation([(field.to_owned(), vec![message.to_owned()])].into())
+}
+
+#[cfg(test)]
+mod cached_statements {
+    use super::*;
+    use crate::statements::tests::{BACKENDS, assert_same};
+    use sea_orm::QueryTrait;
+
+    #[test]
+    fn the_cached_read_is_what_sea_query_builds() {
+        for backend in BACKENDS {
+            assert_same(user_statement(backend, 42), one_user(42).build(backend));
+        }
+    }
 }
