@@ -463,6 +463,18 @@ impl TestApp {
         self.login(username, "correct horse battery").await
     }
 
+    /// Opens photo `id`'s event stream with `token` (panics unless it opens).
+    pub async fn events(&self, token: &str, id: i64) -> crate::sse::EventStream {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/v1/photos/{id}/events")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("opening the event stream failed: {error}"));
+        crate::sse::EventStream::new(response)
+    }
+
     /// A second server on the same database and settings, with its own state (what a second
     /// API process behind a load balancer is): for what must hold across processes.
     pub async fn another_server(&self) -> OtherServer {

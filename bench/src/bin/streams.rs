@@ -40,19 +40,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 async fn transactions(db: &sea_orm::DatabaseConnection) -> anyhow::Result<i64> {
     let row = db
         .query_one_raw(Statement::from_string(
@@ -236,7 +223,7 @@ async fn run(
         latencies[latencies.len() - 1].as_secs_f64() * 1000.0,
         cpu_burst,
     );
-    println!("server peak RSS {:.0} MiB", peak_rss_mib(pid));
+    println!("server peak RSS {:.0} MiB", bench::peak_rss_mib(pid));
     db.close().await.ok();
     Ok(())
 }

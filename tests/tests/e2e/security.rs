@@ -416,6 +416,17 @@ async fn usernames_are_unique_without_regard_to_case(backend: Backend) {
     assert_eq!(twin.status(), StatusCode::CONFLICT);
     let body: Value = twin.json().await.unwrap();
     assert!(body["errors"]["username"].is_array(), "{body}");
+    // The email address too: stored in lower case, so another case of it is taken.
+    let same_email = app
+        .post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({"username": "grace", "email": "ADA@Example.COM", "password": "correct horse battery"}),
+            None,
+        )
+        .await;
+    assert_eq!(same_email.status(), StatusCode::CONFLICT);
+    let body: Value = same_email.json().await.unwrap();
+    assert!(body["errors"]["email"].is_array(), "{body}");
     let tokens = app.login("ADA", "correct horse battery").await;
     let me = app
         .json(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))

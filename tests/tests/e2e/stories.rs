@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, HttpServer, web};
 use aistory_tests::images::jpeg;
-use aistory_tests::sse::{Event, EventStream};
+use aistory_tests::sse::Event;
 use aistory_tests::{Backend, Store, TestApp, backend_tests, e2e_tests};
 use base64::Engine;
 use entity::photo_status::PhotoStatus;
@@ -76,18 +76,6 @@ async fn get_photo(app: &TestApp, token: &str, id: i64) -> Value {
     .await
 }
 
-/// Opens photo `id`'s event stream.
-async fn open_events(app: &TestApp, token: &str, id: i64) -> EventStream {
-    let response = app
-        .client
-        .get(app.url(&format!("/api/v1/photos/{id}/events")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    EventStream::new(response)
-}
-
 /// Whether an event says the photo settled: its story written or failed, or the photo gone.
 fn settled(event: &Event) -> bool {
     event.name == "deleted"
@@ -97,7 +85,7 @@ fn settled(event: &Event) -> bool {
 
 /// Follows photo `id`'s events until it settles: (event name, data) pairs.
 async fn read_events(app: &TestApp, token: &str, id: i64) -> Vec<(String, Value)> {
-    let mut stream = open_events(app, token, id).await;
+    let mut stream = app.events(token, id).await;
     stream
         .until(Duration::from_secs(40), settled)
         .await
@@ -129,7 +117,7 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     );
     // A stream opened before the story is asked for: the photo as it is, then it stays open
     // and reports the run.
-    let mut stream = open_events(&app, token, id).await;
+    let mut stream = app.events(token, id).await;
     let first = stream
         .next(Duration::from_secs(10))
         .await

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use aistory_tests::sse::EventStream;
 use aistory_tests::{Backend, TestApp, backend_tests, e2e_tests};
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
@@ -12,17 +11,6 @@ use serde_json::json;
 
 backend_tests!(idle_streams_read_nothing_until_their_photo_changes);
 e2e_tests!(on Postgres: a_stream_catches_up_after_the_listening_connection_is_cut);
-
-async fn open(app: &TestApp, token: &str, id: i64) -> EventStream {
-    let response = app
-        .client
-        .get(app.url(&format!("/api/v1/photos/{id}/events")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    EventStream::new(response)
-}
 
 /// Twenty open streams on twenty photos: after their first event, a second and a half of
 /// silence reads no photo at all on PostgreSQL and at most one poll per 250 ms on the others
@@ -41,7 +29,7 @@ async fn idle_streams_read_nothing_until_their_photo_changes(backend: Backend) {
     }
     let mut streams = Vec::new();
     for id in &ids {
-        let mut stream = open(&app, &tokens.access, *id).await;
+        let mut stream = app.events(&tokens.access, *id).await;
         let first = stream.next(Duration::from_secs(10)).await.unwrap();
         assert_eq!(first.name, "status");
         streams.push(stream);
@@ -89,7 +77,7 @@ async fn a_stream_catches_up_after_the_listening_connection_is_cut() {
     let app = TestApp::builder(Backend::Postgres).spawn().await;
     let tokens = app.signed_up("cut").await;
     let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
-    let mut stream = open(&app, &tokens.access, id).await;
+    let mut stream = app.events(&tokens.access, id).await;
     assert_eq!(
         stream.next(Duration::from_secs(10)).await.unwrap().name,
         "status"
