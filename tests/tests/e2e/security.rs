@@ -21,6 +21,7 @@ backend_tests!(
     trusted_proxies_are_the_only_ones_believed,
     current_password_guessing_is_throttled,
     registration_is_rate_limited_per_address,
+    old_throttling_rows_are_pruned,
 );
 e2e_tests!(titles_refuse_text_direction_controls);
 
@@ -702,4 +703,42 @@ async fn registration_is_rate_limited_per_address(backend: Backend) {
     )
     .await;
     assert_eq!(elsewhere.status(), StatusCode::CREATED);
+}
+
+/// The scheduled job removes throttling rows older than a day (a client address is kept no
+/// longer) and keeps the recent ones.
+async fn old_throttling_rows_are_pruned(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use service::worker::BackgroundJob;
+    let app = TestApp::builder(backend).spawn().await;
+    let now = entity::timestamps::now();
+    for (address, age_hours) in [("192.0.2.1", 25), ("192.0.2.2", 23), ("192.0.2.3", 0)] {
+        let at = now - chrono::Duration::hours(age_hours);
+        entity::throttle_event::ActiveModel {
+            action: Set("login".to_owned()),
+            account: Set(Some("user:1".to_owned())),
+            address: Set(Some(address.to_owned())),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+    service::auth::throttle::PruneThrottleEvents::default()
+        .enqueue(&app.db)
+        .await
+        .unwrap();
+    assert!(app.run_pending_jobs().await >= 1);
+    app.assert_no_failed_jobs().await;
+    let mut left: Vec<String> = entity::throttle_event::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| row.address)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["192.0.2.2", "192.0.2.3"]);
 }
