@@ -419,3 +419,49 @@ fn metrics_address_and_slow_statements() {
         "AISTORY_DB_SLOW_MS"
     );
 }
+
+#[test]
+fn trusted_proxies_and_throttling_are_read() {
+    let settings = parse(&[]).unwrap();
+    assert!(settings.trusted_proxies.is_empty());
+    assert_eq!(settings.auth.throttle, crate::ThrottleSettings::default());
+    let settings = parse(&[
+        (
+            "AISTORY_TRUSTED_PROXIES",
+            " 10.0.0.0/8, 192.0.2.7 ,fd00::/8,10.1.2.3/16",
+        ),
+        ("AISTORY_LOGIN_MAX_FAILURES", "3"),
+        ("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "40"),
+        ("AISTORY_LOGIN_FREE_FAILURES_PER_ACCOUNT", "12"),
+        ("AISTORY_LOGIN_MAX_DELAY_SECS", "30"),
+        ("AISTORY_LOGIN_WINDOW_SECS", "600"),
+        ("AISTORY_REGISTRATIONS_PER_HOUR", "5"),
+    ])
+    .unwrap();
+    let proxies: Vec<String> = settings
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // A single address is a /32 (or /128); host bits of a network are cleared.
+    assert_eq!(
+        proxies,
+        ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.1.0.0/16"]
+    );
+    let throttle = &settings.auth.throttle;
+    assert_eq!(throttle.max_failures_per_account_address, 3);
+    assert_eq!(throttle.max_failures_per_address, 40);
+    assert_eq!(throttle.free_failures_per_account, 12);
+    assert_eq!(throttle.max_delay, Duration::from_secs(30));
+    assert_eq!(throttle.window, Duration::from_secs(600));
+    assert_eq!(throttle.registrations_per_hour, 5);
+    for (name, bad) in [
+        ("AISTORY_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("AISTORY_TRUSTED_PROXIES", "proxy.example.com"),
+        ("AISTORY_LOGIN_MAX_FAILURES", "0"),
+        ("AISTORY_LOGIN_MAX_DELAY_SECS", "3601"),
+        ("AISTORY_REGISTRATIONS_PER_HOUR", "many"),
+    ] {
+        assert_eq!(invalid_var(parse(&[(name, bad)])), name, "{name}={bad}");
+    }
+}
