@@ -1,12 +1,16 @@
 //! Who the client is, for throttling: the TCP peer, unless the peer is one of
-//! `AISTORY_TRUSTED_PROXIES`; then the address that proxy reports in `Forwarded` (RFC 7239)
-//! or, without it, `X-Forwarded-For`.
+//! `AISTORY_TRUSTED_PROXIES`; then the address that proxy reports in the one header
+//! `AISTORY_FORWARDED_HEADER` names (`X-Forwarded-For` by default, or `Forwarded`, RFC 7239).
+//! The other header is never read: proxies commonly pass it through from the client as sent.
 //!
 //! The list is read from the right (the hop nearest to us): addresses of trusted proxies are
 //! skipped, and the first one that is not trusted is the client. What is left of it was
 //! written by whoever sent the request and is never believed. A value that is not an address
 //! (`unknown`, an obfuscated `_name`) ends the walk at the last trusted hop: the client is
 //! then counted as that proxy, never as an address it chose.
+//!
+//! An IPv6 client is counted by its /64 (one customer's network: a single client can pick any
+//! of its 2^64 addresses), an IPv4 client by its address.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -15,6 +19,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
+use settings::ForwardedHeader;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -34,14 +39,28 @@ impl FromRequest for ClientAddress {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let trusted = req
-            .app_data::<web::Data<AppState>>()
+        let state = req.app_data::<web::Data<AppState>>();
+        let trusted = state
             .map(|state| state.trusted_proxies.as_slice())
+            .unwrap_or_default();
+        let header = state
+            .map(|state| state.forwarded_header)
             .unwrap_or_default();
         let peer = req.peer_addr().map(|peer| peer.ip());
         ready(Ok(ClientAddress(peer.map(|peer| {
-            client_address(peer, req.headers(), trusted).to_string()
+            throttle_key(client_address(peer, req.headers(), trusted, header))
         }))))
+    }
+}
+
+/// What a client is counted as: an IPv4 address, or the /64 of an IPv6 address
+/// (`2001:db8:1:2::/64`).
+pub fn throttle_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 64)
+            .map(|network| network.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
     }
 }
 
@@ -49,13 +68,22 @@ fn is_trusted(address: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|network| network.contains(&address))
 }
 
-/// The client's address given the TCP `peer`, the request's headers and the trusted proxies.
-pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// The client's address given the TCP `peer`, the request's headers, the trusted proxies and
+/// the header they write.
+pub fn client_address(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    header: ForwardedHeader,
+) -> IpAddr {
     let peer = peer.to_canonical();
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
+    let hops = match header {
+        ForwardedHeader::Forwarded => forwarded_for(headers),
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+    };
     let Some(hops) = hops else {
         return peer;
     };
@@ -139,6 +167,9 @@ mod tests {
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
 
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+    const FWD: ForwardedHeader = ForwardedHeader::Forwarded;
+
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
@@ -158,89 +189,100 @@ mod tests {
         list.iter().map(|item| item.parse().unwrap()).collect()
     }
 
+    /// The client as seen from `peer` with `sent` headers.
+    fn from(
+        peer: &str,
+        sent: &[(&str, &str)],
+        trusted: &[&str],
+        header: ForwardedHeader,
+    ) -> IpAddr {
+        client_address(ip(peer), &headers(sent), &nets(trusted), header)
+    }
+
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
-        let sent = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
-        assert_eq!(
-            client_address(ip("203.0.113.9"), &sent, &[]),
-            ip("203.0.113.9")
-        );
-        let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(
-            client_address(ip("203.0.113.9"), &sent, &trusted),
-            ip("203.0.113.9")
-        );
+        let sent = [("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")];
+        for header in [XFF, FWD] {
+            assert_eq!(from("203.0.113.9", &sent, &[], header), ip("203.0.113.9"));
+            assert_eq!(
+                from("203.0.113.9", &sent, &["10.0.0.0/8"], header),
+                ip("203.0.113.9")
+            );
+        }
     }
 
     #[test]
     fn a_trusted_proxy_names_the_client() {
-        let trusted = nets(&["10.0.0.0/8"]);
-        let sent = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
+        let trusted = ["10.0.0.0/8"];
         // The client made up 198.51.100.1; the proxy appended what it saw.
-        assert_eq!(
-            client_address(ip("10.1.1.1"), &sent, &trusted),
-            ip("203.0.113.9")
-        );
+        let sent = [("x-forwarded-for", "198.51.100.1, 203.0.113.9")];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, XFF), ip("203.0.113.9"));
         // Two proxies of ours: skipped from the right.
-        let sent = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.2.2.2")]);
-        assert_eq!(
-            client_address(ip("10.1.1.1"), &sent, &trusted),
-            ip("203.0.113.9")
-        );
+        let sent = [("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.2.2.2")];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, XFF), ip("203.0.113.9"));
         // Several header lines are one list.
-        let sent = headers(&[
+        let sent = [
             ("x-forwarded-for", "198.51.100.1"),
             ("x-forwarded-for", "203.0.113.9"),
-        ]);
+        ];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, XFF), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        let trusted = ["10.0.0.0/8"];
+        // The proxy appends to X-Forwarded-For and passes the client's Forwarded through.
+        let sent = [
+            ("forwarded", "for=198.51.100.66"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, XFF), ip("203.0.113.9"));
+        let only_forwarded = [("forwarded", "for=198.51.100.66")];
         assert_eq!(
-            client_address(ip("10.1.1.1"), &sent, &trusted),
-            ip("203.0.113.9")
+            from("10.1.1.1", &only_forwarded, &trusted, XFF),
+            ip("10.1.1.1")
+        );
+        assert_eq!(
+            from("10.1.1.1", &only_forwarded, &trusted, FWD),
+            ip("198.51.100.66")
         );
     }
 
     #[test]
-    fn forwarded_is_preferred_and_parsed() {
-        let trusted = nets(&["10.0.0.0/8", "fd00::/8"]);
-        let sent = headers(&[
-            (
-                "forwarded",
-                r#"for=198.51.100.1;proto=https, For="[2001:db8::7]:4711""#,
-            ),
-            ("x-forwarded-for", "192.0.2.1"),
-        ]);
-        assert_eq!(
-            client_address(ip("fd00::1"), &sent, &trusted),
-            ip("2001:db8::7")
-        );
-        let sent = headers(&[("forwarded", "for=203.0.113.9:1234;by=10.0.0.1")]);
-        assert_eq!(
-            client_address(ip("10.0.0.1"), &sent, &trusted),
-            ip("203.0.113.9")
-        );
+    fn forwarded_is_parsed() {
+        let trusted = ["10.0.0.0/8", "fd00::/8"];
+        let sent = [(
+            "forwarded",
+            r#"for=198.51.100.1;proto=https, For="[2001:db8::7]:4711""#,
+        )];
+        assert_eq!(from("fd00::1", &sent, &trusted, FWD), ip("2001:db8::7"));
+        let sent = [("forwarded", "for=203.0.113.9:1234;by=10.0.0.1")];
+        assert_eq!(from("10.0.0.1", &sent, &trusted, FWD), ip("203.0.113.9"));
     }
 
     #[test]
     fn what_is_not_an_address_stops_at_the_last_trusted_hop() {
-        let trusted = nets(&["10.0.0.0/8"]);
-        let sent = headers(&[("forwarded", "for=unknown, for=10.3.3.3")]);
-        assert_eq!(
-            client_address(ip("10.1.1.1"), &sent, &trusted),
-            ip("10.3.3.3")
-        );
-        let sent = headers(&[("x-forwarded-for", "_hidden")]);
-        assert_eq!(
-            client_address(ip("10.1.1.1"), &sent, &trusted),
-            ip("10.1.1.1")
-        );
+        let trusted = ["10.0.0.0/8"];
+        let sent = [("forwarded", "for=unknown, for=10.3.3.3")];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, FWD), ip("10.3.3.3"));
+        let sent = [("x-forwarded-for", "_hidden")];
+        assert_eq!(from("10.1.1.1", &sent, &trusted, XFF), ip("10.1.1.1"));
         // No header at all: the proxy itself.
-        assert_eq!(
-            client_address(ip("10.1.1.1"), &HeaderMap::new(), &trusted),
-            ip("10.1.1.1")
-        );
+        assert_eq!(from("10.1.1.1", &[], &trusted, XFF), ip("10.1.1.1"));
         // IPv4 in IPv6 clothing is the IPv4 address.
+        assert_eq!(from("::ffff:10.1.1.1", &[], &trusted, XFF), ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
         assert_eq!(
-            client_address(ip("::ffff:10.1.1.1"), &HeaderMap::new(), &trusted),
-            ip("10.1.1.1")
+            throttle_key(ip("2001:db8:1:2:aaaa::1")),
+            "2001:db8:1:2::/64"
         );
+        assert_eq!(
+            throttle_key(ip("2001:db8:1:2:bbbb::7")),
+            throttle_key(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_eq!(throttle_key(ip("192.0.2.7")), "192.0.2.7");
     }
 }

@@ -282,6 +282,7 @@ impl ApplicationBuilder<'_> {
             refresh_ttl: auth.refresh_token_ttl,
             throttle: Throttle::new(auth.throttle.clone()),
             trusted_proxies: settings.trusted_proxies.clone(),
+            forwarded_header: settings.forwarded_header,
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
@@ -412,6 +413,8 @@ pub struct AppState {
     pub throttle: Throttle,
     /// `AISTORY_TRUSTED_PROXIES` ([`client_address`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AISTORY_FORWARDED_HEADER`: the one header those proxies name the client in.
+    pub forwarded_header: settings::ForwardedHeader,
     pub storage: service::storage::Storage,
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,

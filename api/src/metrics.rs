@@ -165,7 +165,8 @@ fn describe() {
     describe_counter!(
         "aistory_photo_changes_interruptions_total",
         "Interruptions of the photo-change watch, by reason (connected, reconnected: every \
-         event stream looked again; poll_failed)"
+         event stream looked again; connect_failed, listen_failed: retried with backoff; \
+         poll_failed)"
     );
     describe_counter!(
         "aistory_metrics_scrape_errors_total",

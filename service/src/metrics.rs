@@ -121,7 +121,9 @@ pub fn login(outcome: &'static str) {
 
 /// The photo-change watch was interrupted: the listener (PostgreSQL) listens again after
 /// losing its connection (`connected`, `reconnected`: every open stream looks at its photo),
-/// or a round of the poller (SQLite, MySQL) failed (`poll_failed`: tried again next round).
+/// could not connect or stopped answering (`connect_failed`, `listen_failed`: retried with
+/// backoff), or a round of the poller (SQLite, MySQL) failed (`poll_failed`: tried again next
+/// round).
 pub fn photo_changes_interrupted(reason: &'static str) {
     counter!("aistory_photo_changes_interruptions_total", "reason" => reason).increment(1);
 }

@@ -112,6 +112,20 @@ pub struct Settings {
     /// separated) whose `Forwarded` / `X-Forwarded-For` say who the client is. Empty (the
     /// default): the client is the TCP peer, whatever the headers say.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AISTORY_FORWARDED_HEADER`: which header the trusted proxies write the client into
+    /// (`x-forwarded-for`, the default, or `forwarded`). Only that one is read: the other may
+    /// be passed through from the client unchanged.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx `$proxy_add_x_forwarded_for`, HAProxy, AWS ALB, Caddy).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 /// What one user may have or do.
@@ -198,6 +212,20 @@ impl Settings {
             streams: quota("AISTORY_QUOTA_STREAMS", defaults.streams)?,
         };
         let trusted_proxies = trusted_proxies(vars.get("AISTORY_TRUSTED_PROXIES").as_deref())?;
+        let forwarded_header = match vars.get("AISTORY_FORWARDED_HEADER") {
+            None => ForwardedHeader::default(),
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+                "forwarded" => ForwardedHeader::Forwarded,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "AISTORY_FORWARDED_HEADER",
+                        &value,
+                        "x-forwarded-for or forwarded",
+                    ));
+                }
+            },
+        };
         let metrics_addr = vars.get("AISTORY_METRICS_ADDR");
         if let Some(address) = &metrics_addr
             && address.parse::<std::net::SocketAddr>().is_err()
@@ -222,6 +250,7 @@ impl Settings {
             metrics_addr,
             quotas,
             trusted_proxies,
+            forwarded_header,
         })
     }
 }

@@ -455,12 +455,23 @@ fn trusted_proxies_and_throttling_are_read() {
     assert_eq!(throttle.max_delay, Duration::from_secs(30));
     assert_eq!(throttle.window, Duration::from_secs(600));
     assert_eq!(throttle.registrations_per_hour, 5);
+    assert_eq!(
+        settings.forwarded_header,
+        crate::ForwardedHeader::XForwardedFor
+    );
+    assert_eq!(
+        parse(&[("AISTORY_FORWARDED_HEADER", "Forwarded")])
+            .unwrap()
+            .forwarded_header,
+        crate::ForwardedHeader::Forwarded
+    );
     for (name, bad) in [
         ("AISTORY_TRUSTED_PROXIES", "10.0.0.0/33"),
         ("AISTORY_TRUSTED_PROXIES", "proxy.example.com"),
         ("AISTORY_LOGIN_MAX_FAILURES", "0"),
         ("AISTORY_LOGIN_MAX_DELAY_SECS", "3601"),
         ("AISTORY_REGISTRATIONS_PER_HOUR", "many"),
+        ("AISTORY_FORWARDED_HEADER", "x-real-ip"),
     ] {
         assert_eq!(invalid_var(parse(&[(name, bad)])), name, "{name}={bad}");
     }

@@ -62,6 +62,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         metrics_addr: None,
         quotas: settings::Quotas::default(),
         trusted_proxies: Vec::new(),
+        forwarded_header: settings::ForwardedHeader::default(),
     }
 }
 

@@ -9,11 +9,15 @@
 //!   that address gets 429 for that account until the oldest failure leaves the window;
 //! - **per address** (`AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS`, 50 per 15 minutes, whatever the
 //!   account): 429 the same way;
-//! - **per account** (every address): never a hard block, so an attacker cannot lock the owner
-//!   out. Past `AISTORY_LOGIN_FREE_FAILURES_PER_ACCOUNT` (10) failures in the window, each
-//!   attempt must come at least 1 s, 2 s, 4 s ... (at most `AISTORY_LOGIN_MAX_DELAY_SECS`,
-//!   60 s) after the account's last failure: the owner waits at most that long, and many
-//!   addresses together guess at most once per that delay.
+//! - **per account** (every address): never a hard block. Past
+//!   `AISTORY_LOGIN_FREE_FAILURES_PER_ACCOUNT` (10) failures in the window, each login must
+//!   come at least 1 s, 2 s, 4 s ... (at most `AISTORY_LOGIN_MAX_DELAY_SECS`, 60 s) after the
+//!   account's last failure, so many addresses together guess at most once per that delay.
+//!   Spared: a login from an address the account logged in from within [`KEEP`] (a `known`
+//!   row, written by each success), and every `current_password` check (the access token
+//!   already says who asks): attackers who keep the delay running cannot keep the owner out
+//!   where the owner has logged in before. From a new address during such an attack the
+//!   owner competes with the attackers for one attempt per delay.
 //!
 //! An attempt that is refused takes its row back; a successful one removes its row and the
 //! failures of its (account, address) pair. The account is the account's id (`user:{id}`), so
@@ -62,6 +66,9 @@ pub enum Action {
     Password,
     /// A registration.
     Register,
+    /// Not an attempt: the (account, address) pair logged in successfully. Such an address is
+    /// spared the account's delays for [`KEEP`].
+    Known,
 }
 
 impl Action {
@@ -70,6 +77,7 @@ impl Action {
             Action::Login => "login",
             Action::Password => "password",
             Action::Register => "register",
+            Action::Known => "known",
         }
     }
 }
@@ -157,7 +165,10 @@ impl Throttle {
         let mine = insert(db, action, Some(&account), address).await?;
         let window_start = since(self.limits.window);
         let mut recent = throttle_event::Entity::find()
-            .filter(throttle_event::Column::Action.ne(Action::Register.as_str()))
+            .filter(
+                throttle_event::Column::Action
+                    .is_in([Action::Login.as_str(), Action::Password.as_str()]),
+            )
             .filter(throttle_event::Column::CreatedAt.gt(window_start))
             .filter(match address {
                 Some(address) => Condition::any()
@@ -165,10 +176,12 @@ impl Throttle {
                     .add(throttle_event::Column::Address.eq(address)),
                 None => Condition::all().add(throttle_event::Column::Account.eq(account.as_str())),
             })
-            .order_by_asc(throttle_event::Column::CreatedAt)
+            // The newest rows when there are more than can be read (a limit is never above it).
+            .order_by_desc(throttle_event::Column::CreatedAt)
             .limit(READ_AT_MOST)
             .all(db)
             .await?;
+        recent.reverse();
         recent.retain(|row| row.id != mine.id);
         let times = |keep: &dyn Fn(&throttle_event::Model) -> bool| -> Vec<DateTime<Utc>> {
             recent
@@ -193,8 +206,14 @@ impl Throttle {
         }
         let on_account = times(&|row| row.account.as_deref() == Some(account.as_str()));
         let free = self.limits.free_failures_per_account as usize;
-        if on_account.len() >= free
+        // The account's delays slow down guessing from many addresses. They spare a
+        // `current_password` check (its access token already says who asks) and a login from
+        // an address the account logged in from within [`KEEP`] (so that attackers who keep
+        // the account's delay running cannot keep its owner out).
+        if action == Action::Login
+            && on_account.len() >= free
             && let Some(last) = on_account.last()
+            && !known(db, &account, address).await?
         {
             let doublings = (on_account.len() - free).min(20) as u32;
             let delay = Duration::from_secs(1u64 << doublings).min(self.limits.max_delay);
@@ -229,13 +248,24 @@ impl Throttle {
         attempt: Attempt,
     ) -> Result<(), ServiceError> {
         let mut delete = throttle_event::Entity::delete_many()
-            .filter(throttle_event::Column::Account.eq(attempt.account))
+            .filter(throttle_event::Column::Account.eq(attempt.account.as_str()))
             .filter(throttle_event::Column::Action.ne(Action::Register.as_str()));
-        delete = match attempt.address {
-            Some(address) => delete.filter(throttle_event::Column::Address.eq(address)),
+        delete = match &attempt.address {
+            Some(address) => delete.filter(throttle_event::Column::Address.eq(address.as_str())),
             None => delete.filter(throttle_event::Column::Address.is_null()),
         };
         delete.exec(db).await?;
+        // Remembered (one row per pair, refreshed by each success) to spare this address the
+        // account's delays.
+        if attempt.address.is_some() {
+            insert(
+                db,
+                Action::Known,
+                Some(&attempt.account),
+                attempt.address.as_deref(),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -257,11 +287,12 @@ impl Throttle {
             .filter(throttle_event::Column::Address.eq(address))
             .filter(throttle_event::Column::CreatedAt.gt(since(REGISTRATION_WINDOW)))
             .filter(throttle_event::Column::Id.ne(mine.id))
-            .order_by_asc(throttle_event::Column::CreatedAt)
+            .order_by_desc(throttle_event::Column::CreatedAt)
             .limit(READ_AT_MOST)
             .into_tuple()
             .all(db)
             .await?;
+        let times: Vec<DateTime<Utc>> = times.into_iter().rev().collect();
         let limit = self.limits.registrations_per_hour;
         match frees_up(&times, limit, REGISTRATION_WINDOW) {
             Some(at) if at > entity::timestamps::now() => {
@@ -280,6 +311,28 @@ impl Throttle {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `account` logged in successfully from `address` within [`KEEP`].
+async fn known<C: ConnectionTrait>(
+    db: &C,
+    account: &str,
+    address: Option<&str>,
+) -> Result<bool, ServiceError> {
+    let Some(address) = address else {
+        return Ok(false);
+    };
+    let found: Option<i64> = throttle_event::Entity::find()
+        .select_only()
+        .column(throttle_event::Column::Id)
+        .filter(throttle_event::Column::Action.eq(Action::Known.as_str()))
+        .filter(throttle_event::Column::Account.eq(account))
+        .filter(throttle_event::Column::Address.eq(address))
+        .filter(throttle_event::Column::CreatedAt.gt(since(KEEP)))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
 }
 
 async fn insert<C: ConnectionTrait>(

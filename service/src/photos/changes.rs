@@ -26,6 +26,10 @@ use tokio::sync::watch;
 pub const CHANNEL: &str = "aistory_photos";
 /// The listening connection's name in `pg_stat_activity`.
 pub const LISTENER_NAME: &str = "aistory-listen";
+/// After this long without a notification the listening connection is checked (`SELECT 1`).
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long that check may take before the connection is taken for dead.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the poller (SQLite, MySQL) looks while photos are watched.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
 /// At most this many ids in one poll statement.
@@ -99,15 +103,21 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Tells the poller what the subscriber has just read, so that it wakes the subscriber
-    /// only when the photo differs from it.
+    /// Tells the poller what the subscriber has just read, so that it wakes the subscribers
+    /// only when the photo differs from it. When it differs from what was known before (read
+    /// by another subscriber or by the poller), every subscriber of the photo is woken: one of
+    /// them may still be at the older state, and the poller will not see a change any more.
     pub fn saw(&self, photo: &photo::Model, generation: i32) {
         if let Some(entry) = self.hub.lock().get_mut(&self.photo_id) {
-            entry.seen = Some((
+            let now = Some((
                 photo.updated_at.timestamp_micros(),
                 photo.status,
                 generation,
             ));
+            if entry.seen.is_some() && entry.seen != now {
+                Hub::wake(entry);
+            }
+            entry.seen = now;
         }
     }
 
@@ -182,8 +192,9 @@ impl PhotoChanges {
     }
 }
 
-/// Holds the `LISTEN` connection; reconnects (after 1 s, doubling to 30 s) when it fails, and
-/// wakes every stream each time it listens again.
+/// Holds the `LISTEN` connection, checked every [`HEARTBEAT`] of silence; reconnects (after
+/// 1 s, doubling to 30 s while it keeps failing) when it fails, and wakes every stream each
+/// time it listens again.
 async fn listen(hub: Arc<Hub>, url: String, mut stop: watch::Receiver<bool>) {
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
     let mut backoff = Duration::from_secs(1);
@@ -210,7 +221,10 @@ async fn listen(hub: Arc<Hub>, url: String, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|stop| *stop) => return,
         };
         let mut listener = match connected {
-            Ok(listener) => listener,
+            Ok(listener) => {
+                backoff = Duration::from_secs(1);
+                listener
+            }
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "photo changes: cannot listen");
                 crate::metrics::photo_changes_interrupted("connect_failed");
@@ -222,33 +236,54 @@ async fn listen(hub: Arc<Hub>, url: String, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         };
-        backoff = Duration::from_secs(1);
         // Whatever changed before this LISTEN is caught up by each stream's own look.
         if !hub.lock().is_empty() {
             crate::metrics::photo_changes_interrupted("connected");
         }
         hub.all();
         loop {
+            // A quiet connection is checked every HEARTBEAT: a half-open one (a NAT or a
+            // failover that dropped it silently) would otherwise wait for ever.
             let received = tokio::select! {
-                received = listener.try_recv() => received,
+                received = listener.try_recv() => Some(received),
+                () = tokio::time::sleep(HEARTBEAT) => None,
                 _ = stop.wait_for(|stop| *stop) => return,
             };
-            match received {
-                Ok(Some(notification)) => dispatch(&hub, notification.payload()),
+            let failure = match received {
+                Some(Ok(Some(notification))) => {
+                    dispatch(&hub, notification.payload());
+                    continue;
+                }
                 // Lost and already listening again (sqlx reconnects at once): catch up.
-                Ok(None) => {
+                Some(Ok(None)) => {
                     tracing::warn!(
                         "photo changes: the listening connection was lost; listening again"
                     );
                     crate::metrics::photo_changes_interrupted("reconnected");
                     hub.all();
+                    continue;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "photo changes: listening failed; connecting again");
-                    break;
+                Some(Err(error)) => error.to_string(),
+                None => {
+                    let ping = sea_orm::sqlx::query("SELECT 1").execute(&mut listener);
+                    match tokio::time::timeout(HEARTBEAT_TIMEOUT, ping).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(error)) => error.to_string(),
+                        Err(_) => format!("no answer within {HEARTBEAT_TIMEOUT:?}"),
+                    }
                 }
-            }
+            };
+            tracing::warn!(error = %failure, retry_in = ?backoff, "photo changes: listening failed; connecting again");
+            crate::metrics::photo_changes_interrupted("listen_failed");
+            break;
         }
+        // Connecting again right away would hammer a server that just failed: the same backoff
+        // as a failed connection (reset once listening works).
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -352,5 +387,47 @@ mod tests {
         assert_eq!(changes.watched(), 1, "one subscriber left");
         drop(again);
         assert_eq!(changes.watched(), 0);
+    }
+
+    fn photo(updated_micros: i64, status: PhotoStatus) -> photo::Model {
+        photo::Model {
+            id: 1,
+            user_id: 10,
+            object_key: "k".to_owned(),
+            status,
+            title: None,
+            content_type: None,
+            size_bytes: None,
+            width: None,
+            height: None,
+            checksum_sha256: None,
+            taken_at: None,
+            taken_at_local: None,
+            error: None,
+            created_at: chrono::DateTime::from_timestamp_micros(0).unwrap_or_default(),
+            updated_at: chrono::DateTime::from_timestamp_micros(updated_micros).unwrap_or_default(),
+        }
+    }
+
+    /// A second stream that reads a newer state wakes the first (which the poller, now seeing
+    /// that newer state as known, would not).
+    #[tokio::test]
+    async fn a_subscriber_that_reads_a_newer_state_wakes_the_others() {
+        let changes = PhotoChanges::idle();
+        let mut first = changes.subscribe(1, 10);
+        first.saw(&photo(1, PhotoStatus::Processing), 0);
+        assert!(!first.receiver.has_changed().unwrap_or(true));
+        let second = changes.subscribe(1, 10);
+        second.saw(&photo(1, PhotoStatus::Processing), 0);
+        assert!(
+            !first.receiver.has_changed().unwrap_or(true),
+            "same state: nobody woken"
+        );
+        second.saw(&photo(2, PhotoStatus::Completed), 0);
+        assert!(
+            first.receiver.has_changed().unwrap_or(false),
+            "newer state: first woken"
+        );
+        first.changed().await;
     }
 }
