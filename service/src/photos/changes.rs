@@ -105,8 +105,9 @@ pub struct Subscription {
 impl Subscription {
     /// Tells the poller what the subscriber has just read, so that it wakes the subscribers
     /// only when the photo differs from it. When it differs from what was known before (read
-    /// by another subscriber or by the poller), every subscriber of the photo is woken: one of
-    /// them may still be at the older state, and the poller will not see a change any more.
+    /// by another subscriber or by the poller) and others watch it too, every subscriber of the
+    /// photo is woken: one of them may still be at the older state, and the poller will not see
+    /// a change any more.
     pub fn saw(&self, photo: &photo::Model, generation: i32) {
         if let Some(entry) = self.hub.lock().get_mut(&self.photo_id) {
             let now = Some((
@@ -114,7 +115,8 @@ impl Subscription {
                 photo.status,
                 generation,
             ));
-            if entry.seen.is_some() && entry.seen != now {
+            // Alone, nobody can be behind (and waking would read the photo again for nothing).
+            if entry.subscribers > 1 && entry.seen.is_some() && entry.seen != now {
                 Hub::wake(entry);
             }
             entry.seen = now;
