@@ -291,6 +291,7 @@ impl ApplicationBuilder<'_> {
             streams: service::stories::OpenStreams::default(),
             changes: service::photos::changes::PhotoChanges::start(
                 &db,
+                &reads,
                 &settings.database.url,
                 shutdown_seen.clone(),
             ),

@@ -172,15 +172,26 @@ impl<C: ConnectionTrait> Watcher<C> {
     /// The photo and, in the same statement, its owner's token generation: `None` when the
     /// watcher's session has ended.
     async fn look(&self) -> Result<Option<photo::Model>, ServiceError> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        let found = photo::Entity::find_by_id(self.photo_id)
-            .filter(photo::Column::UserId.eq(self.user.user_id))
-            .find_also_related(entity::user::Entity)
-            .one(&self.db)
-            .await?;
+        use sea_orm::EntityTrait;
+        let found = match self.changes.look().await {
+            // Read with every other stream's look of the moment (one statement for all).
+            Some(Ok(found)) => found,
+            Some(Err(error)) => {
+                return Err(ServiceError::Unexpected(anyhow::anyhow!(
+                    "reading the watched photo: {error}"
+                )));
+            }
+            None => photo::Entity::find_by_id(self.photo_id)
+                .find_also_related(entity::user::Entity)
+                .one(&self.db)
+                .await?
+                .map(|(photo, owner)| (photo, owner.map(|owner| owner.token_generation))),
+        };
+        // Another user's photo is none of this watcher's business: as if it were gone.
+        let found = found.filter(|(photo, _)| photo.user_id == self.user.user_id);
         match found {
             None => Err(ServiceError::NotFound { what: "photo" }),
-            Some((_, Some(owner))) if owner.token_generation != self.user.generation => Ok(None),
+            Some((_, Some(generation))) if generation != self.user.generation => Ok(None),
             Some((photo, _)) => {
                 self.changes.saw(&photo, self.user.generation);
                 Ok(Some(photo))
