@@ -27,6 +27,12 @@ pub enum ApiError {
     Forbidden { detail: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A thumbnail that is being made: 404 with `Retry-After`.
+    #[error("the thumbnail is not made yet; retry in {retry_after_secs} s")]
+    ThumbnailNotReady { retry_after_secs: u64 },
+    /// A photo that will have no thumbnail.
+    #[error("{detail}")]
+    ThumbnailUnavailable { detail: String },
     /// `allow` lists the methods the path does serve (the `Allow` header).
     #[error("this method is not allowed on this path; allowed: {allow}")]
     MethodNotAllowed { allow: String },
@@ -87,6 +93,8 @@ impl ApiError {
             Unauthenticated { .. } => "unauthorized",
             Forbidden { .. } => "forbidden",
             NotFound { .. } => "not-found",
+            ThumbnailNotReady { .. } => "thumbnail-not-ready",
+            ThumbnailUnavailable { .. } => "thumbnail-unavailable",
             MethodNotAllowed { .. } => "method-not-allowed",
             Conflict { .. } => "conflict",
             Taken { .. } => "already-taken",
@@ -194,6 +202,23 @@ pub const PROBLEM_KINDS: &[ProblemKind] = &[
                   does not exist yet (a story still being written, bytes not uploaded).",
         fix: "Check the id; list your photos or stories to find it. For a story, follow the \
               photo's events until its status is `completed`.",
+    },
+    ProblemKind {
+        path: "/problems/thumbnail-not-ready",
+        status: StatusCode::NOT_FOUND,
+        title: "Thumbnail not ready yet",
+        meaning: "The photo is there, but its thumbnail is still being made (a job runs after \
+                  every upload, usually within a second or two).",
+        fix: "Retry after the `Retry-After` header's seconds, or wait for the photo's \
+              `thumbnail_status` to be `ready`.",
+    },
+    ProblemKind {
+        path: "/problems/thumbnail-unavailable",
+        status: StatusCode::NOT_FOUND,
+        title: "No thumbnail for this photo",
+        meaning: "The photo's format cannot be decoded by the server (HEIC), or its bytes are \
+                  damaged, so it has no thumbnail (`thumbnail_status` is `unavailable`).",
+        fix: "Show the original (`content_url`) or a placeholder instead; do not retry.",
     },
     ProblemKind {
         path: "/problems/method-not-allowed",
@@ -342,6 +367,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::ALLOW, allow.clone()));
             }
             ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::ThumbnailNotReady { retry_after_secs }
             | ApiError::RateLimited {
                 retry_after_secs, ..
             } => {

@@ -13,6 +13,7 @@ pub mod routes;
 pub mod telemetry;
 pub mod unit_of_work;
 pub mod validation;
+pub mod web_page;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -212,8 +213,13 @@ impl ApplicationBuilder<'_> {
             .map_err(StartupError::Stories)?;
         // Workers share the pool, but are started before the observer is installed: their
         // polling is not the requests' statements.
-        let jobs = service::job_handlers(&storage, stories.clone(), &settings.workers)
-            .map_err(StartupError::Jobs)?;
+        let jobs = service::job_handlers(
+            &storage,
+            stories.clone(),
+            service::images::ImageLimits::from_settings(&settings.storage),
+            &settings.workers,
+        )
+        .map_err(StartupError::Jobs)?;
         let workers = (settings.workers.count > 0).then(|| {
             service::worker::Workers::start(
                 db.clone(),
@@ -329,6 +335,7 @@ impl ApplicationBuilder<'_> {
                 })
                 .configure(move |config| openapi::configure(config, document))
                 .configure(problem_pages::configure)
+                .configure(web_page::configure)
                 .configure({
                     let extra_routes = extra_routes.clone();
                     move |config| {

@@ -196,8 +196,13 @@ async fn worker() -> ExitCode {
         let count = settings.workers.count.max(1);
         let workers = service::worker::Workers::start(
             db.clone(),
-            service::job_handlers(&storage, provider, &settings.workers)
-                .map_err(|error| format!("the job registry: {error}"))?,
+            service::job_handlers(
+                &storage,
+                provider,
+                service::images::ImageLimits::from_settings(&settings.storage),
+                &settings.workers,
+            )
+            .map_err(|error| format!("the job registry: {error}"))?,
             service::worker::WorkerConfig::from_settings(&settings.workers),
             count,
         );

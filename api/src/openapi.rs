@@ -179,6 +179,7 @@ fn add_links(document: &mut Document) {
         "rename_photo",
         "delete_photo",
         "photo_content",
+        "photo_thumbnail",
         "photo_events",
         "photo_events_ticket",
         "request_story",
@@ -373,12 +374,17 @@ pub fn served_json(document: &Document) -> serde_json::Value {
 /// The download's bytes as an inline `{type: string, format: binary}` per image type, which
 /// tools read as a file (a `$ref` to a string schema looks like structured data to some).
 fn inline_downloads(json: &mut serde_json::Value) {
-    if let Some(content) = json
-        .pointer_mut("/paths/~1api~1v1~1photos~1{id}~1content/get/responses/200/content")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        for media in content.values_mut() {
-            media["schema"] = serde_json::json!({ "type": "string", "format": "binary" });
+    for path in [
+        "/paths/~1api~1v1~1photos~1{id}~1content/get/responses/200/content",
+        "/paths/~1api~1v1~1photos~1{id}~1thumbnail/get/responses/200/content",
+    ] {
+        if let Some(content) = json
+            .pointer_mut(path)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for media in content.values_mut() {
+                media["schema"] = serde_json::json!({ "type": "string", "format": "binary" });
+            }
         }
     }
     if let Some(schemas) = json

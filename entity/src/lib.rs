@@ -10,6 +10,7 @@ pub mod photo_status;
 pub mod refresh_token;
 pub mod story;
 pub mod throttle_event;
+pub mod thumbnail_status;
 pub mod timestamps;
 pub mod user;
 
@@ -60,6 +61,7 @@ pub mod prelude {
         ActiveModel as StoryActiveModel, Column as StoryColumn, Entity as Story,
         Model as StoryModel,
     };
+    pub use crate::thumbnail_status::ThumbnailStatus;
     pub use crate::user::{
         ActiveModel as UserActiveModel, Column as UserColumn, Entity as User, Model as UserModel,
     };

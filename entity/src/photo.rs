@@ -2,6 +2,7 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::photo_status::PhotoStatus;
+use crate::thumbnail_status::ThumbnailStatus;
 
 /// An uploaded photo. The bytes live in object storage under `object_key`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Model {
     /// Why processing failed, for `failed` photos.
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// Whether the thumbnails (`storage::keys::thumbnail`) are stored.
+    #[sea_orm(default_value = "pending")]
+    pub thumbnail_status: ThumbnailStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -62,6 +66,7 @@ impl ActiveModelBehavior for ActiveModel {
     fn new() -> Self {
         Self {
             status: sea_orm::ActiveValue::Set(PhotoStatus::Pending),
+            thumbnail_status: sea_orm::ActiveValue::Set(ThumbnailStatus::Pending),
             ..<Self as ActiveModelTrait>::default()
         }
     }

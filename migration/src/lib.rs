@@ -21,6 +21,7 @@ mod m20261201_131538_user_token_generation;
 mod m20261201_141844_username_key;
 mod m20261201_150056_throttle_events;
 mod m20261201_153000_photo_change_notify;
+mod m20261201_183000_photo_thumbnails;
 
 pub use lock::{single_connection, with_migration_lock};
 pub use revision::{Target, migrate_to, resolve_target};
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_141844_username_key::Migration),
             Box::new(m20261201_150056_throttle_events::Migration),
             Box::new(m20261201_153000_photo_change_notify::Migration),
+            Box::new(m20261201_183000_photo_thumbnails::Migration),
         ]
     }
 }

@@ -27,11 +27,13 @@ pub use unit_of_work::{UnitOfWork, get_db};
 pub use sea_orm;
 pub use settings;
 
-/// Every job kind the application queues, with what each runs with; the sweep of abandoned
+/// Every job kind the application queues, with what each runs with (`images` bounds the
+/// thumbnails' decoding); the sweep of abandoned
 /// uploads and the pruning of old throttling rows are kept scheduled.
 pub fn job_handlers(
     storage: &storage::Storage,
     provider: std::sync::Arc<dyn stories::StoryProvider>,
+    images: images::ImageLimits,
     workers: &settings::WorkerSettings,
 ) -> Result<worker::Registry, ServiceError> {
     let registry = worker::Registry::new()
@@ -40,6 +42,10 @@ pub fn job_handlers(
             provider,
         })
         .register::<storage::DeleteObjects>(storage.clone())
+        .register::<photos::thumbnails::MakeThumbnails>(photos::thumbnails::ThumbnailJobs {
+            storage: storage.clone(),
+            limits: images,
+        })
         .every(
             photos::sweep::SWEEP_EVERY,
             &photos::sweep::SweepPending::default(),

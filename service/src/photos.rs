@@ -5,6 +5,7 @@ pub mod changes;
 pub mod lifecycle;
 mod session;
 pub mod sweep;
+pub mod thumbnails;
 pub mod watch;
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use entity::photo_status::PhotoStatus;
 use futures_util::{Stream, StreamExt};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
@@ -223,6 +224,9 @@ async fn mark_uploaded(
         active.taken_at_local = Set(inspected.taken_at.map(|taken| taken.local));
     })
     .await?;
+    thumbnails::MakeThumbnails { photo_id }
+        .enqueue(&txn)
+        .await?;
     txn.commit().await?;
     crate::metrics::upload_stored(inspected.size);
     Ok(model)
@@ -490,10 +494,10 @@ pub async fn get_photo<C: ConnectionTrait>(
     photo_id: i64,
 ) -> Result<photo::Model, ServiceError> {
     let statement = one_photo_statement(db.get_database_backend(), photo_id, user_id);
-    photo::Model::find_by_statement(statement)
-        .one(db)
-        .await?
-        .ok_or(ServiceError::NotFound { what: "photo" })
+    match db.query_one_raw(statement).await? {
+        Some(row) => Ok(crate::statements::photo_from_row(&row)?),
+        None => Err(ServiceError::NotFound { what: "photo" }),
+    }
 }
 
 /// [`one_photo`] with its text from the cache.
@@ -569,7 +573,12 @@ pub async fn list_photos<C: ConnectionTrait>(
 ) -> Result<(Vec<photo::Model>, Option<i64>), ServiceError> {
     let statement =
         photo_page_statement(db.get_database_backend(), user_id, status, after, limit + 1);
-    let rows = photo::Model::find_by_statement(statement).all(db).await?;
+    let rows = db
+        .query_all_raw(statement)
+        .await?
+        .iter()
+        .map(crate::statements::photo_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(crate::paging::split_page(rows, limit, |row| row.id))
 }
 
@@ -599,8 +608,15 @@ pub async fn delete_photo<C: ConnectionTrait>(
         .filter(photo::Column::Id.eq(photo.id))
         .exec(db)
         .await?;
+    let mut objects = vec![keys::staging(&photo.object_key)];
+    objects.extend(
+        thumbnails::SIZES
+            .iter()
+            .map(|size| keys::thumbnail(&photo.object_key, *size)),
+    );
+    objects.push(photo.object_key);
     DeleteObjects {
-        keys: vec![keys::staging(&photo.object_key), photo.object_key],
+        keys: objects,
         prefixes: vec![],
     }
     .enqueue(db)

@@ -38,6 +38,7 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(photos::rename)
                 .service(photos::delete_one)
                 .service(photos::content)
+                .service(photos::thumbnail)
                 .service(photos::complete_direct_upload)
                 .service(stories::request_story)
                 .service(stories::photo_story)

@@ -7,6 +7,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, patch, post
 use chrono::{DateTime, Utc};
 use entity::photo;
 use entity::photo_status::PhotoStatus;
+use entity::thumbnail_status::ThumbnailStatus;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,6 +32,21 @@ pub enum PhotoStatusName {
     Processing,
     Completed,
     Failed,
+}
+
+/// Whether the photo's thumbnails exist: `pending` (being made), `ready` (`thumbnail_url`
+/// serves them) or `unavailable` (a format the server cannot decode, like HEIC: there will be
+/// none).
+#[derive(Debug, ToSchema)]
+#[schema(as = ThumbnailStatus)]
+#[allow(dead_code)] // documents `entity::thumbnail_status::ThumbnailStatus`
+pub enum ThumbnailStatusName {
+    #[schema(rename = "pending")]
+    Pending,
+    #[schema(rename = "ready")]
+    Ready,
+    #[schema(rename = "unavailable")]
+    Unavailable,
 }
 
 /// A photo as clients see it. Every field is always sent; the nullable ones are `null` when
@@ -67,16 +83,35 @@ pub struct PhotoPublic {
     #[schema(required = true)]
     pub error: Option<String>,
     /// Where to download the bytes.
-    #[schema(example = "/api/v1/photos/1/content")]
-    pub content_url: String,
+    #[schema(value_type = String, example = "/api/v1/photos/1/content")]
+    pub content_url: PhotoLink,
+    #[schema(value_type = ThumbnailStatusName, example = "ready")]
+    pub thumbnail_status: ThumbnailStatus,
+    /// Where to download a thumbnail (`?size=256`, the default, or `?size=1024`) once
+    /// `thumbnail_status` is `ready`.
+    #[schema(value_type = String, example = "/api/v1/photos/1/thumbnail")]
+    pub thumbnail_url: PhotoLink,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// `/api/v1/photos/{id}/{what}`, written straight into the response (no `String` per link:
+/// a page of 20 photos has 40 of them).
+#[derive(Debug, Clone, Copy)]
+pub struct PhotoLink(pub i64, pub &'static str);
+
+impl Serialize for PhotoLink {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("/api/v1/photos/{}/{}", self.0, self.1))
+    }
 }
 
 impl From<photo::Model> for PhotoPublic {
     fn from(model: photo::Model) -> Self {
         PhotoPublic {
-            content_url: format!("/api/v1/photos/{}/content", model.id),
+            content_url: PhotoLink(model.id, "content"),
+            thumbnail_url: PhotoLink(model.id, "thumbnail"),
+            thumbnail_status: model.thumbnail_status,
             id: model.id,
             status: model.status,
             title: model.title,
@@ -518,6 +553,122 @@ pub async fn content(
             std::io::Error::other("storage stream failed")
         })))
 }
+
+/// A thumbnail's size: its long side in pixels.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+pub enum ThumbnailSize {
+    #[default]
+    #[serde(rename = "256")]
+    #[schema(rename = "256")]
+    Small,
+    #[serde(rename = "1024")]
+    #[schema(rename = "1024")]
+    Large,
+}
+
+impl ThumbnailSize {
+    fn pixels(self) -> u32 {
+        match self {
+            ThumbnailSize::Small => service::photos::thumbnails::SIZES[0],
+            ThumbnailSize::Large => service::photos::thumbnails::SIZES[1],
+        }
+    }
+}
+
+/// Unknown parameters are ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ThumbnailQuery {
+    /// The long side in pixels: 256 (default) or 1024 (never larger than the photo).
+    #[param(value_type = Option<ThumbnailSize>)]
+    pub size: Option<ThumbnailSize>,
+}
+
+/// A thumbnail of the photo: a JPEG, its long side `size` pixels (or the photo's own, if
+/// smaller). Made by a job after the upload: until then 404 `thumbnail-not-ready` with
+/// `Retry-After`; photos the server cannot decode (HEIC) have none (404
+/// `thumbnail-unavailable`). Cached for a year: a photo's bytes never change.
+#[utoipa::path(
+    operation_id = "photo_thumbnail",
+    tag = "photos",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Photo id"),
+        ThumbnailQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier download: answers 304 when it still matches"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail (image/jpeg)",
+            headers(
+                ("ETag" = String, description = "The strong entity tag: the photo's SHA-256 and the size, quoted"),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+                ("Content-Security-Policy" = String, description = "`sandbox; default-src 'none'`"),
+            ),
+            content((PhotoBytes = "image/jpeg"))),
+        (status = 304, description = "Not modified (ETag matched)",
+            headers(("ETag" = String, description = "The entity tag that matched"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo of yours; or its thumbnail is not made yet (`/problems/thumbnail-not-ready`, with `Retry-After`) or will not be (`/problems/thumbnail-unavailable`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = Option<u64>, description = "Seconds to wait, when the thumbnail is being made"))),
+        (status = 422, description = "A size other than 256 or 1024", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{id}/thumbnail")]
+pub async fn thumbnail(
+    req: HttpRequest,
+    db: Db,
+    auth: AuthUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: ValidQuery<ThumbnailQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let size = query.0.size.unwrap_or_default().pixels();
+    let photo = service::photos::get_photo(db.read(), auth.id, id.into_inner()).await?;
+    let checksum = match (photo.thumbnail_status, &photo.checksum_sha256) {
+        (ThumbnailStatus::Ready, Some(checksum)) => checksum,
+        (ThumbnailStatus::Unavailable, _) => {
+            return Err(ApiError::ThumbnailUnavailable {
+                detail: format!(
+                    "this photo ({}) cannot be decoded by the server, so it has no thumbnail; \
+                     show its content instead",
+                    photo.content_type.as_deref().unwrap_or("unknown type")
+                ),
+            });
+        }
+        _ => {
+            return Err(ApiError::ThumbnailNotReady {
+                retry_after_secs: 1,
+            });
+        }
+    };
+    let etag = format!("\"{checksum}-{size}\"");
+    if none_match(&req, &etag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, THUMBNAIL_CACHE))
+            .finish());
+    }
+    let key = service::storage::keys::thumbnail(&photo.object_key, size);
+    let bytes = state
+        .storage
+        .get(&key)
+        .await
+        .map_err(service::ServiceError::from)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "image/jpeg"))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, THUMBNAIL_CACHE))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .body(bytes))
+}
+
+/// A thumbnail never changes (the photo's bytes do not): a browser keeps it, for its user only.
+const THUMBNAIL_CACHE: &str = "private, max-age=31536000, immutable";
 
 /// Whether `If-None-Match` holds `etag` (or `*`). RFC 9110 13.1.2 compares weakly here: `W/"x"`
 /// matches `"x"`.

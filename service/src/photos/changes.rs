@@ -498,6 +498,7 @@ mod tests {
             taken_at: None,
             taken_at_local: None,
             error: None,
+            thumbnail_status: entity::thumbnail_status::ThumbnailStatus::Pending,
             created_at: chrono::DateTime::from_timestamp_micros(0).unwrap_or_default(),
             updated_at: chrono::DateTime::from_timestamp_micros(updated_micros).unwrap_or_default(),
         }

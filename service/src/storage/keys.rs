@@ -15,6 +15,12 @@ pub fn staging(key: &str) -> String {
     format!("staging/{key}")
 }
 
+/// The thumbnail of the photo whose key is `key` with a long side of `size` pixels: beside it
+/// (under the same user prefix, so an account's deletion takes it too).
+pub fn thumbnail(key: &str, size: u32) -> String {
+    format!("{key}.thumb-{size}.jpg")
+}
+
 /// Every prefix under which `user_id`'s objects live (their photos and staged uploads).
 pub fn user_prefixes(user_id: i64) -> Vec<String> {
     vec![

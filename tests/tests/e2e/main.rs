@@ -19,6 +19,7 @@ mod read_path;
 mod security;
 mod stories;
 mod streams;
+mod thumbnails;
 mod unit_of_work;
 
 fn main() {

@@ -106,6 +106,7 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
     )
     .await;
     let id = photo["id"].as_i64().unwrap();
+    app.run_pending_jobs().await; // its thumbnails: the story's job runs alone below
 
     let story_path = format!("/api/v1/photos/{id}/story");
     assert_eq!(
@@ -589,6 +590,7 @@ async fn a_story_is_written_by_the_openai_provider(backend: Backend) {
     let token = tokens.access.as_str();
     let photo = upload_jpeg(&app, token, jpeg(1600, 1200, None), "Lighthouse").await;
     let id = photo["id"].as_i64().unwrap();
+    app.run_pending_jobs().await; // its thumbnails: the story's job runs alone below
     let accepted = app
         .request(
             Method::POST,
@@ -714,6 +716,7 @@ async fn abandoned_uploads_are_swept_with_their_objects(backend: Backend) {
         .as_i64()
         .unwrap();
     let kept = app.upload_png(&tokens.access).await;
+    app.run_pending_jobs().await; // its thumbnails
     let insert_pending = |age_hours: i64, key: String| {
         let db = app.db.clone();
         async move {

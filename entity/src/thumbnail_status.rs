@@ -1,0 +1,31 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Whether a photo's thumbnails are in the store. Stored as a string with a CHECK constraint,
+/// like [`PhotoStatus`](crate::photo_status::PhotoStatus).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ThumbnailStatus {
+    /// Not made yet: the job that makes them is queued (or the bytes are not uploaded yet).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Every size is stored beside the original.
+    #[sea_orm(string_value = "ready")]
+    Ready,
+    /// The image cannot be decoded here (HEIC, or damaged bytes): there will be none.
+    #[sea_orm(string_value = "unavailable")]
+    Unavailable,
+}
+
+impl ThumbnailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThumbnailStatus::Pending => "pending",
+            ThumbnailStatus::Ready => "ready",
+            ThumbnailStatus::Unavailable => "unavailable",
+        }
+    }
+}
