@@ -30,6 +30,7 @@ from aistory_client.api.photos import (
     get_photo,
     list_photos,
     photo_content,
+    photo_thumbnail,
     rename_photo,
     upload_photo,
 )
@@ -48,6 +49,8 @@ from aistory_client.models import (
     StoryPublic,
     StoryRequestBody,
     StyleName,
+    ThumbnailSize,
+    ThumbnailStatus,
     TokenResponse,
     UploadForm,
     UserPublic,
@@ -338,6 +341,32 @@ def journey() -> None:
         f"HEAD Content-Type {head.headers.get('content-type')!r}",
         head,
     )
+    ok()
+
+    begin("thumbnails")
+    deadline = time.monotonic() + 30
+    while True:
+        got = expect(get_photo.sync_detailed(photo.id, client=auth), 200, PhotoPublic)
+        if got.thumbnail_status != ThumbnailStatus.PENDING or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    check(got.thumbnail_status == ThumbnailStatus.READY, f"thumbnail_status {got.thumbnail_status!r} after 30 s")
+    etags = set()
+    for size in (UNSET, ThumbnailSize("256"), ThumbnailSize("1024")):
+        response = photo_thumbnail.sync_detailed(photo.id, client=auth, size=size)
+        thumbnail = expect(response, 200, File)
+        check(thumbnail.payload.read()[:3] == b"\xff\xd8\xff", "a thumbnail that is not a JPEG", response)
+        check(
+            response.headers.get("cache-control") == "private, max-age=31536000, immutable",
+            f"Cache-Control {response.headers.get('cache-control')!r}",
+            response,
+        )
+        etags.add(response.headers.get("etag"))
+        response = photo_thumbnail.sync_detailed(
+            photo.id, client=auth, size=size, if_none_match=response.headers.get("etag")
+        )
+        expect(response, 304)
+    check(len(etags) == 2, f"ETags {etags}: the default is 256, and each size has its own")
     ok()
 
     begin("request story")

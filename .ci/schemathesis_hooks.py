@@ -11,6 +11,8 @@
   token). A 401 elsewhere makes schemathesis fetch a new token.
 - The documented example account (`ada` in the RegisterRequest / LoginRequest examples)
   exists, so the examples phase logs in with the documented example and gets a 200.
+- Thumbnails: after each stored photo, the hook waits for its thumbnail job (a second at most
+  here), so that links to `GET /photos/{id}/thumbnail` meet one that is ready.
 - The client's half of a direct upload: the PUT of the bytes to the bucket's presigned URL,
   which is outside the API (no OpenAPI operation describes it), after each 201 of
   `POST /photos/uploads`, so `POST /photos/{id}/complete` has something to complete.
@@ -18,6 +20,7 @@
 
 import os
 import struct
+import time
 import uuid
 import zlib
 
@@ -122,9 +125,28 @@ assert _example.status_code in (201, 409), _example.text
 _SAMPLES = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 
 
+def _await_thumbnails(case, photo_id) -> None:
+    """Waits (up to 10 s) for a new photo's thumbnail job, so that the links from it to
+    `GET /photos/{id}/thumbnail` can be answered 200 (the job runs right after the upload)."""
+    headers = {"Authorization": (case.headers or {}).get("Authorization", "")}
+    for _ in range(100):
+        photo = requests.get(f"{BASE_URL}/api/v1/photos/{photo_id}", headers=headers, timeout=30)
+        if photo.status_code != 200 or photo.json().get("thumbnail_status") != "pending":
+            return
+        time.sleep(0.1)
+
+
 @schemathesis.hook
 def after_call(context, case, response):
-    """PUTs an image of the declared size to a direct upload's presigned URL."""
+    """Waits for a new photo's thumbnails; PUTs an image of the declared size to a direct
+    upload's presigned URL."""
+    stored = (case.operation.label, response.status_code) in (
+        ("POST /api/v1/photos", 201),
+        ("POST /api/v1/photos/{id}/complete", 200),
+    )
+    if stored:
+        _await_thumbnails(case, response.json()["id"])
+        return
     if case.operation.label != "POST /api/v1/photos/uploads" or response.status_code != 201:
         return
     upload = response.json()["upload"]

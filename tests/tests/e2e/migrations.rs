@@ -14,6 +14,7 @@ backend_tests!(
     four_concurrent_ups_apply_each_migration_once,
     the_schema_has_its_constraints,
     usernames_differing_only_in_case_stop_the_username_key_migration,
+    photos_stored_before_thumbnails_get_a_thumbnail_job,
 );
 
 async fn up_down_up_and_the_schema_matches_the_entities(backend: Backend) {
@@ -270,4 +271,83 @@ async fn usernames_differing_only_in_case_stop_the_username_key_migration(backen
         .map(|row| row.try_get::<String>("", "username_key").unwrap())
         .collect::<Vec<_>>();
     assert_eq!(keys, ["ada", "ada_two", "bob"]);
+}
+
+/// `photo_thumbnails` queues a thumbnail job for each photo whose bytes were stored before it
+/// (not for `pending` ones), which the application's queue reads and its job type parses.
+async fn photos_stored_before_thumbnails_get_a_thumbnail_job(backend: Backend) {
+    use sea_orm::{EntityTrait, QueryOrder};
+    let database = TestDatabase::create(backend).await;
+    let db = database.connect().await;
+    let before = Target::Revision("m20261201_153000_photo_change_notify".to_owned());
+    migrate_to(&db, &before).await.unwrap();
+    let now = "2026-12-01 12:00:00";
+    db.execute_unprepared(&format!(
+        "INSERT INTO users (username, username_key, email, password_hash, token_generation, \
+         created_at, updated_at) VALUES ('ada', 'ada', 'ada@example.com', 'x', 0, '{now}', '{now}')"
+    ))
+    .await
+    .unwrap();
+    for (key, status) in [("a", "uploaded"), ("b", "pending"), ("c", "completed")] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO photos (user_id, object_key, status, created_at, updated_at) \
+             SELECT id, 'users/1/photos/{key}.png', '{status}', '{now}', '{now}' FROM users"
+        ))
+        .await
+        .unwrap();
+    }
+    let started = chrono::Utc::now();
+    migrate_to(&db, &Target::Head).await.unwrap();
+
+    let photos = entity::photo::Entity::find()
+        .order_by_asc(entity::photo::Column::Id)
+        .all(&db)
+        .await
+        .unwrap();
+    assert!(
+        photos
+            .iter()
+            .all(|photo| photo.thumbnail_status
+                == entity::thumbnail_status::ThumbnailStatus::Pending)
+    );
+    let jobs = entity::job::Entity::find()
+        .order_by_asc(entity::job::Column::Id)
+        .all(&db)
+        .await
+        .unwrap();
+    let mut queued: Vec<i64> = jobs
+        .iter()
+        .map(|job| {
+            assert_eq!(job.kind, "photos.thumbnails");
+            assert_eq!(job.status, entity::job::JobStatus::Queued);
+            assert!(
+                job.run_at >= started - chrono::Duration::seconds(1),
+                "{job:?}"
+            );
+            assert!(job.run_at <= chrono::Utc::now(), "due now: {job:?}");
+            serde_json::from_str::<service::photos::thumbnails::MakeThumbnails>(&job.payload)
+                .unwrap()
+                .photo_id
+        })
+        .collect();
+    queued.sort_unstable();
+    assert_eq!(
+        queued,
+        vec![photos[0].id, photos[2].id],
+        "not the pending photo"
+    );
+
+    // Down: the column and the jobs that have not run go.
+    migrate_to(&db, &before).await.unwrap();
+    let left = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM jobs",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0);
 }

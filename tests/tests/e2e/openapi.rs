@@ -31,6 +31,7 @@ const SERVED: &[(&str, &str)] = &[
     ("patch", "/api/v1/photos/{id}"),
     ("delete", "/api/v1/photos/{id}"),
     ("get", "/api/v1/photos/{id}/content"),
+    ("get", "/api/v1/photos/{id}/thumbnail"),
     ("post", "/api/v1/photos/{id}/complete"),
     ("post", "/api/v1/photos/{id}/story"),
     ("get", "/api/v1/photos/{id}/story"),

@@ -219,7 +219,8 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
         .await;
     assert!(cleared["title"].is_null());
 
-    // Delete: row and object gone.
+    // Delete: row, object and thumbnails gone (the thumbnails are made first).
+    app.run_pending_jobs().await;
     let files_before = app.store.as_ref().map(|s| s.files().len()).unwrap_or(0);
     let deleted = app
         .request(
@@ -244,9 +245,9 @@ async fn upload_list_download_rename_delete(backend: Backend, store: Store) {
     if store != Store::Memory {
         let files = app.store.as_ref().unwrap().files();
         assert_eq!(
-            files.len() + 1,
+            files.len() + 3,
             files_before,
-            "the photo's object is deleted: {files:?}"
+            "the photo's object and its two thumbnails are deleted: {files:?}"
         );
     }
     assert_eq!(Photo::find().count(&app.db).await.unwrap(), 3);

@@ -24,6 +24,7 @@ async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
     for _ in 0..3 {
         id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
     }
+    app.run_pending_jobs().await; // the thumbnails
 
     for (path, what) in [
         (format!("/api/v1/photos/{id}"), "one photo"),
@@ -32,6 +33,7 @@ async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
             "/api/v1/photos?limit=20&status=uploaded".to_owned(),
             "a filtered page",
         ),
+        (format!("/api/v1/photos/{id}/thumbnail"), "a thumbnail"),
     ] {
         log.clear();
         let response = app

@@ -15,7 +15,9 @@ use entity::photo_status::PhotoStatus;
 use entity::prelude::*;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
 use serde_json::{Value, json};
 use settings::{OpenAiSettings, StoryProviderSettings};
 
@@ -417,9 +419,13 @@ async fn story_requests_are_validated() {
         "{body}"
     );
     assert_eq!(
-        entity::job::Entity::find().count(&app.db).await.unwrap(),
+        entity::job::Entity::find()
+            .filter(entity::job::Column::Kind.eq("story.generate"))
+            .count(&app.db)
+            .await
+            .unwrap(),
         1,
-        "one job for one accepted request"
+        "one story job for one accepted request"
     );
     // A pending photo (bytes not uploaded) cannot have a story yet.
     let user_id = app
@@ -667,7 +673,11 @@ async fn fails_with(script: Vec<Reply>, retries: u32, expect_reason: &str, expec
         "leaks internals: {reason}"
     );
     assert_eq!(fake.seen.lock().unwrap().len(), expect_calls);
-    let job = entity::job::Entity::find().all(&app.db).await.unwrap();
+    let job = entity::job::Entity::find()
+        .filter(entity::job::Column::Kind.eq("story.generate"))
+        .all(&app.db)
+        .await
+        .unwrap();
     assert_eq!(job[0].status, entity::job::JobStatus::Failed);
     assert_eq!(
         app.request(Method::GET, &path, None, Some(token))
