@@ -17,7 +17,7 @@ cleanup() { kill "${server:-}" 2>/dev/null || true; wait 2>/dev/null || true; ps
 trap cleanup EXIT
 
 AISTORY_ENVIRONMENT=development AISTORY_DATABASE_URL="$base/$db" AISTORY_PORT=$port \
-  AISTORY_DB_POOL_SIZE=10 AISTORY_DB_MAX_OVERFLOW=10 RUST_LOG=warn target/release/api &
+  AISTORY_DB_POOL_SIZE=10 AISTORY_DB_MAX_OVERFLOW=10 RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/release/api" &
 server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 
