@@ -208,6 +208,16 @@ impl ApplicationBuilder<'_> {
             metrics::recorder();
         }
         let storage = service::storage::Storage::from_url(&settings.storage.url)?;
+        if settings.storage.downloads == settings::DownloadMode::Redirect && !storage.can_presign()
+        {
+            return Err(StartupError::Storage(
+                service::storage::StorageError::Config(
+                    "AISTORY_DOWNLOADS=redirect signs download URLs: set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or AISTORY_DOWNLOADS=proxy"
+                        .to_owned(),
+                ),
+            ));
+        }
         let mut db = database::init_db(&settings.database, settings.environment).await?;
         let stories = service::stories::provider_from_settings(&settings.story_provider)
             .map_err(StartupError::Stories)?;
@@ -273,6 +283,7 @@ impl ApplicationBuilder<'_> {
             &openapi::Deployment {
                 direct_uploads: storage.supports_direct_upload(),
                 max_upload_bytes: settings.storage.max_upload_bytes,
+                redirects: settings.storage.downloads == settings::DownloadMode::Redirect,
                 language_pattern: stories.language_pattern(),
             },
         );
@@ -292,6 +303,8 @@ impl ApplicationBuilder<'_> {
             storage,
             stories,
             max_upload_bytes: settings.storage.max_upload_bytes,
+            downloads: settings.storage.downloads,
+            download_url_ttl: settings.storage.download_url_ttl,
             upload_limits: service::photos::UploadLimits::from_settings(settings),
             quotas: settings.quotas,
             streams: service::stories::OpenStreams::default(),
@@ -427,6 +440,10 @@ pub struct AppState {
     /// Who writes stories (asked at request time whether it can write a language).
     pub stories: std::sync::Arc<dyn service::stories::StoryProvider>,
     pub max_upload_bytes: u64,
+    /// `AISTORY_DOWNLOADS`: bytes through this server, or a redirect to the bucket.
+    pub downloads: settings::DownloadMode,
+    /// `AISTORY_DOWNLOAD_URL_TTL_SECS`: how long a redirect's URL works.
+    pub download_url_ttl: Duration,
     /// Bytes and pixels an upload may have, and the photos and bytes a user may hold.
     pub upload_limits: service::photos::UploadLimits,
     /// Per-user limits.

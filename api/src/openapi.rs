@@ -16,7 +16,10 @@ use utoipa_swagger_ui::SwaggerUi;
         license(name = "MIT"),
     ),
     modifiers(&BearerScheme),
-    components(schemas(crate::routes::stories::PhotoDeleted)),
+    components(schemas(
+        crate::routes::stories::PhotoDeleted,
+        crate::routes::photos::ThumbnailSize
+    )),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Accounts and tokens"),
@@ -291,6 +294,8 @@ pub struct Deployment {
     pub max_upload_bytes: u64,
     /// The story languages the configured writer accepts (a `pattern`).
     pub language_pattern: &'static str,
+    /// `AISTORY_DOWNLOADS=redirect`: downloads answer 302 (left out of the document otherwise).
+    pub redirects: bool,
 }
 
 const UPLOADS: &str = "/api/v1/photos/uploads";
@@ -301,6 +306,21 @@ pub fn document_for(mut document: Document, deployment: &Deployment) -> Document
     if !deployment.direct_uploads {
         document.paths.paths.remove(UPLOADS);
         document.paths.paths.remove(COMPLETE);
+    }
+    if !deployment.redirects {
+        for path in [
+            "/api/v1/photos/{id}/content",
+            "/api/v1/photos/{id}/thumbnail",
+        ] {
+            let get = document
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.get.as_mut());
+            if let Some(get) = get {
+                get.responses.responses.remove("302");
+            }
+        }
     }
     // The multipart upload says which file types it takes, so generators send images.
     let upload = document

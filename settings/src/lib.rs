@@ -17,7 +17,7 @@ use std::str::FromStr;
 pub use auth::{AuthSettings, MIN_SECRET_BYTES, ThrottleSettings};
 pub use database::{DatabaseSettings, IDLE_RECYCLE, PING_IF_IDLE_FOR, redact_url};
 pub use error::ConfigError;
-pub use storage::StorageSettings;
+pub use storage::{DownloadMode, StorageSettings};
 pub use stories::{OpenAiSettings, StoryProviderSettings, WorkerSettings};
 
 /// Which environment the process runs in; selects the database URL and start-up behaviour.

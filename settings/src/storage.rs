@@ -14,6 +14,31 @@ pub struct StorageSettings {
     pub max_image_pixels: u64,
     /// Longest side accepted, in pixels (`AISTORY_MAX_IMAGE_SIDE`).
     pub max_image_side: u32,
+    /// How downloads reach clients (`AISTORY_DOWNLOADS`): through the API, or by a redirect
+    /// to a presigned URL of the bucket (S3 stores only; their default).
+    pub downloads: DownloadMode,
+    /// How long a download's presigned URL works (`AISTORY_DOWNLOAD_URL_TTL_SECS`).
+    pub download_url_ttl: std::time::Duration,
+}
+
+/// How `GET /photos/{id}/content` and `/thumbnail` deliver the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadMode {
+    /// The API streams the object to the client.
+    Proxy,
+    /// The API answers 302 to a short-lived presigned GET URL: the bytes come from the bucket.
+    Redirect,
+}
+
+impl DownloadMode {
+    /// Redirects on an S3 store, the API itself elsewhere.
+    pub fn default_for(url: &str) -> DownloadMode {
+        if url.starts_with("s3://") {
+            DownloadMode::Redirect
+        } else {
+            DownloadMode::Proxy
+        }
+    }
 }
 
 const SCHEMES: &str = "file://DIR, memory:// or s3://BUCKET";
@@ -83,7 +108,34 @@ impl StorageSettings {
                 side_expected,
             ));
         }
+        let downloads = match vars.get("AISTORY_DOWNLOADS").as_deref() {
+            None | Some("") => DownloadMode::default_for(&url),
+            Some("proxy") => DownloadMode::Proxy,
+            Some("redirect") if url.starts_with("s3://") => DownloadMode::Redirect,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "AISTORY_DOWNLOADS",
+                    other,
+                    if url.starts_with("s3://") {
+                        "proxy or redirect"
+                    } else {
+                        "proxy (redirect needs an s3:// store)"
+                    },
+                ));
+            }
+        };
+        let ttl_expected = "a number of seconds from 1 to 604800 (7 days)";
+        let ttl = vars.parse_or("AISTORY_DOWNLOAD_URL_TTL_SECS", 300u64, ttl_expected)?;
+        if !(1..=604_800).contains(&ttl) {
+            return Err(ConfigError::invalid(
+                "AISTORY_DOWNLOAD_URL_TTL_SECS",
+                &ttl.to_string(),
+                ttl_expected,
+            ));
+        }
         Ok(StorageSettings {
+            downloads,
+            download_url_ttl: std::time::Duration::from_secs(ttl),
             url,
             max_upload_bytes,
             upload_idle_timeout: std::time::Duration::from_secs(idle),
@@ -93,8 +145,11 @@ impl StorageSettings {
     }
 
     pub fn for_url(url: impl Into<String>) -> Self {
+        let url = url.into();
         StorageSettings {
-            url: url.into(),
+            downloads: DownloadMode::default_for(&url),
+            download_url_ttl: std::time::Duration::from_secs(300),
+            url,
             max_upload_bytes: 20 * 1024 * 1024,
             upload_idle_timeout: std::time::Duration::from_secs(30),
             max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,

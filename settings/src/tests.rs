@@ -298,6 +298,38 @@ fn storage_defaults_and_validation() {
 }
 
 #[test]
+fn downloads_redirect_by_default_only_on_s3() {
+    let local = parse(&[]).unwrap();
+    assert_eq!(local.storage.downloads, DownloadMode::Proxy);
+    assert_eq!(local.storage.download_url_ttl, Duration::from_secs(300));
+    let s3 = parse(&[("AISTORY_STORAGE_URL", "s3://bucket")]).unwrap();
+    assert_eq!(s3.storage.downloads, DownloadMode::Redirect);
+    let proxied = parse(&[
+        ("AISTORY_STORAGE_URL", "s3://bucket"),
+        ("AISTORY_DOWNLOADS", "proxy"),
+        ("AISTORY_DOWNLOAD_URL_TTL_SECS", "60"),
+    ])
+    .unwrap();
+    assert_eq!(proxied.storage.downloads, DownloadMode::Proxy);
+    assert_eq!(proxied.storage.download_url_ttl, Duration::from_secs(60));
+    for bad in [
+        vec![("AISTORY_DOWNLOADS", "redirect")],
+        vec![
+            ("AISTORY_STORAGE_URL", "s3://bucket"),
+            ("AISTORY_DOWNLOADS", "cdn"),
+        ],
+    ] {
+        assert_eq!(invalid_var(parse(&bad)), "AISTORY_DOWNLOADS");
+    }
+    for bad in ["0", "604801", "soon"] {
+        assert_eq!(
+            invalid_var(parse(&[("AISTORY_DOWNLOAD_URL_TTL_SECS", bad)])),
+            "AISTORY_DOWNLOAD_URL_TTL_SECS"
+        );
+    }
+}
+
+#[test]
 fn workers_and_story_provider_default_to_one_builtin_worker() {
     let settings = parse(&[]).unwrap();
     assert_eq!(settings.workers.count, 1);

@@ -16,6 +16,7 @@ use validator::Validate;
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson, ValidQuery};
 use service::photos::{Title, UploadSession};
+use settings::DownloadMode;
 
 use crate::{ApiError, AppState, Db, validation};
 
@@ -495,6 +496,12 @@ pub struct PhotoBytes(Vec<u8>);
                 (PhotoBytes = "image/jpeg"), (PhotoBytes = "image/png"), (PhotoBytes = "image/webp"),
                 (PhotoBytes = "image/gif"), (PhotoBytes = "image/heic")
             )),
+        (status = 302, description = "`AISTORY_DOWNLOADS=redirect` (the default on an S3 store): the bytes are at `Location`, a presigned URL of the bucket that works for `AISTORY_DOWNLOAD_URL_TTL_SECS` without credentials; its answer carries the same Content-Type and Content-Disposition",
+            headers(
+                ("Location" = String, description = "The presigned URL"),
+                ("ETag" = String, description = "The same entity tag as a 200's"),
+                ("Cache-Control" = String, description = "`private, max-age=` half the URL's life"),
+            )),
         (status = 304, description = "Not modified (ETag matched)",
             headers(("ETag" = String, description = "The entity tag that matched"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -521,11 +528,6 @@ pub async fn content(
             .insert_header((header::ETAG, etag))
             .finish());
     }
-    let stream = state
-        .storage
-        .stream(&photo.object_key)
-        .await
-        .map_err(service::ServiceError::from)?;
     let content_type = photo
         .content_type
         .clone()
@@ -534,6 +536,15 @@ pub async fn content(
     // page (a GIF that is also HTML stays an image), saved under a name we chose.
     let extension = service::images::ImageKind::from_content_type(&content_type)
         .map_or("bin", service::images::ImageKind::extension);
+    if state.downloads == DownloadMode::Redirect {
+        let disposition = format!("inline; filename=\"photo-{}.{extension}\"", photo.id);
+        return redirect_to_bucket(&state, &photo.object_key, &content_type, disposition, &etag);
+    }
+    let stream = state
+        .storage
+        .stream(&photo.object_key)
+        .await
+        .map_err(service::ServiceError::from)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::ETAG, etag))
@@ -606,6 +617,12 @@ pub struct ThumbnailQuery {
                 ("Content-Security-Policy" = String, description = "`sandbox; default-src 'none'`"),
             ),
             content((PhotoBytes = "image/jpeg"))),
+        (status = 302, description = "`AISTORY_DOWNLOADS=redirect` (the default on an S3 store): the bytes are at `Location`, a presigned URL of the bucket that works for `AISTORY_DOWNLOAD_URL_TTL_SECS` without credentials; its answer carries the same Content-Type and Content-Disposition",
+            headers(
+                ("Location" = String, description = "The presigned URL"),
+                ("ETag" = String, description = "The same entity tag as a 200's"),
+                ("Cache-Control" = String, description = "`private, max-age=` half the URL's life"),
+            )),
         (status = 304, description = "Not modified (ETag matched)",
             headers(("ETag" = String, description = "The entity tag that matched"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -650,6 +667,10 @@ pub async fn thumbnail(
             .finish());
     }
     let key = service::storage::keys::thumbnail(&photo.object_key, size);
+    if state.downloads == DownloadMode::Redirect {
+        let disposition = format!("inline; filename=\"photo-{}-{size}.jpg\"", photo.id);
+        return redirect_to_bucket(&state, &key, "image/jpeg", disposition, &etag);
+    }
     let bytes = state
         .storage
         .get(&key)
@@ -665,6 +686,37 @@ pub async fn thumbnail(
             "sandbox; default-src 'none'",
         ))
         .body(bytes))
+}
+
+/// `AISTORY_DOWNLOADS=redirect`: a 302 to a presigned GET of `key` (valid for
+/// `AISTORY_DOWNLOAD_URL_TTL_SECS`), whose answer the bucket gives our content type and
+/// disposition; the bytes skip this server. Kept by the browser for half the URL's life.
+fn redirect_to_bucket(
+    state: &AppState,
+    key: &str,
+    content_type: &str,
+    content_disposition: String,
+    etag: &str,
+) -> Result<HttpResponse, ApiError> {
+    let ttl = state.download_url_ttl.as_secs();
+    let headers = service::storage::ResponseHeaders {
+        content_type: content_type.to_owned(),
+        content_disposition,
+        // The object under a key never changes; the URL stops working after `ttl`.
+        cache_control: format!("private, max-age={ttl}, immutable"),
+    };
+    let url = state
+        .storage
+        .presign_get(key, &headers, state.download_url_ttl)
+        .map_err(service::ServiceError::from)?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::ETAG, etag.to_owned()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("private, max-age={}", ttl / 2),
+        ))
+        .finish())
 }
 
 /// A thumbnail never changes (the photo's bytes do not): a browser keeps it, for its user only.

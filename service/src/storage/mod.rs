@@ -20,7 +20,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
 pub use delete::DeleteObjects;
-pub use presign::{PresignedPut, S3Presigner};
+pub use presign::{PresignedPut, ResponseHeaders, S3Presigner};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +251,29 @@ impl Storage {
             }
             None if matches!(self.kind, StorageKind::S3 { .. }) => Err(StorageError::Config(
                 "presigned uploads need AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned(),
+            )),
+            None => Err(StorageError::NotS3),
+        }
+    }
+}
+
+impl Storage {
+    /// Whether this store can sign download URLs (an S3 store with credentials).
+    pub fn can_presign(&self) -> bool {
+        self.presigner.is_some()
+    }
+
+    /// A presigned GET of `key`, valid for `expires_in`, whose answer carries `headers`.
+    pub fn presign_get(
+        &self,
+        key: &str,
+        headers: &ResponseHeaders,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        match &self.presigner {
+            Some(presigner) => Ok(presigner.presign_get(key, headers, expires_in)),
+            None if matches!(self.kind, StorageKind::S3 { .. }) => Err(StorageError::Config(
+                "presigned downloads need AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned(),
             )),
             None => Err(StorageError::NotS3),
         }

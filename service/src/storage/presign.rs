@@ -1,5 +1,6 @@
-//! AWS Signature V4 presigned PUT URLs with the content type and length bound into the
-//! signature (object_store's signer signs the host only, so a client could upload anything).
+//! AWS Signature V4 presigned URLs: PUTs with the content type and length bound into the
+//! signature (object_store's signer signs the host only, so a client could upload anything),
+//! and GETs whose answer's headers are bound in too (`response-*` parameters).
 
 use std::time::Duration;
 
@@ -66,6 +67,66 @@ impl S3Presigner {
         expires_in: Duration,
         now: chrono::DateTime<Utc>,
     ) -> PresignedPut {
+        let length = content_length.to_string();
+        let url = self.sign(
+            "PUT",
+            key,
+            &[],
+            &[("content-length", &length), ("content-type", content_type)],
+            expires_in,
+            now,
+        );
+        PresignedPut {
+            url,
+            headers: vec![
+                ("Content-Type".to_owned(), content_type.to_owned()),
+                ("Content-Length".to_owned(), length),
+            ],
+            expires_in,
+        }
+    }
+
+    /// A presigned GET of `key` whose answer carries `headers` (the bucket sets them from the
+    /// URL's `response-*` parameters, which the signature covers): a plain HTTP client follows
+    /// it, without credentials, until it expires.
+    pub fn presign_get(
+        &self,
+        key: &str,
+        headers: &ResponseHeaders,
+        expires_in: Duration,
+    ) -> String {
+        self.presign_get_at(key, headers, expires_in, Utc::now())
+    }
+
+    fn presign_get_at(
+        &self,
+        key: &str,
+        headers: &ResponseHeaders,
+        expires_in: Duration,
+        now: chrono::DateTime<Utc>,
+    ) -> String {
+        let query = [
+            ("response-cache-control", headers.cache_control.as_str()),
+            (
+                "response-content-disposition",
+                headers.content_disposition.as_str(),
+            ),
+            ("response-content-type", headers.content_type.as_str()),
+        ];
+        self.sign("GET", key, &query, &[], expires_in, now)
+    }
+
+    /// A SigV4 query-string signature of `method` on `key`, with `query` parameters and the
+    /// `headers` (lower-case names, sorted) the request must send, besides `host`.
+    fn sign(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        expires_in: Duration,
+        now: chrono::DateTime<Utc>,
+    ) -> String {
         let (base, host, path) = match &self.endpoint {
             Some(endpoint) => {
                 let host = endpoint
@@ -92,10 +153,18 @@ impl S3Presigner {
                 )
             }
         };
+        let mut signed: Vec<(&str, &str)> = headers.to_vec();
+        signed.push(("host", &host));
+        signed.sort();
+        let signed_names = signed
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(";");
         let date = now.format("%Y%m%d").to_string();
         let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let mut query = vec![
+        let mut parameters = vec![
             ("X-Amz-Algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
             (
                 "X-Amz-Credential".to_owned(),
@@ -103,46 +172,53 @@ impl S3Presigner {
             ),
             ("X-Amz-Date".to_owned(), timestamp.clone()),
             ("X-Amz-Expires".to_owned(), expires_in.as_secs().to_string()),
-            (
-                "X-Amz-SignedHeaders".to_owned(),
-                "content-length;content-type;host".to_owned(),
-            ),
+            ("X-Amz-SignedHeaders".to_owned(), signed_names.clone()),
         ];
         if let Some(token) = &self.session_token {
-            query.push(("X-Amz-Security-Token".to_owned(), token.clone()));
+            parameters.push(("X-Amz-Security-Token".to_owned(), token.clone()));
         }
-        query.sort();
-        let canonical_query = query
+        parameters.extend(
+            query
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        // Sorted by the encoded name (all of ours encode to themselves).
+        parameters.sort();
+        let canonical_query = parameters
             .iter()
             .map(|(k, v)| format!("{}={}", uri_encode(k, true), uri_encode(v, true)))
             .collect::<Vec<_>>()
             .join("&");
+        let canonical_headers: String = signed
+            .iter()
+            .map(|(name, value)| format!("{name}:{}\n", value.trim()))
+            .collect();
         let canonical_request = format!(
-            "PUT\n{path}\n{canonical_query}\ncontent-length:{content_length}\n\
-             content-type:{content_type}\nhost:{host}\n\ncontent-length;content-type;host\n\
+            "{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_names}\n\
              UNSIGNED-PAYLOAD"
         );
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let mut key = hmac(
+        let mut signing_key = hmac(
             format!("AWS4{}", self.secret_key).as_bytes(),
             date.as_bytes(),
         );
         for part in [self.region.as_bytes(), b"s3", b"aws4_request"] {
-            key = hmac(&key, part);
+            signing_key = hmac(&signing_key, part);
         }
-        let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-        PresignedPut {
-            url: format!("{base}{path}?{canonical_query}&X-Amz-Signature={signature}"),
-            headers: vec![
-                ("Content-Type".to_owned(), content_type.to_owned()),
-                ("Content-Length".to_owned(), content_length.to_string()),
-            ],
-            expires_in,
-        }
+        let signature = hex::encode(hmac(&signing_key, string_to_sign.as_bytes()));
+        format!("{base}{path}?{canonical_query}&X-Amz-Signature={signature}")
     }
+}
+
+/// The headers a presigned download's answer carries, set by the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHeaders {
+    pub content_type: String,
+    pub content_disposition: String,
+    pub cache_control: String,
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -219,5 +295,58 @@ mod tests {
         );
         assert_ne!(a.url, b.url);
         assert_ne!(a.url, c.url);
+    }
+
+    #[test]
+    fn a_download_url_binds_the_answers_headers() {
+        let signer = S3Presigner::new(
+            Some("http://127.0.0.1:9000".to_owned()),
+            "photos".to_owned(),
+            "us-east-1".to_owned(),
+            Some("AKID".to_owned()),
+            Some("SECRET".to_owned()),
+            None,
+        )
+        .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let headers = ResponseHeaders {
+            content_type: "image/jpeg".to_owned(),
+            content_disposition: "inline; filename=\"photo-1.jpg\"".to_owned(),
+            cache_control: "private, max-age=300".to_owned(),
+        };
+        let url = signer.presign_get_at(
+            "users/1/photos/x.jpg",
+            &headers,
+            Duration::from_secs(60),
+            now,
+        );
+        assert!(
+            url.starts_with("http://127.0.0.1:9000/photos/users/1/photos/x.jpg?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-SignedHeaders=host&"), "{url}");
+        assert!(url.contains("X-Amz-Expires=60&"), "{url}");
+        assert!(
+            url.contains("response-content-disposition=inline%3B%20filename%3D%22photo-1.jpg%22"),
+            "{url}"
+        );
+        assert!(url.contains("response-content-type=image%2Fjpeg"), "{url}");
+        let other = ResponseHeaders {
+            content_type: "text/html".to_owned(),
+            ..headers.clone()
+        };
+        let forged =
+            signer.presign_get_at("users/1/photos/x.jpg", &other, Duration::from_secs(60), now);
+        let signature = |url: &str| {
+            url.rsplit_once("X-Amz-Signature=")
+                .map(|(_, s)| s.to_owned())
+        };
+        assert_ne!(
+            signature(&url),
+            signature(&forged),
+            "the headers are signed"
+        );
     }
 }

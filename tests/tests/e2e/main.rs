@@ -8,6 +8,7 @@ mod accounts;
 mod autogen;
 mod contract;
 mod database_layer;
+mod downloads;
 mod generated;
 mod health;
 mod migrations;
