@@ -381,9 +381,15 @@ impl TestApp {
 
     /// Uploads a small PNG as `token`'s user; panics unless 201. Returns the photo.
     pub async fn upload_png(&self, token: &str) -> serde_json::Value {
+        self.upload_bytes(token, crate::images::png(4, 4)).await
+    }
+
+    /// Uploads `bytes` (an image) as the `file` of `POST /photos` and returns the 201's photo
+    /// (panics on any other answer).
+    pub async fn upload_bytes(&self, token: &str, bytes: Vec<u8>) -> serde_json::Value {
         let form = reqwest::multipart::Form::new().part(
             "file",
-            reqwest::multipart::Part::bytes(crate::images::png(4, 4)).file_name("a.png"),
+            reqwest::multipart::Part::bytes(bytes).file_name("a.png"),
         );
         let response = self
             .client
@@ -393,7 +399,7 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|error| panic!("uploading failed: {error}"));
-        assert_eq!(response.status(), 201, "uploading a PNG");
+        assert_eq!(response.status(), 201, "uploading an image");
         response
             .json()
             .await

@@ -250,8 +250,7 @@ fn uri_encode(value: &str, encode_slash: bool) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signs_content_type_and_length() {
+    fn signer_at_noon() -> (S3Presigner, chrono::DateTime<Utc>) {
         let signer = S3Presigner::new(
             Some("http://127.0.0.1:9000".to_owned()),
             "photos".to_owned(),
@@ -264,6 +263,12 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
+        (signer, now)
+    }
+
+    #[test]
+    fn signs_content_type_and_length() {
+        let (signer, now) = signer_at_noon();
         let a = signer.presign_put_at(
             "users/1/photos/x.jpg",
             "image/jpeg",
@@ -299,18 +304,7 @@ mod tests {
 
     #[test]
     fn a_download_url_binds_the_answers_headers() {
-        let signer = S3Presigner::new(
-            Some("http://127.0.0.1:9000".to_owned()),
-            "photos".to_owned(),
-            "us-east-1".to_owned(),
-            Some("AKID".to_owned()),
-            Some("SECRET".to_owned()),
-            None,
-        )
-        .unwrap();
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let (signer, now) = signer_at_noon();
         let headers = ResponseHeaders {
             content_type: "image/jpeg".to_owned(),
             content_disposition: "inline; filename=\"photo-1.jpg\"".to_owned(),

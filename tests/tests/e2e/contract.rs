@@ -7,7 +7,6 @@ use std::time::Duration;
 use aistory_tests::images::jpeg_taken;
 use aistory_tests::sse::EventStream;
 use aistory_tests::{Backend, TestApp, e2e_tests};
-use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,17 +24,7 @@ e2e_tests!(
 );
 
 async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> Value {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name("photo.jpg"));
-    let response = app
-        .client
-        .post(app.url("/api/v1/photos"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
+    app.upload_bytes(token, bytes).await
 }
 
 async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use aistory_tests::images::jpeg;
 use aistory_tests::{Store, TestApp, e2e_tests};
-use reqwest::multipart::{Form, Part};
 use reqwest::{StatusCode, header};
-use serde_json::Value;
 use settings::DownloadMode;
 
 e2e_tests!(on Sqlite with S3:
@@ -34,20 +32,6 @@ async fn redirected_app(ttl: Duration) -> TestApp {
         })
         .spawn()
         .await
-}
-
-async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> Value {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name("photo.jpg"));
-    let response = app
-        .client
-        .post(app.url("/api/v1/photos"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
 }
 
 /// The 302 of `path` for `token`: its `Location`, after checking the answer's headers.
@@ -81,7 +65,7 @@ async fn downloads_redirect_to_the_bucket_and_the_bytes_match() {
     let app = redirected_app(Duration::from_secs(300)).await;
     let tokens = app.signed_up("rita").await;
     let bytes = jpeg(640, 480, None);
-    let photo = upload(&app, &tokens.access, bytes.clone()).await;
+    let photo = app.upload_bytes(&tokens.access, bytes.clone()).await;
     let id = photo["id"].as_i64().unwrap();
 
     let url = location(
@@ -166,7 +150,7 @@ async fn downloads_redirect_to_the_bucket_and_the_bytes_match() {
 async fn an_expired_download_url_is_refused_by_the_store() {
     let app = redirected_app(Duration::from_secs(1)).await;
     let tokens = app.signed_up("ezra").await;
-    let photo = upload(&app, &tokens.access, jpeg(64, 48, None)).await;
+    let photo = app.upload_bytes(&tokens.access, jpeg(64, 48, None)).await;
     let id = photo["id"].as_i64().unwrap();
     let response = no_redirects()
         .get(app.url(&format!("/api/v1/photos/{id}/content")))

@@ -4,26 +4,11 @@
 
 use aistory_tests::images::{jpeg, png};
 use aistory_tests::{Backend, Store, TestApp, backend_tests, store_backend_tests};
-use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
 
 store_backend_tests!(thumbnails_are_made_served_and_deleted_with_the_photo);
 backend_tests!(a_photo_that_cannot_be_decoded_has_no_thumbnail);
-
-async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> Value {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name("photo"));
-    let response = app
-        .client
-        .post(app.url("/api/v1/photos"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
-}
 
 /// The thumbnail files in the store (none for the memory store, which has no directory).
 fn thumbnail_files(app: &TestApp) -> Vec<String> {
@@ -40,7 +25,9 @@ fn thumbnail_files(app: &TestApp) -> Vec<String> {
 async fn thumbnails_are_made_served_and_deleted_with_the_photo(backend: Backend, store: Store) {
     let app = TestApp::builder(backend).store(store).spawn().await;
     let tokens = app.signed_up("tina").await;
-    let photo = upload(&app, &tokens.access, jpeg(1200, 800, None)).await;
+    let photo = app
+        .upload_bytes(&tokens.access, jpeg(1200, 800, None))
+        .await;
     let id = photo["id"].as_i64().unwrap();
     assert_eq!(photo["thumbnail_status"], "pending", "{photo}");
     let url = format!("/api/v1/photos/{id}/thumbnail");
@@ -169,7 +156,7 @@ async fn a_photo_that_cannot_be_decoded_has_no_thumbnail(backend: Backend) {
     // A PNG whose header is whole (the upload reads its size from it) and whose pixels are not.
     let mut damaged = png(300, 200);
     damaged.truncate(80);
-    let photo = upload(&app, &tokens.access, damaged).await;
+    let photo = app.upload_bytes(&tokens.access, damaged).await;
     let id = photo["id"].as_i64().unwrap();
     app.run_pending_jobs().await;
     app.assert_no_failed_jobs().await;
