@@ -3,8 +3,6 @@
 //! (`storage::keys::thumbnail`), deleted with it. `photos.thumbnail_status` says whether they
 //! exist: a gallery asks for them once `ready`, and stops waiting at `unavailable`.
 
-use std::io::Cursor;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use entity::photo;
@@ -50,8 +48,10 @@ impl BackgroundJob for MakeThumbnails {
         if photo.thumbnail_status != ThumbnailStatus::Pending {
             return Ok(()); // made by an earlier run
         }
-        let original = match context.storage.get(&photo.object_key).await {
-            Ok(bytes) => bytes,
+        let made = match decode_from_store(&context.storage, &photo.object_key, context.limits)
+            .await
+        {
+            Ok(made) => made,
             // The photo went with its object between our read and this one.
             Err(StorageError::NotFound) => return Ok(()),
             Err(error) => {
@@ -59,10 +59,6 @@ impl BackgroundJob for MakeThumbnails {
                 return Err(JobError::Retry("the photo could not be read".to_owned()));
             }
         };
-        let limits = context.limits;
-        let made = tokio::task::spawn_blocking(move || render(&original, limits))
-            .await
-            .map_err(|error| JobError::Retry(format!("the thumbnail task failed: {error}")))?;
         let status = match made {
             Some(thumbnails) => {
                 for (size, bytes) in thumbnails {
@@ -93,16 +89,110 @@ impl BackgroundJob for MakeThumbnails {
         }
         Ok(())
     }
+
+    /// Given up (the store failed every attempt): `unavailable`, so clients stop waiting.
+    async fn gave_up(
+        &self,
+        _context: &ThumbnailJobs,
+        txn: &sea_orm::DatabaseTransaction,
+        _reason: &str,
+    ) -> Result<(), crate::ServiceError> {
+        photo::Entity::update_many()
+            .col_expr(
+                photo::Column::ThumbnailStatus,
+                Expr::value(ThumbnailStatus::Unavailable),
+            )
+            .col_expr(
+                photo::Column::UpdatedAt,
+                Expr::value(entity::timestamps::now()),
+            )
+            .filter(photo::Column::Id.eq(self.photo_id))
+            .filter(photo::Column::ThumbnailStatus.eq(ThumbnailStatus::Pending))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
 }
 
-/// Each size of thumbnail of `original` as JPEG, or `None` when it cannot be decoded here
-/// (a format without a decoder, like HEIC, or damaged bytes). Decoding is bounded by the same
-/// limits as uploads; EXIF orientation is applied, so a portrait photo stays upright.
-pub fn render(original: &[u8], limits: ImageLimits) -> Option<Vec<(u32, Bytes)>> {
+/// The thumbnails of the object at `key` ([`render`]). The object is copied chunk by chunk to a
+/// scratch file that the decoder reads, so the job holds the decoded pixels and a few chunks,
+/// never the whole original too (up to `AISTORY_MAX_UPLOAD_BYTES`).
+async fn decode_from_store(
+    storage: &Storage,
+    key: &str,
+    limits: ImageLimits,
+) -> Result<Option<Vec<(u32, Bytes)>>, StorageError> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let mut stream = storage.stream(key).await?;
+    // `None` ends the copy early (the store failed): the writer then decodes nothing.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Bytes>>(4);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let scratch = Scratch::new();
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&scratch.0)?);
+        while let Some(chunk) = receiver.blocking_recv() {
+            match chunk {
+                Some(chunk) => file.write_all(&chunk)?,
+                None => return Ok(None),
+            }
+        }
+        file.flush()?;
+        drop(file);
+        let source = std::io::BufReader::new(std::fs::File::open(&scratch.0)?);
+        Ok(Some(render(source, limits)))
+    });
+    let mut failed = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if sender.send(Some(chunk)).await.is_err() {
+                    break; // the writer stopped: its error is below
+                }
+            }
+            Err(error) => {
+                sender.send(None).await.ok();
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let written = writer
+        .await
+        .map_err(|error| StorageError::Config(format!("the thumbnail task failed: {error}")))?
+        .map_err(|error| StorageError::Config(format!("the scratch file failed: {error}")));
+    match (failed, written) {
+        (Some(error), _) => Err(error),
+        (None, Err(error)) => Err(error),
+        (None, Ok(Some(made))) => Ok(made),
+        (None, Ok(None)) => Err(StorageError::Config("the copy was cut".to_owned())),
+    }
+}
+
+/// A file in the temporary directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch(std::env::temp_dir().join(format!("aistory-thumbnail-{}", uuid::Uuid::new_v4())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// Each size of thumbnail of the image in `source` as JPEG, or `None` when it cannot be decoded
+/// here (a format without a decoder, like HEIC, or damaged bytes). Decoding is bounded by the
+/// same limits as uploads; EXIF orientation is applied, so a portrait photo stays upright.
+pub fn render(
+    source: impl std::io::BufRead + std::io::Seek,
+    limits: ImageLimits,
+) -> Option<Vec<(u32, Bytes)>> {
     use image::ImageDecoder;
-    let reader = image::ImageReader::new(Cursor::new(original))
-        .with_guessed_format()
-        .ok()?;
+    let reader = image::ImageReader::new(source).with_guessed_format().ok()?;
     let mut decoder = reader.into_decoder().ok()?;
     let mut bounds = image::Limits::default();
     bounds.max_image_width = Some(limits.max_side);
@@ -133,6 +223,7 @@ pub fn render(original: &[u8], limits: ImageLimits) -> Option<Vec<(u32, Bytes)>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let image = image::RgbImage::from_fn(width, height, |x, y| {
@@ -152,7 +243,7 @@ mod tests {
 
     #[test]
     fn each_size_keeps_the_aspect_and_never_enlarges() {
-        let made = render(&png(2000, 1000), LIMITS).unwrap();
+        let made = render(Cursor::new(png(2000, 1000)), LIMITS).unwrap();
         let sides: Vec<(u32, u32)> = made
             .iter()
             .map(|(_, jpeg)| {
@@ -162,17 +253,17 @@ mod tests {
             .collect();
         assert_eq!(sides, vec![(256, 128), (1024, 512)]);
 
-        let small = render(&png(300, 200), LIMITS).unwrap();
+        let small = render(Cursor::new(png(300, 200)), LIMITS).unwrap();
         let decoded = image::load_from_memory(&small[1].1).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (300, 200));
     }
 
     #[test]
     fn undecodable_bytes_have_no_thumbnail() {
-        assert!(render(b"not an image at all", LIMITS).is_none());
+        assert!(render(Cursor::new(b"not an image at all"), LIMITS).is_none());
         let mut truncated = png(64, 64);
         truncated.truncate(60);
-        assert!(render(&truncated, LIMITS).is_none());
+        assert!(render(Cursor::new(truncated), LIMITS).is_none());
     }
 
     #[test]
@@ -181,6 +272,6 @@ mod tests {
             max_pixels: 1_000,
             max_side: 100,
         };
-        assert!(render(&png(200, 50), tight).is_none());
+        assert!(render(Cursor::new(png(200, 50)), tight).is_none());
     }
 }
