@@ -45,9 +45,11 @@ impl BackgroundJob for MakeThumbnails {
         else {
             return Ok(()); // deleted meanwhile
         };
-        if photo.thumbnail_status != ThumbnailStatus::Pending {
+        if photo.thumbnail_status == ThumbnailStatus::Ready {
             return Ok(()); // made by an earlier run
         }
+        // `unavailable` is tried again: an operator's retry of a job that gave up (`api jobs
+        // retry`) makes them once the store is back; a photo that cannot be decoded stays so.
         let made = match decode_from_store(&context.storage, &photo.object_key, context.limits)
             .await
         {

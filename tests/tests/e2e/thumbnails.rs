@@ -1,10 +1,12 @@
 //! Thumbnails on every database and every store: made by the job after an upload, `not ready`
 //! until then, served with a year's caching and ETag, refused in other sizes, another user's
-//! answers 404, deleted with the photo; a photo that cannot be decoded has none.
+//! answers 404, deleted with the photo; a photo that cannot be decoded has none (until a retry
+//! finds bytes it can decode).
 
 use aistory_tests::images::{jpeg, png};
 use aistory_tests::{Backend, Store, TestApp, backend_tests, store_backend_tests};
 use reqwest::{Method, StatusCode, header};
+use sea_orm::EntityTrait;
 use serde_json::Value;
 
 store_backend_tests!(thumbnails_are_made_served_and_deleted_with_the_photo);
@@ -151,7 +153,7 @@ async fn thumbnails_are_made_served_and_deleted_with_the_photo(backend: Backend,
 }
 
 async fn a_photo_that_cannot_be_decoded_has_no_thumbnail(backend: Backend) {
-    let app = TestApp::builder(backend).spawn().await;
+    let app = TestApp::builder(backend).store(Store::File).spawn().await;
     let tokens = app.signed_up("dora").await;
     // A PNG whose header is whole (the upload reads its size from it) and whose pixels are not.
     let mut damaged = png(300, 200);
@@ -188,4 +190,31 @@ async fn a_photo_that_cannot_be_decoded_has_no_thumbnail(backend: Backend) {
         problem["detail"].as_str().unwrap().contains("image/png"),
         "{problem}"
     );
+
+    // An operator's retry runs the job again for an `unavailable` photo (as after a store that
+    // failed every attempt): once the bytes can be read, the thumbnails are made.
+    let key = entity::photo::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .object_key;
+    let store = service::storage::Storage::from_url(&app.store.as_ref().unwrap().url).unwrap();
+    store.put(&key, png(300, 200).into()).await.unwrap();
+    use service::worker::BackgroundJob;
+    service::photos::thumbnails::MakeThumbnails { photo_id: id }
+        .enqueue(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(app.run_pending_jobs().await, 1);
+    app.assert_no_failed_jobs().await;
+    let photo: Value = app
+        .json(
+            Method::GET,
+            &format!("/api/v1/photos/{id}"),
+            None,
+            Some(&tokens.access),
+        )
+        .await;
+    assert_eq!(photo["thumbnail_status"], "ready", "{photo}");
 }
