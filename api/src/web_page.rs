@@ -51,11 +51,7 @@ async fn serve(req: HttpRequest) -> HttpResponse {
         std::sync::LazyLock::new(|| FILES.iter().map(|(_, _, bytes)| etag(bytes)).collect());
     let (_, content_type, bytes) = FILES[index];
     let etag = ETAGS[index].clone();
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag.as_str()));
+    let fresh = crate::routes::photos::none_match(&req, &etag);
     let mut response = if fresh {
         HttpResponse::NotModified()
     } else {

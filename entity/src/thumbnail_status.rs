@@ -19,13 +19,3 @@ pub enum ThumbnailStatus {
     #[sea_orm(string_value = "unavailable")]
     Unavailable,
 }
-
-impl ThumbnailStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ThumbnailStatus::Pending => "pending",
-            ThumbnailStatus::Ready => "ready",
-            ThumbnailStatus::Unavailable => "unavailable",
-        }
-    }
-}

@@ -384,6 +384,17 @@ impl TestApp {
         self.upload_bytes(token, crate::images::png(4, 4)).await
     }
 
+    /// `GET /api/v1/photos/{id}` as the owner of `token` sees it (panics if it is not JSON).
+    pub async fn photo(&self, token: &str, id: i64) -> serde_json::Value {
+        self.json(
+            reqwest::Method::GET,
+            &format!("/api/v1/photos/{id}"),
+            None,
+            Some(token),
+        )
+        .await
+    }
+
     /// Uploads `bytes` (an image) as the `file` of `POST /photos` and returns the 201's photo
     /// (panics on any other answer).
     pub async fn upload_bytes(&self, token: &str, bytes: Vec<u8>) -> serde_json::Value {

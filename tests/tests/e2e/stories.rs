@@ -64,18 +64,7 @@ async fn ask_and_settle(app: &TestApp, token: &str, id: i64) -> Value {
         StatusCode::ACCEPTED
     );
     app.run_jobs_and_retries().await;
-    get_photo(app, token, id).await
-}
-
-/// The photo as its owner sees it.
-async fn get_photo(app: &TestApp, token: &str, id: i64) -> Value {
-    app.json(
-        Method::GET,
-        &format!("/api/v1/photos/{id}"),
-        None,
-        Some(token),
-    )
-    .await
+    app.photo(token, id).await
 }
 
 /// Whether an event says the photo settled: its story written or failed, or the photo gone.
@@ -211,7 +200,7 @@ async fn a_story_is_written_by_the_builtin_provider(backend: Backend) {
         1,
         "one story for two requests"
     );
-    let photo = get_photo(&app, token, id).await;
+    let photo = app.photo(token, id).await;
     assert_eq!(photo["status"], "completed");
     assert!(photo["error"].is_null());
     let newest = app.json(Method::GET, &story_path, None, Some(token)).await;
@@ -608,7 +597,7 @@ async fn a_story_is_written_by_the_openai_provider(backend: Backend) {
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let started = std::time::Instant::now();
     assert_eq!(app.run_pending_jobs().await, 1);
-    let photo = get_photo(&app, token, id).await;
+    let photo = app.photo(token, id).await;
     assert_eq!(photo["status"], "completed", "{photo}");
     assert!(
         started.elapsed() >= Duration::from_millis(900),

@@ -49,14 +49,7 @@ async fn thumbnails_are_made_served_and_deleted_with_the_photo(backend: Backend,
 
     assert!(app.run_pending_jobs().await >= 1);
     app.assert_no_failed_jobs().await;
-    let photo: Value = app
-        .json(
-            Method::GET,
-            &format!("/api/v1/photos/{id}"),
-            None,
-            Some(&tokens.access),
-        )
-        .await;
+    let photo = app.photo(&tokens.access, id).await;
     assert_eq!(photo["thumbnail_status"], "ready", "{photo}");
     if store != Store::Memory {
         let files = thumbnail_files(&app);
@@ -162,14 +155,7 @@ async fn a_photo_that_cannot_be_decoded_has_no_thumbnail(backend: Backend) {
     let id = photo["id"].as_i64().unwrap();
     app.run_pending_jobs().await;
     app.assert_no_failed_jobs().await;
-    let photo: Value = app
-        .json(
-            Method::GET,
-            &format!("/api/v1/photos/{id}"),
-            None,
-            Some(&tokens.access),
-        )
-        .await;
+    let photo = app.photo(&tokens.access, id).await;
     assert_eq!(photo["thumbnail_status"], "unavailable", "{photo}");
     let response = app
         .request(
@@ -208,13 +194,6 @@ async fn a_photo_that_cannot_be_decoded_has_no_thumbnail(backend: Backend) {
         .unwrap();
     assert_eq!(app.run_pending_jobs().await, 1);
     app.assert_no_failed_jobs().await;
-    let photo: Value = app
-        .json(
-            Method::GET,
-            &format!("/api/v1/photos/{id}"),
-            None,
-            Some(&tokens.access),
-        )
-        .await;
+    let photo = app.photo(&tokens.access, id).await;
     assert_eq!(photo["thumbnail_status"], "ready", "{photo}");
 }
