@@ -105,6 +105,31 @@ fn describe() {
         "aistory_db_connections",
         "Open connections, by pool and state (in_use, idle)"
     );
+    describe_counter!(
+        "aistory_db_replica_reads_total",
+        "Hot reads where a read replica is configured, by served_by (replica, primary) and \
+         reason (caught_up; replica_down, lagging, replica_failed, no_target)"
+    );
+    describe_gauge!(
+        "aistory_db_replica_up",
+        "1 while hot reads may use the read replica, 0 while it is marked down"
+    );
+    describe_histogram!(
+        "aistory_db_replica_wait_seconds",
+        Unit::Seconds,
+        "Time a hot read waited to learn whether the replica had replayed what it must see"
+    );
+    describe_counter!(
+        "aistory_downloads_total",
+        "Photo and thumbnail downloads answered, by via (api: bytes streamed by this process; \
+         bucket: redirected to the store)"
+    );
+    describe_counter!(
+        "aistory_download_bytes_total",
+        Unit::Bytes,
+        "Bytes of photos and thumbnails downloaded, by via (api; bucket: the object's size, \
+         served by the store after the redirect)"
+    );
     describe_gauge!(
         "aistory_migrations_applied",
         "Migrations applied when the process started"

@@ -127,3 +127,28 @@ pub fn login(outcome: &'static str) {
 pub fn photo_changes_interrupted(reason: &'static str) {
     counter!("aistory_photo_changes_interruptions_total", "reason" => reason).increment(1);
 }
+
+/// A hot read on a deployment with a read replica: `served_by` `replica` (`caught_up`), or
+/// `primary` because the replica is `replica_down`, was `lagging` past the wait bound, failed
+/// this read (`replica_failed`), or the primary's position could not be read (`no_target`).
+pub fn replica_read(served_by: &'static str, reason: &'static str) {
+    counter!("aistory_db_replica_reads_total", "served_by" => served_by, "reason" => reason)
+        .increment(1);
+}
+
+/// Whether hot reads may use the read replica (0 while it is marked down).
+pub fn replica_up(up: bool) {
+    gauge!("aistory_db_replica_up").set(if up { 1.0 } else { 0.0 });
+}
+
+/// How long a read waited to know whether the replica had replayed what it must see.
+pub fn replica_wait(elapsed: Duration) {
+    histogram!("aistory_db_replica_wait_seconds").record(elapsed.as_secs_f64());
+}
+
+/// A photo or thumbnail download of `bytes`: streamed by this process (`api`) or redirected
+/// to the store (`bucket`, which then serves the bytes).
+pub fn download(via: &'static str, bytes: u64) {
+    counter!("aistory_downloads_total", "via" => via).increment(1);
+    counter!("aistory_download_bytes_total", "via" => via).increment(bytes);
+}

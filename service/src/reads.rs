@@ -17,8 +17,11 @@
 //! only the connection that carries them differs. On SQLite and MySQL, and when
 //! `AISTORY_DB_READ_POOL_SIZE` is 0, [`ReadPool`] is the main pool itself.
 //!
+//! With `AISTORY_DATABASE_READ_URL`, the reads go to a streaming replica when it has replayed
+//! every write they must see, and to these connections otherwise ([`replica`]).
+//!
 //! Only single statements outside any transaction belong here: a read that must see the
-//! request's own writes goes through the unit of work.
+//! request's own writes (in its own transaction) goes through the unit of work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +41,16 @@ use settings::{IDLE_RECYCLE, PING_IF_IDLE_FOR};
 
 use crate::observe::{Instruments, StatementObserver};
 
-/// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own.
+mod replica;
+
+/// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own; and,
+/// when `AISTORY_DATABASE_READ_URL` names one, a streaming replica (see [`replica`]).
 /// Cheap to clone. Implements [`ConnectionTrait`], so any SeaORM query runs on it.
 #[derive(Clone)]
-pub struct ReadPool(Inner);
+pub struct ReadPool {
+    primary: Inner,
+    replica: Option<Arc<replica::Replica>>,
+}
 
 #[derive(Clone)]
 enum Inner {
@@ -51,8 +60,14 @@ enum Inner {
 
 struct Own {
     pool: managed::Pool<Manager>,
+    /// `reads` or `replica`: the `pool` label of its metrics.
+    name: &'static str,
     instruments: Instruments,
     acquire_timeout: Duration,
+    /// Whether opening a connection is tried again, until the acquire time-out, while the
+    /// server refuses (the primary's restart); a replica's refusal is answered at once, so that
+    /// the read goes to the primary instead.
+    retry_refused: bool,
 }
 
 /// The name the read connections give themselves (`pg_stat_activity.application_name`).
@@ -61,51 +76,53 @@ pub const APPLICATION_NAME: &str = "aistory-reads";
 impl ReadPool {
     /// Reads on `pool` itself (no connections of their own).
     pub fn shared(pool: &DatabaseConnection) -> ReadPool {
-        ReadPool(Inner::Shared(pool.clone()))
+        ReadPool {
+            primary: Inner::Shared(pool.clone()),
+            replica: None,
+        }
     }
 
     /// The read pool for `database`: own connections on PostgreSQL when `read_pool_size` > 0
-    /// (opened on first use), else `shared`. `observer` sees every statement, as on the main
-    /// pool. Call from within a Tokio runtime: a task closes connections idle too long.
+    /// (opened on first use), else `shared`; and the replica at `read_url`, if set. `observer`
+    /// sees every statement, as on the main pool. Call from within a Tokio runtime: a task
+    /// closes connections idle too long.
     pub fn new(
         shared: &DatabaseConnection,
         database: &DatabaseSettings,
         observer: Option<StatementObserver>,
     ) -> Result<ReadPool, DbErr> {
-        if database.read_pool_size == 0 || shared.get_database_backend() != DbBackend::Postgres {
-            return Ok(ReadPool::shared(shared));
-        }
-        let options: PgConnectOptions = database
-            .url
-            .parse()
-            .map_err(|error: sqlx::Error| DbErr::Custom(format!("the database URL: {error}")))?;
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name(APPLICATION_NAME),
-        };
-        let options = if database.echo {
-            options.log_statements(tracing::log::LevelFilter::Info)
+        let postgres = shared.get_database_backend() == DbBackend::Postgres;
+        let primary = if database.read_pool_size == 0 || !postgres {
+            Inner::Shared(shared.clone())
         } else {
-            options.disable_statement_logging()
+            Inner::Own(Arc::new(Own::open(
+                &database.url,
+                "reads",
+                database.read_pool_size,
+                database,
+                observer.clone(),
+                true,
+            )?))
         };
-        let pool = managed::Pool::builder(Manager { options })
-            .max_size(database.read_pool_size as usize)
-            .wait_timeout(Some(database.acquire_timeout))
-            .create_timeout(Some(database.connect_timeout))
-            .recycle_timeout(Some(database.connect_timeout))
-            .queue_mode(QueueMode::Lifo)
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|error| DbErr::Custom(format!("the read pool: {error}")))?;
-        tokio::spawn(close_idle(pool.weak()));
-        Ok(ReadPool(Inner::Own(Arc::new(Own {
-            pool,
-            instruments: Instruments {
-                slow: database.slow_statement,
-                observer,
-            },
-            acquire_timeout: database.acquire_timeout,
-        }))))
+        let replica = match &database.read_url {
+            Some(url) if postgres => {
+                let pool = Own::open(
+                    url,
+                    "replica",
+                    database.read_pool_size.max(1),
+                    database,
+                    observer,
+                    false,
+                )?;
+                Some(Arc::new(replica::Replica::start(
+                    primary.clone(),
+                    Arc::new(pool),
+                    database,
+                )))
+            }
+            _ => None,
+        };
+        Ok(ReadPool { primary, replica })
     }
 
     /// Records the connection gauges of the main pool `main` and of these reads' own pool
@@ -127,12 +144,20 @@ impl ReadPool {
         };
         let idle = idle as f64;
         crate::metrics::connections("main", (f64::from(size) - idle).max(0.0), idle, None);
-        if let Some((size, available, waiting)) = self.status() {
+        let own = match &self.primary {
+            Inner::Own(own) => Some(&**own),
+            Inner::Shared(_) => None,
+        };
+        for own in own
+            .into_iter()
+            .chain(self.replica.as_ref().map(|r| r.pool()))
+        {
+            let status = own.pool.status();
             crate::metrics::connections(
-                "reads",
-                size.saturating_sub(available) as f64,
-                available as f64,
-                Some(waiting as f64),
+                own.name,
+                status.size.saturating_sub(status.available) as f64,
+                status.available as f64,
+                Some(status.waiting as f64),
             );
         }
     }
@@ -140,7 +165,7 @@ impl ReadPool {
     /// The own connections' numbers: (open, idle, tasks waiting for one); `None` when the
     /// reads share the main pool.
     pub fn status(&self) -> Option<(usize, usize, usize)> {
-        match &self.0 {
+        match &self.primary {
             Inner::Shared(_) => None,
             Inner::Own(own) => {
                 let status = own.pool.status();
@@ -151,17 +176,77 @@ impl ReadPool {
 
     /// Whether the reads have connections of their own (else they share the main pool).
     pub fn is_own(&self) -> bool {
-        matches!(self.0, Inner::Own(_))
+        matches!(self.primary, Inner::Own(_))
+    }
+
+    /// Whether hot reads may go to a replica (`AISTORY_DATABASE_READ_URL`).
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     /// Closes the own connections, telling the server (the main pool is closed by its owner).
     /// Connections still lent are dropped when they come back.
     pub async fn close(&self) {
-        if let Inner::Own(own) = &self.0 {
-            let idle = own.pool.retain(|_, _| false).removed;
-            own.pool.close();
-            close_all(idle).await;
+        if let Inner::Own(own) = &self.primary {
+            own.close().await;
         }
+        if let Some(replica) = &self.replica {
+            replica.pool().close().await;
+        }
+    }
+}
+
+impl Own {
+    /// A pool of up to `size` connections to `url` (opened on first use), named `name` in
+    /// metrics, with `database`'s time-outs.
+    fn open(
+        url: &str,
+        name: &'static str,
+        size: u32,
+        database: &DatabaseSettings,
+        observer: Option<StatementObserver>,
+        retry_refused: bool,
+    ) -> Result<Own, DbErr> {
+        let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
+            DbErr::Custom(format!("the database URL ({name}): {error}"))
+        })?;
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name(APPLICATION_NAME),
+        };
+        let options = if database.echo {
+            options.log_statements(tracing::log::LevelFilter::Info)
+        } else {
+            options.disable_statement_logging()
+        };
+        let pool = managed::Pool::builder(Manager { options })
+            .max_size(size as usize)
+            .wait_timeout(Some(database.acquire_timeout))
+            .create_timeout(Some(database.connect_timeout))
+            .recycle_timeout(Some(database.connect_timeout))
+            .queue_mode(QueueMode::Lifo)
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|error| DbErr::Custom(format!("the {name} pool: {error}")))?;
+        tokio::spawn(close_idle(pool.weak()));
+        Ok(Own {
+            pool,
+            name,
+            instruments: Instruments {
+                slow: database.slow_statement,
+                observer,
+            },
+            acquire_timeout: database.acquire_timeout,
+            retry_refused,
+        })
+    }
+
+    /// Closes the connections, telling the server; connections still lent are dropped when
+    /// they come back.
+    async fn close(&self) {
+        let idle = self.pool.retain(|_, _| false).removed;
+        self.pool.close();
+        close_all(idle).await;
     }
 }
 
@@ -238,7 +323,7 @@ impl Own {
     async fn connection(&self) -> Result<managed::Object<Manager>, DbErr> {
         let started = std::time::Instant::now();
         let held = self.acquire().await;
-        crate::metrics::acquired("reads", started.elapsed(), held.is_ok());
+        crate::metrics::acquired(self.name, started.elapsed(), held.is_ok());
         held
     }
 
@@ -251,7 +336,8 @@ impl Own {
                 Ok(Ok(held)) => return Ok(held),
                 Ok(Err(error)) => error,
             };
-            if matches!(error, PoolError::Backend(_))
+            if self.retry_refused
+                && matches!(error, PoolError::Backend(_))
                 && tokio::time::Instant::now() + pause < deadline
             {
                 tokio::time::sleep(pause).await;
@@ -295,8 +381,12 @@ impl Own {
             );
             let started = std::time::Instant::now();
             let result = send(query, &mut held.connection).await;
-            self.instruments
-                .statement("reads", &statement.sql, started.elapsed(), result.is_ok());
+            self.instruments.statement(
+                self.name,
+                &statement.sql,
+                started.elapsed(),
+                result.is_ok(),
+            );
             held.clean = match &result {
                 Ok(_) => true,
                 // A statement the server refused leaves the connection ready for the next one,
@@ -321,17 +411,16 @@ impl Own {
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for ReadPool {
+impl Inner {
     fn get_database_backend(&self) -> DbBackend {
-        match &self.0 {
+        match self {
             Inner::Shared(pool) => pool.get_database_backend(),
             Inner::Own(_) => DbBackend::Postgres,
         }
     }
 
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        match &self.0 {
+        match self {
             Inner::Shared(pool) => pool.execute_raw(statement).await,
             Inner::Own(own) => own
                 .run(statement, false, async |query, connection| {
@@ -343,7 +432,7 @@ impl ConnectionTrait for ReadPool {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match &self.0 {
+        match self {
             Inner::Shared(pool) => pool.execute_unprepared(sql).await,
             Inner::Own(_) => Err(DbErr::Custom(
                 "the read pool runs SeaORM statements only".to_owned(),
@@ -352,7 +441,7 @@ impl ConnectionTrait for ReadPool {
     }
 
     async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match &self.0 {
+        match self {
             Inner::Shared(pool) => pool.query_one_raw(statement).await,
             Inner::Own(own) => own
                 .run(statement, true, async |query, connection| {
@@ -364,7 +453,7 @@ impl ConnectionTrait for ReadPool {
     }
 
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.0 {
+        match self {
             Inner::Shared(pool) => pool.query_all_raw(statement).await,
             Inner::Own(own) => own
                 .run(statement, true, async |query, connection| {
@@ -372,6 +461,35 @@ impl ConnectionTrait for ReadPool {
                 })
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for ReadPool {
+    fn get_database_backend(&self) -> DbBackend {
+        self.primary.get_database_backend()
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        self.primary.execute_raw(statement).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.primary.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        match &self.replica {
+            Some(replica) => replica.query_one(statement).await,
+            None => self.primary.query_one_raw(statement).await,
+        }
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.replica {
+            Some(replica) => replica.query_all(statement).await,
+            None => self.primary.query_all_raw(statement).await,
         }
     }
 }

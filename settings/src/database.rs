@@ -28,6 +28,12 @@ pub struct DatabaseSettings {
     /// PostgreSQL: connections of the busiest reads' own pool (opened on demand; 0 = the
     /// reads share the main pool). See `service::reads`.
     pub read_pool_size: u32,
+    /// PostgreSQL: a streaming replica the hot reads may use (`AISTORY_DATABASE_READ_URL`).
+    /// May hold a password: print it with [`redact_url`] only. See `service::replica`.
+    pub read_url: Option<String>,
+    /// How long a read waits for the replica to replay the writes it must see before it goes
+    /// to the primary instead (`AISTORY_DB_REPLICA_MAX_WAIT_MS`).
+    pub replica_max_wait: Duration,
     /// Log every SQL statement.
     pub echo: bool,
     /// A statement slower than this is logged once, with its SQL text (no parameter values),
@@ -54,6 +60,8 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)
             .field("read_pool_size", &self.read_pool_size)
+            .field("read_url", &self.read_url.as_deref().map(redact_url))
+            .field("replica_max_wait", &self.replica_max_wait)
             .field("echo", &self.echo)
             .field("slow_statement", &self.slow_statement)
             .field("connect_timeout", &self.connect_timeout)
@@ -101,6 +109,44 @@ impl DatabaseSettings {
         let max_overflow = connections(vars, "AISTORY_DB_MAX_OVERFLOW", 10, 0)?;
         let read_pool_size =
             connections(vars, "AISTORY_DB_READ_POOL_SIZE", DEFAULT_READ_POOL_SIZE, 0)?;
+        let read_url = match vars.get("AISTORY_DATABASE_READ_URL") {
+            None => None,
+            Some(read_url) => {
+                let expected = "a postgres:// URL of a streaming replica of the database \
+                                (a read replica is supported on PostgreSQL only)";
+                let normalized = normalize_url(&read_url)
+                    .filter(|read_url| read_url.starts_with("postgres:"))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "AISTORY_DATABASE_READ_URL",
+                            &redact_url(&read_url),
+                            expected,
+                        )
+                    })?;
+                if !url.starts_with("postgres:") {
+                    return Err(ConfigError::invalid(
+                        "AISTORY_DATABASE_READ_URL",
+                        &redact_url(&read_url),
+                        &format!(
+                            "unset: {url_source} is not PostgreSQL, and only a PostgreSQL database has read replicas here"
+                        ),
+                    ));
+                }
+                Some(normalized)
+            }
+        };
+        let replica_max_wait = {
+            let expected = "milliseconds from 0 to 10000";
+            let value: u64 = vars.parse_or("AISTORY_DB_REPLICA_MAX_WAIT_MS", 100, expected)?;
+            if value > 10_000 {
+                return Err(ConfigError::invalid(
+                    "AISTORY_DB_REPLICA_MAX_WAIT_MS",
+                    &value.to_string(),
+                    expected,
+                ));
+            }
+            Duration::from_millis(value)
+        };
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let slow_statement = {
             let expected = "milliseconds from 0 (off) to 3600000";
@@ -135,6 +181,8 @@ impl DatabaseSettings {
             pool_size,
             max_overflow,
             read_pool_size,
+            read_url,
+            replica_max_wait,
             echo,
             slow_statement,
             connect_timeout,
@@ -153,6 +201,8 @@ impl DatabaseSettings {
             pool_size: 5,
             max_overflow: 10,
             read_pool_size: DEFAULT_READ_POOL_SIZE,
+            read_url: None,
+            replica_max_wait: Duration::from_millis(100),
             echo: false,
             slow_statement: Some(Duration::from_millis(200)),
             connect_timeout: Duration::from_secs(5),

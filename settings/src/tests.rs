@@ -508,3 +508,63 @@ fn trusted_proxies_and_throttling_are_read() {
         assert_eq!(invalid_var(parse(&[(name, bad)])), name, "{name}={bad}");
     }
 }
+
+#[test]
+fn a_read_replica_is_postgres_beside_postgres() {
+    let settings = parse(&[
+        ("AISTORY_DATABASE_URL", "postgres://h/db"),
+        (
+            "AISTORY_DATABASE_READ_URL",
+            "postgresql+asyncpg://u:hunter2@replica:5433/db",
+        ),
+        ("AISTORY_DB_REPLICA_MAX_WAIT_MS", "250"),
+    ])
+    .unwrap();
+    assert_eq!(
+        settings.database.read_url.as_deref(),
+        Some("postgres://u:hunter2@replica:5433/db")
+    );
+    assert_eq!(
+        settings.database.replica_max_wait,
+        Duration::from_millis(250)
+    );
+    assert!(!format!("{:?}", settings.database).contains("hunter2"));
+
+    let defaults = parse(&[("AISTORY_DATABASE_URL", "postgres://h/db")]).unwrap();
+    assert_eq!(defaults.database.read_url, None);
+    assert_eq!(
+        defaults.database.replica_max_wait,
+        Duration::from_millis(100)
+    );
+
+    // Beside SQLite or MySQL, or not PostgreSQL itself: refused, naming the variable.
+    for vars in [
+        &[("AISTORY_DATABASE_READ_URL", "postgres://replica/db")][..],
+        &[
+            ("AISTORY_DATABASE_URL", "mysql://h/db"),
+            ("AISTORY_DATABASE_READ_URL", "postgres://replica/db"),
+        ],
+        &[
+            ("AISTORY_DATABASE_URL", "postgres://h/db"),
+            ("AISTORY_DATABASE_READ_URL", "mysql://replica/db"),
+        ],
+        &[
+            ("AISTORY_DATABASE_URL", "postgres://h/db"),
+            ("AISTORY_DB_REPLICA_MAX_WAIT_MS", "10001"),
+        ],
+    ] {
+        let var = invalid_var(parse(vars));
+        assert!(var.starts_with("AISTORY_D"), "{var}");
+    }
+    let message = parse(&[
+        ("AISTORY_DATABASE_URL", "mysql://h/db"),
+        (
+            "AISTORY_DATABASE_READ_URL",
+            "postgres://u:hunter2@replica/db",
+        ),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("AISTORY_DATABASE_READ_URL"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}

@@ -30,6 +30,8 @@ pub struct E2eTest {
     pub backend: Option<Backend>,
     /// The object store it needs.
     pub store: Option<Store>,
+    /// Whether it needs the streaming replica ([`crate::replica`]).
+    pub replica: bool,
     pub run: fn() -> TestFuture,
 }
 
@@ -148,6 +150,11 @@ fn missing(test: &E2eTest, unreachable: &BTreeMap<&'static str, String>) -> Opti
         .and_then(|backend| unreachable.get(backend.name()))
     {
         return Some(why.clone());
+    }
+    if test.replica
+        && let Some(why) = crate::replica::missing()
+    {
+        return Some(why);
     }
     match test.store {
         Some(store) if !store.configured() => Some(store.missing()),

@@ -11,6 +11,7 @@ mod app;
 mod database;
 pub mod harness;
 pub mod images;
+pub mod replica;
 pub mod sse;
 mod store;
 
@@ -27,12 +28,16 @@ pub use inventory;
 #[macro_export]
 macro_rules! __register_test {
     ($name:expr, $backend:expr, $store:expr, $call:expr) => {
+        $crate::__register_test!($name, $backend, $store, false, $call);
+    };
+    ($name:expr, $backend:expr, $store:expr, $replica:expr, $call:expr) => {
         $crate::inventory::submit! {
             $crate::harness::E2eTest {
                 module: module_path!(),
                 name: $name,
                 backend: $backend,
                 store: $store,
+                replica: $replica,
                 run: {
                     fn run() -> $crate::harness::TestFuture {
                         ::std::boxed::Box::pin($call)
@@ -93,10 +98,22 @@ macro_rules! store_backend_tests {
 }
 
 /// Registers each async test function `name()` as the test `name`. `on Postgres:` marks
-/// tests that need that backend, `on Sqlite with S3:` ones that need a store, so that they are
-/// reported as ignored where it cannot be had (see [`harness`]).
+/// tests that need that backend, `on Sqlite with S3:` ones that need a store, `on Postgres
+/// with replica:` ones that need a streaming replica ([`replica`]), so that they are reported
+/// as ignored where it cannot be had (see [`harness`]).
 #[macro_export]
 macro_rules! e2e_tests {
+    (on Postgres with replica: $($name:ident),* $(,)?) => {
+        $(
+            $crate::__register_test!(
+                stringify!($name),
+                ::std::option::Option::Some($crate::Backend::Postgres),
+                ::std::option::Option::None,
+                true,
+                $name()
+            );
+        )*
+    };
     (on $backend:ident with $store:ident: $($name:ident),* $(,)?) => {
         $(
             $crate::__register_test!(

@@ -538,13 +538,17 @@ pub async fn content(
         .map_or("bin", service::images::ImageKind::extension);
     if state.downloads == DownloadMode::Redirect {
         let disposition = format!("inline; filename=\"photo-{}.{extension}\"", photo.id);
-        return redirect_to_bucket(&state, &photo.object_key, &content_type, disposition, &etag);
+        let answer =
+            redirect_to_bucket(&state, &photo.object_key, &content_type, disposition, &etag)?;
+        service::metrics::download("bucket", u64::try_from(size).unwrap_or(0));
+        return Ok(answer);
     }
     let stream = state
         .storage
         .stream(&photo.object_key)
         .await
         .map_err(service::ServiceError::from)?;
+    service::metrics::download("api", u64::try_from(size).unwrap_or(0));
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::ETAG, etag))
@@ -669,13 +673,17 @@ pub async fn thumbnail(
     let key = service::storage::keys::thumbnail(&photo.object_key, size);
     if state.downloads == DownloadMode::Redirect {
         let disposition = format!("inline; filename=\"photo-{}-{size}.jpg\"", photo.id);
-        return redirect_to_bucket(&state, &key, "image/jpeg", disposition, &etag);
+        let answer = redirect_to_bucket(&state, &key, "image/jpeg", disposition, &etag)?;
+        // The thumbnail's size is the store's to know: counted as a download, 0 bytes.
+        service::metrics::download("bucket", 0);
+        return Ok(answer);
     }
     let bytes = state
         .storage
         .get(&key)
         .await
         .map_err(service::ServiceError::from)?;
+    service::metrics::download("api", bytes.len() as u64);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "image/jpeg"))
         .insert_header((header::ETAG, etag))

@@ -17,6 +17,7 @@ mod openapi;
 mod photos;
 mod queue;
 mod read_path;
+mod replica;
 mod security;
 mod stories;
 mod streams;
