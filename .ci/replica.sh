@@ -23,28 +23,48 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-major=$(psql "$primary" -Atc "SELECT current_setting('server_version_num')::int / 10000")
+# The primary's version when it answers; else (stopping while it is down) the newest installed.
+major=$(psql "$primary" -Atc "SELECT current_setting('server_version_num')::int / 10000" 2>/dev/null || true)
 bin=/usr/lib/postgresql/$major/bin
+[ -n "$major" ] && [ -x "$bin/pg_ctl" ] || bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bin/pg_ctl" ] || bin=$(dirname "$(command -v pg_ctl)")
 
+drop_slot() { # waits for the slot's sender to go, then drops it
+  for _ in $(seq 1 50); do
+    active=$(psql "$primary" -Atc "SELECT active FROM pg_replication_slots WHERE slot_name = '$slot'" 2>/dev/null || echo gone)
+    case "$active" in
+      "" | gone) return 0 ;;
+      f) psql "$primary" -qAtc "SELECT pg_drop_replication_slot('$slot')" >/dev/null && return 0 ;;
+    esac
+    sleep 0.2
+  done
+  echo "error: the replication slot $slot is still in use; drop it with SELECT pg_drop_replication_slot('$slot')" >&2
+  return 1
+}
+
+setting() { psql "$primary" -Atc "SHOW $1"; }
 running() { [ -f "$dir/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; }
 
 case "$action" in
   start)
     if [ ! -f "$dir/standby.signal" ]; then
       hba=$(psql "$primary" -Atc "SHOW hba_file")
-      if ! grep -Eq '^host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32' "$hba"; then
+      rule='host replication all 127.0.0.1/32 trust'
+      if [ "$(grep -Ev '^[[:space:]]*(#|$)' "$hba" | head -n 1 | tr -s ' \t' ' ')" != "$rule" ]; then
+        # The first matching line wins: ours goes first (loopback only).
         echo "allowing replication connections from 127.0.0.1 in $hba"
-        printf '\n# aistory .ci/replica.sh: a streaming replica on this machine\nhost replication all 127.0.0.1/32 trust\n' >>"$hba"
+        sed -i "1i # aistory .ci/replica.sh: a streaming replica on this machine\n$rule" "$hba"
         psql "$primary" -qAtc "SELECT pg_reload_conf()" >/dev/null
       fi
+      # A copy left running (promoted, say) is stopped before its directory goes.
+      if running; then as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w -t 60 stop >/dev/null; fi
       rm -rf "$dir"
       mkdir -p "$dir"
       chown postgres: "$dir" 2>/dev/null || true
       chmod 700 "$dir"
       # A replication slot keeps the WAL the replica has not received yet (the tests stop it
       # while the primary is busy); `destroy` drops it, so it cannot hold WAL forever.
-      psql "$primary" -qAtc "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null
+      drop_slot
       echo "copying the primary (pg_basebackup -R) into $dir"
       as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$dir" -R -X stream -c fast -C -S "$slot"
       # Debian keeps the configuration in /etc: the copy needs its own.
@@ -54,7 +74,11 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 hot_standby = on
 hot_standby_feedback = on
-max_connections = 100
+max_connections = $(setting max_connections)
+max_worker_processes = $(setting max_worker_processes)
+max_wal_senders = $(setting max_wal_senders)
+max_prepared_transactions = $(setting max_prepared_transactions)
+max_locks_per_transaction = $(setting max_locks_per_transaction)
 shared_buffers = 128MB
 logging_collector = off
 include_if_exists = 'delay.conf'
@@ -86,6 +110,14 @@ EOF
     ms=${2:?usage: $0 delay MS}
     echo "recovery_min_apply_delay = '${ms}ms'" | as_postgres tee "$dir/delay.conf" >/dev/null
     as_postgres "$bin/pg_ctl" -D "$dir" reload >/dev/null
+    # A reload is asynchronous: wait until the server says so.
+    for _ in $(seq 1 50); do
+      now=$(psql "postgres://postgres@127.0.0.1:$port/postgres" -Atc "SELECT setting FROM pg_settings WHERE name = 'recovery_min_apply_delay'" 2>/dev/null || true)
+      [ "$now" = "$ms" ] && exit 0
+      sleep 0.1
+    done
+    echo "error: the replica did not take recovery_min_apply_delay = ${ms}ms" >&2
+    exit 1
     ;;
   stop)
     if running; then as_postgres "$bin/pg_ctl" -D "$dir" -m fast -w -t 60 stop >/dev/null; fi
@@ -93,7 +125,7 @@ EOF
   destroy)
     if running; then as_postgres "$bin/pg_ctl" -D "$dir" -m immediate -w -t 60 stop >/dev/null; fi
     rm -rf "$dir"
-    psql "$primary" -qAtc "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots WHERE slot_name = '$slot' AND NOT active" >/dev/null
+    drop_slot
     ;;
   *)
     echo "usage: $0 start|stop|delay MS|destroy" >&2

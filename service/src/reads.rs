@@ -101,22 +101,49 @@ impl ReadPool {
                 database.read_pool_size,
                 database,
                 observer.clone(),
+                database.acquire_timeout,
                 true,
             )?))
         };
         let replica = match &database.read_url {
             Some(url) if postgres => {
+                // A replica whose connections are all busy sends the read to the primary
+                // rather than keep it waiting.
+                let busy_after = database.replica_max_wait.max(Duration::from_millis(50));
                 let pool = Own::open(
                     url,
                     "replica",
                     database.read_pool_size.max(1),
                     database,
                     observer,
+                    busy_after,
+                    false,
+                )?;
+                // One connection each for the position samples, so that they never queue
+                // behind the reads they decide.
+                let primary_probe = Own::open(
+                    &database.url,
+                    "reads",
+                    1,
+                    database,
+                    None,
+                    database.acquire_timeout,
+                    true,
+                )?;
+                let replica_probe = Own::open(
+                    url,
+                    "replica",
+                    1,
+                    database,
+                    None,
+                    database.connect_timeout,
                     false,
                 )?;
                 Some(Arc::new(replica::Replica::start(
                     primary.clone(),
                     Arc::new(pool),
+                    primary_probe,
+                    replica_probe,
                     database,
                 )))
             }
@@ -191,7 +218,7 @@ impl ReadPool {
             own.close().await;
         }
         if let Some(replica) = &self.replica {
-            replica.pool().close().await;
+            replica.close().await;
         }
     }
 }
@@ -205,6 +232,7 @@ impl Own {
         size: u32,
         database: &DatabaseSettings,
         observer: Option<StatementObserver>,
+        acquire_timeout: Duration,
         retry_refused: bool,
     ) -> Result<Own, DbErr> {
         let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
@@ -221,7 +249,7 @@ impl Own {
         };
         let pool = managed::Pool::builder(Manager { options })
             .max_size(size as usize)
-            .wait_timeout(Some(database.acquire_timeout))
+            .wait_timeout(Some(acquire_timeout))
             .create_timeout(Some(database.connect_timeout))
             .recycle_timeout(Some(database.connect_timeout))
             .queue_mode(QueueMode::Lifo)
@@ -236,7 +264,7 @@ impl Own {
                 slow: database.slow_statement,
                 observer,
             },
-            acquire_timeout: database.acquire_timeout,
+            acquire_timeout,
             retry_refused,
         })
     }

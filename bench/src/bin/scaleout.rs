@@ -1,10 +1,16 @@
-//! Scale-out rehearsal (issue 8): `migration up` as its own step, then two API processes
-//! (no workers) and two `api worker` processes, all in production mode, on one PostgreSQL
-//! database and one S3-protocol server (s3s-fs, started here). Clients spread a mixed load
-//! across both APIs: upload, ask for a story, follow it to `completed`, and walk their photo
-//! pages through alternating APIs while new photos arrive. Prints requests, errors, stories,
-//! and checks in the database that every story was written exactly once and that no page walk
-//! saw a photo twice or out of order.
+//! Scale-out rehearsal (issues 8 and 21): `migration up` as its own step, then API processes
+//! (`SCALEOUT_APIS`, default 4, no workers) and two `api worker` processes, all in production
+//! mode, on one PostgreSQL database, its streaming replica (when
+//! `AISTORY_TEST_POSTGRES_REPLICA_URL` names one: `bash .ci/replica.sh start`), and one
+//! S3-protocol server (s3s-fs, started here) with downloads redirected to it (the S3 default).
+//! Clients spread a mixed load across the APIs: upload, download the photo from another API
+//! (following the redirect; the bytes must match), read it at once on a third (never a 404:
+//! read-your-writes across processes), ask for a story, follow it to `completed`, and walk
+//! their photo pages through alternating APIs while new photos arrive. Prints requests,
+//! errors, stories, read-your-writes violations, the replica's share of the hot reads and the
+//! bytes served by the APIs versus the bucket (from each API's `/metrics` and the clients' own
+//! count), and checks in the database that every story was written exactly once and that no
+//! page walk saw a photo twice or out of order.
 //!
 //! Run: `cargo build --release -p api -p migration -p bench && target/release/scaleout [SECONDS] [CLIENTS]`
 //! (defaults 60, 8; needs `s3s-fs` on the PATH), with `AISTORY_TEST_POSTGRES_URL`.
@@ -27,6 +33,11 @@ const SECRET: &str = "scale-out-rehearsal-secret-key-0123456789";
 #[derive(Default)]
 struct Tally {
     requests: u64,
+    /// A read of a photo, on another API, right after its upload answered 404.
+    read_your_writes_violations: u64,
+    downloads: u64,
+    /// Bytes of downloads as received, by where they came from (`api` or `bucket`).
+    download_bytes: BTreeMap<&'static str, u64>,
     errors: BTreeMap<String, u64>,
     stories_requested: u64,
     stories_read: u64,
@@ -58,6 +69,10 @@ fn app_env(command: &mut Command, url: &str) {
         .env("AISTORY_WORKER_POLL_MS", "100")
         .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
         .env("AISTORY_REGISTRATIONS_PER_HOUR", "1000000")
+        // 4 APIs and 2 workers stay well inside PostgreSQL's 100 connections.
+        .env("AISTORY_DB_POOL_SIZE", "2")
+        .env("AISTORY_DB_MAX_OVERFLOW", "4")
+        .env("AISTORY_DB_READ_POOL_SIZE", "4")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -99,13 +114,34 @@ async fn main() -> anyhow::Result<()> {
             .status()?;
         anyhow::ensure!(migrated.success(), "migration up failed");
         let api = sibling_binary("api")?;
-        let ports = [18_961u16, 18_962u16];
-        for port in ports {
+        let apis: u16 = match std::env::var("SCALEOUT_APIS") {
+            Ok(count) => count.parse()?,
+            Err(_) => 4,
+        };
+        anyhow::ensure!((2..=16).contains(&apis), "SCALEOUT_APIS: 2 to 16");
+        let ports: Vec<u16> = (0..apis).map(|n| 18_961 + n).collect();
+        let metrics_ports: Vec<u16> = (0..apis).map(|n| 18_981 + n).collect();
+        let read_url = replica_base()?.map(|base| format!("{base}/{name}"));
+        match &read_url {
+            Some(read_url) => {
+                wait_replicated(read_url).await?;
+                println!("{apis} APIs reading from the replica at {read_url}; downloads redirect to the bucket");
+            }
+            None => println!(
+                "{apis} APIs, no replica (set AISTORY_TEST_POSTGRES_REPLICA_URL); downloads redirect to the bucket"
+            ),
+        }
+        for (port, metrics_port) in ports.iter().zip(&metrics_ports) {
             let mut command = Command::new(&api);
             app_env(&mut command, &url);
             command
                 .env("AISTORY_PORT", port.to_string())
+                .env("AISTORY_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+                .env("AISTORY_DOWNLOADS", "redirect")
                 .env("AISTORY_WORKERS", "0");
+            if let Some(read_url) = &read_url {
+                command.env("AISTORY_DATABASE_READ_URL", read_url);
+            }
             processes.0.push(command.spawn()?);
         }
         for _ in 0..2 {
@@ -114,9 +150,19 @@ async fn main() -> anyhow::Result<()> {
             command.arg("worker").env("AISTORY_WORKERS", "2");
             processes.0.push(command.spawn()?);
         }
+        let before = transactions(&url, read_url.as_deref(), &name).await?;
         let tally = drive(&ports, seconds, clients).await?;
+        let after = transactions(&url, read_url.as_deref(), &name).await?;
+        println!(
+            "transactions (pg_stat_database, this database) during the load: primary {}, replica {} = {:.2} and {:.2} per request",
+            after.0 - before.0,
+            after.1 - before.1,
+            (after.0 - before.0) as f64 / tally.requests.max(1) as f64,
+            (after.1 - before.1) as f64 / tally.requests.max(1) as f64,
+        );
+        let served = scrape(&metrics_ports).await?;
         drop(processes);
-        check(&url, &tally).await
+        check(&url, &tally, &served, read_url.is_some()).await
     }
     .await;
     admin
@@ -196,6 +242,38 @@ async fn drive(ports: &[u16], seconds: u64, clients: usize) -> anyhow::Result<Ta
                 let upload = client.post(format!("{}/photos", next(&apis))).bearer_auth(&token).multipart(form);
                 let Some(photo) = expect(&tally, "upload", 201, upload).await else { continue };
                 let Some(id) = photo["id"].as_i64() else { continue };
+                // At once, on another API: the photo must be there.
+                let read = client.get(format!("{}/photos/{id}", next(&apis))).bearer_auth(&token).send().await;
+                {
+                    let mut tally = tally.lock().await;
+                    tally.requests += 1;
+                    match read {
+                        Ok(response) if response.status() == 200 => {}
+                        Ok(response) if response.status() == 404 => tally.read_your_writes_violations += 1,
+                        Ok(response) => *tally.errors.entry(format!("read after upload: {}", response.status())).or_default() += 1,
+                        Err(error) => *tally.errors.entry(format!("read after upload: {error}")).or_default() += 1,
+                    }
+                }
+                // Its bytes, through yet another API: followed to wherever they are served.
+                let download = client.get(format!("{}/photos/{id}/content", next(&apis))).bearer_auth(&token).send().await;
+                let received = match download {
+                    Ok(response) if response.status() == 200 => {
+                        let from = if response.url().port() == Some(S3_PORT) { "bucket" } else { "api" };
+                        response.bytes().await.ok().map(|bytes| (from, bytes))
+                    }
+                    _ => None,
+                };
+                {
+                    let mut tally = tally.lock().await;
+                    tally.requests += 1;
+                    match received {
+                        Some((from, bytes)) if bytes.as_ref() == bench::PNG => {
+                            tally.downloads += 1;
+                            *tally.download_bytes.entry(from).or_default() += bytes.len() as u64;
+                        }
+                        _ => *tally.errors.entry("download".to_owned()).or_default() += 1,
+                    }
+                }
                 let ask = client
                     .post(format!("{}/photos/{id}/story", next(&apis)))
                     .bearer_auth(&token)
@@ -261,7 +339,104 @@ async fn drive(ports: &[u16], seconds: u64, clients: usize) -> anyhow::Result<Ta
         .map_err(|_| anyhow::anyhow!("tally still shared"))
 }
 
-async fn check(url: &str, tally: &Tally) -> anyhow::Result<()> {
+/// Transactions committed and rolled back in database `name` so far, on the primary and on
+/// the replica (0 without one); statistics are flushed about once a second.
+async fn transactions(url: &str, read_url: Option<&str>, name: &str) -> anyhow::Result<(i64, i64)> {
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sql = format!(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = '{name}'"
+    );
+    let mut counts = [0i64; 2];
+    for (count, url) in counts.iter_mut().zip([Some(url), read_url]) {
+        let Some(url) = url else { continue };
+        let db = Database::connect(url).await?;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no statistics for {name}"))?;
+        *count = row.try_get_by_index(0)?;
+        db.close().await.ok();
+    }
+    Ok((counts[0], counts[1]))
+}
+
+/// The replica's admin URL without its database name, if one is configured.
+fn replica_base() -> anyhow::Result<Option<String>> {
+    match std::env::var("AISTORY_TEST_POSTGRES_REPLICA_URL") {
+        Ok(url) if !url.trim().is_empty() => url
+            .rsplit_once('/')
+            .map(|(base, _)| Some(base.to_owned()))
+            .ok_or_else(|| anyhow::anyhow!("no database path in {url}")),
+        _ => Ok(None),
+    }
+}
+
+/// Waits (30 s at most) until the replica has the migrated database.
+async fn wait_replicated(read_url: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok(db) = Database::connect(read_url).await {
+            let migrated = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT count(*) FROM seaql_migrations",
+                ))
+                .await;
+            db.close().await.ok();
+            if migrated.is_ok() {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replica did not get the database within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the APIs' `/metrics` say, summed over the processes: (metric and label, value).
+async fn scrape(metrics_ports: &[u16]) -> anyhow::Result<BTreeMap<String, f64>> {
+    let client = reqwest::Client::new();
+    let mut sums = BTreeMap::new();
+    for port in metrics_ports {
+        let text = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        for line in text.lines() {
+            let wanted = line.starts_with("aistory_db_replica_reads_total{")
+                || line.starts_with("aistory_download_bytes_total{")
+                || line.starts_with("aistory_downloads_total{");
+            if let (true, Some((series, value))) = (wanted, line.rsplit_once(' ')) {
+                *sums.entry(series.to_owned()).or_insert(0.0) +=
+                    value.parse::<f64>().unwrap_or(0.0);
+            }
+        }
+    }
+    Ok(sums)
+}
+
+/// The sum of the series of `metric` whose labels contain `label`.
+fn sum(served: &BTreeMap<String, f64>, metric: &str, label: &str) -> f64 {
+    served
+        .iter()
+        .filter(|(series, _)| series.starts_with(&format!("{metric}{{")) && series.contains(label))
+        .map(|(_, value)| value)
+        .sum()
+}
+
+async fn check(
+    url: &str,
+    tally: &Tally,
+    served: &BTreeMap<String, f64>,
+    replica: bool,
+) -> anyhow::Result<()> {
     let db = Database::connect(url).await?;
     let backend = db.get_database_backend();
     let number = |sql: &str| {
@@ -292,10 +467,60 @@ async fn check(url: &str, tally: &Tally) -> anyhow::Result<()> {
         tally.stories_requested, tally.stories_read
     );
     println!(
-        "page walks across both APIs: {}, with a duplicate or out-of-order photo: {}",
+        "page walks across the APIs: {}, with a duplicate or out-of-order photo: {}",
         tally.page_walks, tally.page_problems
     );
+    let by_replica = sum(
+        served,
+        "aistory_db_replica_reads_total",
+        "served_by=\"replica\"",
+    );
+    let by_primary = sum(
+        served,
+        "aistory_db_replica_reads_total",
+        "served_by=\"primary\"",
+    );
+    let share = by_replica / (by_replica + by_primary).max(1.0);
+    println!(
+        "read-your-writes violations (404 on another API right after the upload): {}",
+        tally.read_your_writes_violations
+    );
+    println!(
+        "hot reads by the replica: {by_replica}, by the primary: {by_primary} ({:.1}% replica); by reason: {:?}",
+        share * 100.0,
+        served
+            .iter()
+            .filter(
+                |(series, _)| series.starts_with("aistory_db_replica_reads_total{")
+                    && series.contains("primary")
+            )
+            .map(|(series, value)| (
+                series
+                    .split("reason=")
+                    .nth(1)
+                    .unwrap_or(series)
+                    .trim_end_matches('}'),
+                *value
+            ))
+            .collect::<Vec<_>>()
+    );
+    let api_bytes = sum(served, "aistory_download_bytes_total", "via=\"api\"");
+    let bucket_bytes = sum(served, "aistory_download_bytes_total", "via=\"bucket\"");
+    println!(
+        "downloads: {} (bytes matched); photo bytes received from the bucket {}, from the APIs {}; the APIs' own count: streamed {api_bytes}, redirected {bucket_bytes}",
+        tally.downloads,
+        tally.download_bytes.get("bucket").copied().unwrap_or(0),
+        tally.download_bytes.get("api").copied().unwrap_or(0),
+    );
     db.close().await?;
+    anyhow::ensure!(
+        tally.read_your_writes_violations == 0
+            && tally.downloads > 0
+            && tally.download_bytes.get("api").copied().unwrap_or(0) == 0
+            && api_bytes == 0.0
+            && (!replica || share >= 0.5),
+        "the rehearsal found problems (read-your-writes, bytes through the APIs, or replica share under half)"
+    );
     anyhow::ensure!(
         errors == 0
             && photos_with_two == 0

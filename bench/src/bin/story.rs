@@ -1,6 +1,7 @@
 //! Time per story of the built-in provider for a 12-megapixel JPEG (4000 x 3000, camera-like
 //! content, quality 90), and the `openai` provider's preparation of the same photo (decode,
-//! downscale to 1024 px, JPEG, base64).
+//! downscale to 1024 px, JPEG, base64), and the thumbnail job's rendering of it (both sizes:
+//! time, and the bytes each thumbnail adds to the store).
 //! Run: `cargo build --release -p bench && target/release/story [RUNS]`.
 
 use std::io::Cursor;
@@ -63,6 +64,27 @@ fn main() -> anyhow::Result<()> {
     println!(
         "openai photo preparation (downscale to 1024 px + base64): {}",
         bench::summary(&mut prepare_times)
+    );
+    let limits = service::images::ImageLimits {
+        max_pixels: 50_000_000,
+        max_side: 20_000,
+    };
+    let mut thumbnail_times: Vec<Duration> = Vec::new();
+    let mut sizes = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let thumbnails = service::photos::thumbnails::render(Cursor::new(&jpeg), limits)
+            .ok_or_else(|| anyhow::anyhow!("the photo could not be decoded"))?;
+        thumbnail_times.push(started.elapsed());
+        sizes = thumbnails
+            .iter()
+            .map(|(side, bytes)| format!("{side} px: {} KiB", bytes.len() / 1024))
+            .collect();
+    }
+    println!(
+        "thumbnails (decode, 256 and 1024 px JPEGs): {}; {}",
+        bench::summary(&mut thumbnail_times),
+        sizes.join(", ")
     );
     Ok(())
 }

@@ -6,28 +6,37 @@
 //! request (on any API process), and everyone else's. No client cooperation, no sticky
 //! sessions. How:
 //!
-//! 1. The read waits for a sample of the primary's `pg_current_wal_lsn()` taken *after* it
-//!    arrived: the target. Every commit acknowledged before that moment ends at or before the
-//!    target (a commit returns once its WAL is flushed, and the write position is past the
-//!    flush position).
-//! 2. It goes to the replica only once the replica's `pg_last_wal_replay_lsn()` is at or past
-//!    the target: the commits are replayed, so the snapshot the read then takes contains them.
+//! 1. The read waits for a sample of the primary's `pg_current_wal_insert_lsn()` taken *after*
+//!    it arrived: the target. Every commit acknowledged before that moment has its commit
+//!    record at or before the target (inserted into the WAL, whether or not
+//!    `synchronous_commit` waited for the flush).
+//! 2. It goes to the replica only once the replica (still in recovery) reports a
+//!    `pg_last_wal_replay_lsn()` at or past the target: those commits are replayed, so the
+//!    snapshot the read then takes contains them.
 //! 3. Otherwise, after waiting [`settings::DatabaseSettings::replica_max_wait`] for the replica
-//!    to catch up, it goes to the primary (`lagging`).
+//!    to catch up, it goes to the primary (`lagging`), and so do the reads of the next second
+//!    or more (the replica is marked down, see below), so that a replica that stays behind
+//!    does not make every read wait.
 //!
-//! Samples are shared: one `SELECT` is in flight on each server at a time, and it answers
-//! every read that arrived before it was sent ([`Sampler`]). Under load a round trip to the
-//! primary serves a whole batch of reads, so the primary sees one tiny statement per round
-//! trip instead of every read; the last replay position is remembered, so while nothing is
-//! written the replica is not asked again.
+//! Samples are shared: one `SELECT` is in flight on each server at a time, on a connection of
+//! its own, and it answers every read that arrived before it was sent ([`Sampler`]). Under
+//! load one round trip to the primary serves a whole batch of reads, so the primary sees one
+//! tiny statement per round trip instead of every read; the last replay position is
+//! remembered, so while nothing is written the replica is not asked again.
 //!
-//! **Failures.** A replica that refuses connections, fails a statement, stops answering or
-//! is not a standby (`pg_last_wal_replay_lsn()` is NULL: promoted, or the URL names a primary)
-//! is marked down; reads go to the primary for 1 s, doubling to 30 s while it stays down, and
-//! the read that failed is sent to the primary at once: clients see no error. The counter
+//! **Failures.** A replica that refuses connections, breaks one, fails a read, gives no answer
+//! within the connect time-out, lags past the wait bound, or is not in recovery (promoted) is
+//! marked down: reads go to the primary for 1 s, doubling to 30 s while it stays down, and the
+//! read that found it failing is sent to the primary at once, so clients see no error. Marking
+//! it down forgets the remembered replay position (a standby restarted after a crash may come
+//! back at an older one), and a sample taken before that cannot bring it back (a generation
+//! number). Reads are never retried on another replica connection: a new connection might
+//! reach a restarted server. A replica whose connections are all busy for the wait bound
+//! hands the read to the primary without being marked down (`replica_busy`). The counter
 //! `aistory_db_replica_reads_total{served_by, reason}` and the gauge `aistory_db_replica_up`
 //! say where reads go and why.
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,16 +44,16 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use sea_orm::sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sea_orm::sqlx::{self, Row as _};
-use sea_orm::{DbBackend, DbErr, QueryResult, RuntimeErr, Statement};
+use sea_orm::{ConnAcquireErr, DbBackend, DbErr, QueryResult, RuntimeErr, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Inner, Own};
-use std::sync::Arc;
 
-/// The write position of the primary, in bytes since `0/0`.
-const PRIMARY_LSN: &str = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint";
-/// The replay position of a standby, in bytes since `0/0`; NULL on a server not in recovery.
-const REPLAYED_LSN: &str = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";
+/// Where the primary inserts WAL now, in bytes since `0/0`.
+const PRIMARY_LSN: &str = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint";
+/// Whether the server is a standby, and how far it has replayed, in bytes since `0/0`.
+const REPLAYED_LSN: &str =
+    "SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint";
 
 /// How long the replica is left alone after it failed, at first and at most.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -55,84 +64,131 @@ const CATCH_UP_PAUSE: Duration = Duration::from_millis(1);
 pub(super) struct Replica {
     primary: Inner,
     pool: Arc<Own>,
+    probes: [Arc<Own>; 2],
     primary_lsn: Sampler,
     replayed_lsn: Sampler,
-    /// The highest replay position seen since the replica was last marked down.
+    /// The replay position last seen in this generation (0: unknown). Read without the lock.
     replayed: AtomicU64,
+    /// Milliseconds since `epoch` until which reads stay on the primary (0: the replica is up).
+    down_until: AtomicU64,
+    epoch: Instant,
     health: Mutex<Health>,
     max_wait: Duration,
+    /// A read on the replica that takes longer is abandoned and sent to the primary.
+    read_limit: Duration,
 }
 
 struct Health {
-    /// Reads stay on the primary until then.
-    down_until: Option<Instant>,
+    /// Bumped each time the replica is marked down: samples asked for before do not count.
+    generation: u64,
     /// How long the next failure keeps the replica down.
     backoff: Duration,
 }
 
+/// Why a sample could not be had.
+#[derive(Clone, Debug)]
+enum SampleError {
+    /// No connection was free in time: the server is busy, not broken.
+    Busy,
+    Failed(String),
+}
+
+impl SampleError {
+    fn from_db(error: DbErr) -> SampleError {
+        match error {
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => SampleError::Busy,
+            other => SampleError::Failed(other.to_string()),
+        }
+    }
+}
+
 impl Replica {
-    /// The replica reached through `pool`, with `primary` for the targets and the fallback.
+    /// The replica reached through `pool` (reads) and `replica_probe` (its position), with
+    /// `primary` for the fallback and `primary_probe` for the targets.
     pub(super) fn start(
         primary: Inner,
         pool: Arc<Own>,
+        primary_probe: Own,
+        replica_probe: Own,
         database: &settings::DatabaseSettings,
     ) -> Replica {
         let limit = database.connect_timeout;
-        let on_primary = primary.clone();
+        let (primary_probe, replica_probe) = (Arc::new(primary_probe), Arc::new(replica_probe));
+        let on_primary = primary_probe.clone();
         let primary_lsn = Sampler::spawn(move || {
             let primary = on_primary.clone();
             Box::pin(async move {
                 let statement = Statement::from_string(DbBackend::Postgres, PRIMARY_LSN);
-                let row = tokio::time::timeout(limit, primary.query_one_raw(statement))
-                    .await
-                    .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
-                    .map_err(|error| error.to_string())?
-                    .ok_or("no row")?;
-                let lsn: Option<i64> =
-                    row.try_get_by_index(0).map_err(|error| error.to_string())?;
-                lsn.and_then(|lsn| u64::try_from(lsn).ok())
-                    .ok_or_else(|| "pg_current_wal_lsn() is NULL: the primary is a standby".into())
+                let row = tokio::time::timeout(
+                    limit,
+                    primary.run(statement, false, async |query, connection| {
+                        query.fetch_one(connection).await
+                    }),
+                )
+                .await
+                .map_err(|_| no_answer(limit))?
+                .map_err(SampleError::from_db)?;
+                let lsn: Option<i64> = row.try_get(0).map_err(failed)?;
+                lsn.and_then(|lsn| u64::try_from(lsn).ok()).ok_or_else(|| {
+                    SampleError::Failed("the primary has no WAL position: it is a standby".into())
+                })
             })
         });
-        let on_replica = pool.clone();
+        let on_replica = replica_probe.clone();
         let replayed_lsn = Sampler::spawn(move || {
             let replica = on_replica.clone();
             Box::pin(async move {
                 let statement = Statement::from_string(DbBackend::Postgres, REPLAYED_LSN);
                 let row = tokio::time::timeout(
                     limit,
-                    replica.run(statement, true, async |query, connection| {
+                    replica.run(statement, false, async |query, connection| {
                         query.fetch_one(connection).await
                     }),
                 )
                 .await
-                .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
-                .map_err(|error| error.to_string())?;
-                let lsn: Option<i64> = row.try_get(0).map_err(|error| error.to_string())?;
-                lsn.and_then(|lsn| u64::try_from(lsn).ok()).ok_or_else(|| {
-                    "pg_last_wal_replay_lsn() is NULL: the server at AISTORY_DATABASE_READ_URL \
-                     is not a standby (promoted, or a primary)"
-                        .into()
-                })
+                .map_err(|_| no_answer(limit))?
+                .map_err(SampleError::from_db)?;
+                let in_recovery: bool = row.try_get(0).map_err(failed)?;
+                let lsn: Option<i64> = row.try_get(1).map_err(failed)?;
+                match (in_recovery, lsn.and_then(|lsn| u64::try_from(lsn).ok())) {
+                    (true, Some(lsn)) => Ok(lsn),
+                    _ => Err(SampleError::Failed(
+                        "the server at AISTORY_DATABASE_READ_URL is not in recovery (promoted, \
+                         or a primary): it is not a replica of the database"
+                            .into(),
+                    )),
+                }
             })
         });
         crate::metrics::replica_up(true);
         Replica {
             primary,
             pool,
+            probes: [primary_probe, replica_probe],
             primary_lsn,
             replayed_lsn,
             replayed: AtomicU64::new(0),
+            down_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             health: Mutex::new(Health {
-                down_until: None,
+                generation: 0,
                 backoff: FIRST_BACKOFF,
             }),
             max_wait: database.replica_max_wait,
+            read_limit: database.connect_timeout,
         }
     }
 
     pub(super) fn pool(&self) -> &Own {
         &self.pool
+    }
+
+    /// Closes every connection to the replica, and the primary's probe.
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+        for probe in &self.probes {
+            probe.close().await;
+        }
     }
 
     pub(super) async fn query_one(
@@ -143,20 +199,18 @@ impl Replica {
             crate::metrics::replica_read("primary", reason);
             return self.primary.query_one_raw(statement).await;
         }
-        let sent = self
+        let read = self
             .pool
-            .run(statement.clone(), true, async |query, connection| {
+            .run(statement.clone(), false, async |query, connection| {
                 query.fetch_optional(connection).await
-            })
-            .await;
-        match sent {
+            });
+        match self.bounded(read).await {
             Ok(row) => {
                 crate::metrics::replica_read("replica", "caught_up");
                 Ok(row.map(QueryResult::from))
             }
-            Err(error) => {
-                self.failed(&error);
-                crate::metrics::replica_read("primary", "replica_failed");
+            Err(reason) => {
+                crate::metrics::replica_read("primary", reason);
                 self.primary.query_one_raw(statement).await
             }
         }
@@ -167,74 +221,43 @@ impl Replica {
             crate::metrics::replica_read("primary", reason);
             return self.primary.query_all_raw(statement).await;
         }
-        let sent = self
+        let read = self
             .pool
-            .run(statement.clone(), true, async |query, connection| {
+            .run(statement.clone(), false, async |query, connection| {
                 query.fetch_all(connection).await
-            })
-            .await;
-        match sent {
+            });
+        match self.bounded(read).await {
             Ok(rows) => {
                 crate::metrics::replica_read("replica", "caught_up");
                 Ok(rows.into_iter().map(QueryResult::from).collect())
             }
-            Err(error) => {
-                self.failed(&error);
-                crate::metrics::replica_read("primary", "replica_failed");
+            Err(reason) => {
+                crate::metrics::replica_read("primary", reason);
                 self.primary.query_all_raw(statement).await
             }
         }
     }
 
-    /// `Ok` when a read that arrived now may go to the replica; else why it goes to the
-    /// primary: `replica_down`, `no_target` (the primary's position could not be read), or
-    /// `lagging`.
-    async fn route(&self) -> Result<(), &'static str> {
-        if self.is_down() {
-            return Err("replica_down");
-        }
-        let started = Instant::now();
-        let target = self.primary_lsn.sample().await.map_err(|_| "no_target")?;
-        let deadline = tokio::time::Instant::now() + self.max_wait;
-        let outcome = loop {
-            if self.replayed.load(Ordering::Acquire) >= target {
-                break Ok(());
+    /// `read` on the replica, within the read limit; else why it goes to the primary
+    /// (`replica_busy`, or `replica_failed`, marking the replica down unless the server merely
+    /// refused that statement: the primary then answers it, refusal or not).
+    async fn bounded<T>(
+        &self,
+        read: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, &'static str> {
+        let error = match tokio::time::timeout(self.read_limit, read).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                self.mark_down(&format!(
+                    "a read got no answer within {} s",
+                    self.read_limit.as_secs()
+                ));
+                return Err("replica_failed");
             }
-            match tokio::time::timeout_at(deadline, self.replayed_lsn.sample()).await {
-                Err(_) => break Err("lagging"),
-                Ok(Err(error)) => {
-                    self.mark_down(&error);
-                    break Err("replica_down");
-                }
-                Ok(Ok(replayed)) => {
-                    self.replayed.fetch_max(replayed, Ordering::AcqRel);
-                    self.mark_up();
-                    if replayed >= target {
-                        break Ok(());
-                    }
-                }
-            }
-            if tokio::time::Instant::now() + CATCH_UP_PAUSE >= deadline {
-                break Err("lagging");
-            }
-            tokio::time::sleep(CATCH_UP_PAUSE).await;
         };
-        crate::metrics::replica_wait(started.elapsed());
-        outcome
-    }
-
-    fn is_down(&self) -> bool {
-        let health = self.health();
-        health
-            .down_until
-            .is_some_and(|until| Instant::now() < until)
-    }
-
-    /// A read sent to the replica failed: unless the server merely refused that statement
-    /// (the same statement would fail on the primary too, which then answers), the replica is
-    /// marked down.
-    fn failed(&self, error: &DbErr) {
-        let refused_statement = match error {
+        let refused_statement = match &error {
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => return Err("replica_busy"),
             DbErr::Query(RuntimeErr::SqlxError(error)) => match error.as_ref() {
                 sqlx::Error::Database(error) => !error
                     .try_downcast_ref::<PgDatabaseError>()
@@ -248,18 +271,92 @@ impl Replica {
         if !refused_statement {
             self.mark_down(&error.to_string());
         }
+        Err("replica_failed")
+    }
+
+    /// `Ok` when a read that arrived now may go to the replica; else why it goes to the
+    /// primary: `replica_down`, `replica_busy`, `no_target` (the primary's position could not
+    /// be read), or `lagging`.
+    async fn route(&self) -> Result<(), &'static str> {
+        if self.is_down() {
+            return Err("replica_down");
+        }
+        let started = Instant::now();
+        let target = self.primary_lsn.sample().await.map_err(|_| "no_target")?;
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        let outcome = loop {
+            if self.replayed.load(Ordering::Acquire) >= target {
+                break Ok(());
+            }
+            let generation = self.health().generation;
+            match tokio::time::timeout_at(deadline, self.replayed_lsn.sample()).await {
+                Err(_) => break Err("lagging"),
+                Ok(Err(SampleError::Busy)) => break Err("replica_busy"),
+                Ok(Err(SampleError::Failed(error))) => {
+                    self.mark_down(&error);
+                    break Err("replica_down");
+                }
+                Ok(Ok(replayed)) => {
+                    self.saw(generation, replayed);
+                    if replayed >= target {
+                        break Ok(());
+                    }
+                }
+            }
+            if tokio::time::Instant::now() + CATCH_UP_PAUSE >= deadline {
+                break Err("lagging");
+            }
+            tokio::time::sleep(CATCH_UP_PAUSE).await;
+        };
+        if outcome == Err("lagging") {
+            self.mark_down(&format!(
+                "it had not replayed the primary's position of {} ms ago",
+                self.max_wait.as_millis()
+            ));
+        }
+        crate::metrics::replica_wait(started.elapsed());
+        outcome
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_down(&self) -> bool {
+        self.now_ms() < self.down_until.load(Ordering::Acquire)
+    }
+
+    /// A replay position sampled after `generation` was current: remembered (and the replica
+    /// is up again) unless the replica was marked down since.
+    fn saw(&self, generation: u64, replayed: u64) {
+        let mut health = self.health();
+        if health.generation != generation {
+            return;
+        }
+        // Stored, not maximised: a lower position (a restarted standby) lowers it.
+        self.replayed.store(replayed, Ordering::Release);
+        if self.down_until.swap(0, Ordering::AcqRel) != 0 {
+            health.backoff = FIRST_BACKOFF;
+            drop(health);
+            crate::metrics::replica_up(true);
+            tracing::info!("the read replica answers again; hot reads may use it");
+        }
     }
 
     fn mark_down(&self, why: &str) {
-        // After a restart a standby may start from an older position than it had replayed.
-        self.replayed.store(0, Ordering::Release);
         let mut health = self.health();
-        let now = Instant::now();
-        if health.down_until.is_some_and(|until| now < until) {
+        health.generation += 1;
+        self.replayed.store(0, Ordering::Release);
+        let now = self.now_ms();
+        if now < self.down_until.load(Ordering::Acquire) {
             return;
         }
         let backoff = health.backoff;
-        health.down_until = Some(now + backoff);
+        self.down_until.store(
+            now.saturating_add(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX))
+                .max(1),
+            Ordering::Release,
+        );
         health.backoff = (backoff * 2).min(MAX_BACKOFF);
         drop(health);
         crate::metrics::replica_up(false);
@@ -270,18 +367,6 @@ impl Replica {
         );
     }
 
-    fn mark_up(&self) {
-        let mut health = self.health();
-        if health.down_until.is_none() {
-            return;
-        }
-        health.down_until = None;
-        health.backoff = FIRST_BACKOFF;
-        drop(health);
-        crate::metrics::replica_up(true);
-        tracing::info!("the read replica answers again; hot reads may use it");
-    }
-
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health
             .lock()
@@ -289,17 +374,26 @@ impl Replica {
     }
 }
 
-type Probe = dyn Fn() -> BoxFuture<'static, Result<u64, String>> + Send + Sync;
+fn no_answer(limit: Duration) -> SampleError {
+    SampleError::Failed(format!("no answer within {} s", limit.as_secs()))
+}
+
+fn failed(error: sqlx::Error) -> SampleError {
+    SampleError::Failed(error.to_string())
+}
+
+type Answer = oneshot::Sender<Result<u64, SampleError>>;
+type Probe = dyn Fn() -> BoxFuture<'static, Result<u64, SampleError>> + Send + Sync;
 
 /// One `SELECT` of a position at a time, shared by every read that asked before it was sent.
 /// The task ends when the sampler is dropped.
 struct Sampler {
-    requests: mpsc::UnboundedSender<oneshot::Sender<Result<u64, String>>>,
+    requests: mpsc::UnboundedSender<Answer>,
 }
 
 impl Sampler {
     fn spawn(
-        probe: impl Fn() -> BoxFuture<'static, Result<u64, String>> + Send + Sync + 'static,
+        probe: impl Fn() -> BoxFuture<'static, Result<u64, SampleError>> + Send + Sync + 'static,
     ) -> Sampler {
         let (requests, waiting) = mpsc::unbounded_channel();
         tokio::spawn(sample_for_waiting(waiting, Box::new(probe)));
@@ -307,27 +401,26 @@ impl Sampler {
     }
 
     /// A position read after this call began.
-    async fn sample(&self) -> Result<u64, String> {
+    async fn sample(&self) -> Result<u64, SampleError> {
+        let stopped = || SampleError::Failed("the sampler has stopped".to_owned());
         let (answer, answered) = oneshot::channel();
-        self.requests
-            .send(answer)
-            .map_err(|_| "the sampler has stopped".to_owned())?;
-        answered
-            .await
-            .map_err(|_| "the sampler has stopped".to_owned())?
+        self.requests.send(answer).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 }
 
-async fn sample_for_waiting(
-    mut waiting: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, String>>>,
-    probe: Box<Probe>,
-) {
+async fn sample_for_waiting(mut waiting: mpsc::UnboundedReceiver<Answer>, probe: Box<Probe>) {
     let mut batch = Vec::new();
     while let Some(first) = waiting.recv().await {
         // Everyone who asked so far asked before this statement is sent.
         batch.push(first);
         while let Ok(more) = waiting.try_recv() {
             batch.push(more);
+        }
+        // Those who gave up waiting need no answer.
+        batch.retain(|answer: &Answer| !answer.is_closed());
+        if batch.is_empty() {
+            continue;
         }
         let sample = probe().await;
         for answer in batch.drain(..) {

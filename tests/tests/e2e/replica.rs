@@ -16,13 +16,22 @@ use serde_json::json;
 e2e_tests!(on Postgres with replica:
     a_read_after_a_write_never_misses_it_on_a_lagging_replica,
     stopping_the_replica_under_load_loses_no_read,
+    a_read_url_that_is_not_a_standby_is_never_read,
 );
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
 
 async fn replicated_app() -> TestApp {
     let app = TestApp::builder(Backend::Postgres)
         .configure(|settings| {
             settings.database.read_url = Some(url_for(&settings.database.url));
-            settings.database.replica_max_wait = Duration::from_secs(1);
+            // Generous: CI's other tests write a lot of WAL (a database each) for it to replay.
+            settings.database.replica_max_wait = Duration::from_secs(5);
         })
         .spawn()
         .await;
@@ -39,7 +48,7 @@ async fn a_read_after_a_write_never_misses_it_on_a_lagging_replica() {
     control(&["delay", "20"]).await;
     let tokens = app.signed_up("reader").await;
     let token = tokens.access.as_str();
-    let client = reqwest::Client::new();
+    let client = client();
     let (replica_before, primary_before) = (reads_served_by("replica"), reads_served_by("primary"));
 
     let mut violations = Vec::new();
@@ -125,7 +134,7 @@ async fn stopping_the_replica_under_load_loses_no_read() {
         let (app, stop, served, ids) = (app.clone(), stop.clone(), served.clone(), ids.clone());
         let token = tokens.access.clone();
         readers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = client();
             let mut failures = Vec::new();
             let mut turn = reader;
             while !stop.load(Ordering::Relaxed) {
@@ -198,4 +207,24 @@ async fn stopping_the_replica_under_load_loses_no_read() {
         while_stopped.1
     );
     assert!(served.load(Ordering::Relaxed) >= 200);
+}
+
+/// `AISTORY_DATABASE_READ_URL` naming a server that is not in recovery (the primary itself, or
+/// a promoted replica that no longer follows it): never read from, no error either.
+async fn a_read_url_that_is_not_a_standby_is_never_read() {
+    let _replica = exclusive().await;
+    let app = TestApp::builder(Backend::Postgres)
+        .configure(|settings| {
+            settings.database.read_url = Some(settings.database.url.clone());
+        })
+        .spawn()
+        .await;
+    let tokens = app.signed_up("promoted").await;
+    let (replica_before, primary_before) = (reads_served_by("replica"), reads_served_by("primary"));
+    for _ in 0..5 {
+        let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+        assert_eq!(app.photo(&tokens.access, id).await["id"], id);
+    }
+    assert_eq!(reads_served_by("replica"), replica_before);
+    assert!(reads_served_by("primary") >= primary_before + 5.0);
 }
