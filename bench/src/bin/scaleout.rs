@@ -69,6 +69,9 @@ fn app_env(command: &mut Command, url: &str) {
         .env("AISTORY_WORKER_POLL_MS", "100")
         .env("AISTORY_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
         .env("AISTORY_REGISTRATIONS_PER_HOUR", "1000000")
+        // A client asks for a story per loop: far more than a person's hourly quota.
+        .env("AISTORY_QUOTA_STORIES_PER_HOUR", "1000000")
+        .env("AISTORY_QUOTA_PHOTOS", "1000000")
         // 4 APIs and 2 workers stay well inside PostgreSQL's 100 connections.
         .env("AISTORY_DB_POOL_SIZE", "2")
         .env("AISTORY_DB_MAX_OVERFLOW", "4")
@@ -428,7 +431,7 @@ fn sum(served: &BTreeMap<String, f64>, metric: &str, label: &str) -> f64 {
         .iter()
         .filter(|(series, _)| series.starts_with(&format!("{metric}{{")) && series.contains(label))
         .map(|(_, value)| value)
-        .sum()
+        .fold(0.0, |total, value| total + value)
 }
 
 async fn check(
