@@ -11,6 +11,7 @@ pub mod problem_pages;
 pub mod request_id;
 pub mod routes;
 pub mod telemetry;
+pub mod timestamps;
 pub mod unit_of_work;
 pub mod validation;
 pub mod web_page;

@@ -75,6 +75,7 @@ pub struct PhotoPublic {
     /// `OffsetTimeOriginal`. `null` when the photo does not say (or gives no time zone: see
     /// `taken_at_local`).
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::timestamps::utc_option")]
     pub taken_at: Option<DateTime<Utc>>,
     /// When the photo was taken by the camera's own clock (EXIF `DateTimeOriginal`, no time
     /// zone: `2024-05-01T18:30:00`), whether or not the photo gives its offset.
@@ -92,7 +93,9 @@ pub struct PhotoPublic {
     /// `thumbnail_status` is `ready`.
     #[schema(value_type = String, example = "/api/v1/photos/1/thumbnail")]
     pub thumbnail_url: PhotoLink,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -47,7 +47,9 @@ pub struct StoryPublic {
     /// The provider's model (`null` for the built-in writer).
     #[schema(required = true)]
     pub model: Option<String>,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -20,7 +20,9 @@ pub struct UserPublic {
     pub id: i64,
     pub username: String,
     pub email: String,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::timestamps::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

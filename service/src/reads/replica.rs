@@ -118,16 +118,7 @@ impl Replica {
         let primary_lsn = Sampler::spawn(move || {
             let primary = on_primary.clone();
             Box::pin(async move {
-                let statement = Statement::from_string(DbBackend::Postgres, PRIMARY_LSN);
-                let row = tokio::time::timeout(
-                    limit,
-                    primary.run(statement, false, async |query, connection| {
-                        query.fetch_one(connection).await
-                    }),
-                )
-                .await
-                .map_err(|_| no_answer(limit))?
-                .map_err(SampleError::from_db)?;
+                let row = probe_row(&primary, PRIMARY_LSN, limit).await?;
                 let lsn: Option<i64> = row.try_get(0).map_err(failed)?;
                 lsn.and_then(|lsn| u64::try_from(lsn).ok()).ok_or_else(|| {
                     SampleError::Failed("the primary has no WAL position: it is a standby".into())
@@ -138,16 +129,7 @@ impl Replica {
         let replayed_lsn = Sampler::spawn(move || {
             let replica = on_replica.clone();
             Box::pin(async move {
-                let statement = Statement::from_string(DbBackend::Postgres, REPLAYED_LSN);
-                let row = tokio::time::timeout(
-                    limit,
-                    replica.run(statement, false, async |query, connection| {
-                        query.fetch_one(connection).await
-                    }),
-                )
-                .await
-                .map_err(|_| no_answer(limit))?
-                .map_err(SampleError::from_db)?;
+                let row = probe_row(&replica, REPLAYED_LSN, limit).await?;
                 let in_recovery: bool = row.try_get(0).map_err(failed)?;
                 let lsn: Option<i64> = row.try_get(1).map_err(failed)?;
                 match (in_recovery, lsn.and_then(|lsn| u64::try_from(lsn).ok())) {
@@ -374,8 +356,20 @@ impl Replica {
     }
 }
 
-fn no_answer(limit: Duration) -> SampleError {
-    SampleError::Failed(format!("no answer within {} s", limit.as_secs()))
+/// The one row of `sql` on `probe`, within `limit`.
+async fn probe_row(
+    probe: &Own,
+    sql: &'static str,
+    limit: Duration,
+) -> Result<sqlx::postgres::PgRow, SampleError> {
+    let statement = Statement::from_string(DbBackend::Postgres, sql);
+    let row = probe.run(statement, false, async |query, connection| {
+        query.fetch_one(connection).await
+    });
+    tokio::time::timeout(limit, row)
+        .await
+        .map_err(|_| SampleError::Failed(format!("no answer within {} s", limit.as_secs())))?
+        .map_err(SampleError::from_db)
 }
 
 fn failed(error: sqlx::Error) -> SampleError {
