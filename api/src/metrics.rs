@@ -108,7 +108,7 @@ fn describe() {
     describe_counter!(
         "aistory_db_replica_reads_total",
         "Hot reads where a read replica is configured, by served_by (replica, primary) and \
-         reason (caught_up; replica_down, lagging, replica_failed, no_target)"
+         reason (caught_up; replica_down, lagging, replica_failed, replica_busy, no_target)"
     );
     describe_gauge!(
         "aistory_db_replica_up",

@@ -130,7 +130,8 @@ pub fn photo_changes_interrupted(reason: &'static str) {
 
 /// A hot read on a deployment with a read replica: `served_by` `replica` (`caught_up`), or
 /// `primary` because the replica is `replica_down`, was `lagging` past the wait bound, failed
-/// this read (`replica_failed`), or the primary's position could not be read (`no_target`).
+/// this read (`replica_failed`), had no connection free in time (`replica_busy`), or the
+/// primary's position could not be read (`no_target`).
 pub fn replica_read(served_by: &'static str, reason: &'static str) {
     counter!("aistory_db_replica_reads_total", "served_by" => served_by, "reason" => reason)
         .increment(1);

@@ -177,45 +177,44 @@ impl Replica {
         &self,
         statement: Statement,
     ) -> Result<Option<QueryResult>, DbErr> {
-        if let Err(reason) = self.route().await {
-            crate::metrics::replica_read("primary", reason);
-            return self.primary.query_one_raw(statement).await;
-        }
         let read = self
             .pool
             .run(statement.clone(), false, async |query, connection| {
                 query.fetch_optional(connection).await
             });
-        match self.bounded(read).await {
-            Ok(row) => {
-                crate::metrics::replica_read("replica", "caught_up");
-                Ok(row.map(QueryResult::from))
-            }
-            Err(reason) => {
-                crate::metrics::replica_read("primary", reason);
-                self.primary.query_one_raw(statement).await
-            }
+        match self.on_replica(read).await {
+            Some(row) => Ok(row.map(QueryResult::from)),
+            None => self.primary.query_one_raw(statement).await,
         }
     }
 
     pub(super) async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        if let Err(reason) = self.route().await {
-            crate::metrics::replica_read("primary", reason);
-            return self.primary.query_all_raw(statement).await;
-        }
         let read = self
             .pool
             .run(statement.clone(), false, async |query, connection| {
                 query.fetch_all(connection).await
             });
-        match self.bounded(read).await {
-            Ok(rows) => {
+        match self.on_replica(read).await {
+            Some(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
+            None => self.primary.query_all_raw(statement).await,
+        }
+    }
+
+    /// The answer of `read` (not started yet) from the replica, when the read may go there and
+    /// the replica answers; `None`: the caller sends it to the primary. Counted either way.
+    async fn on_replica<T>(&self, read: impl Future<Output = Result<T, DbErr>>) -> Option<T> {
+        let outcome = match self.route().await {
+            Ok(()) => self.bounded(read).await,
+            Err(reason) => Err(reason),
+        };
+        match outcome {
+            Ok(answer) => {
                 crate::metrics::replica_read("replica", "caught_up");
-                Ok(rows.into_iter().map(QueryResult::from).collect())
+                Some(answer)
             }
             Err(reason) => {
                 crate::metrics::replica_read("primary", reason);
-                self.primary.query_all_raw(statement).await
+                None
             }
         }
     }
