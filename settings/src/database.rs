@@ -135,29 +135,17 @@ impl DatabaseSettings {
                 Some(normalized)
             }
         };
-        let replica_max_wait = {
-            let expected = "milliseconds from 0 to 10000";
-            let value: u64 = vars.parse_or("AISTORY_DB_REPLICA_MAX_WAIT_MS", 100, expected)?;
-            if value > 10_000 {
-                return Err(ConfigError::invalid(
-                    "AISTORY_DB_REPLICA_MAX_WAIT_MS",
-                    &value.to_string(),
-                    expected,
-                ));
-            }
-            Duration::from_millis(value)
-        };
+        let replica_max_wait = Duration::from_millis(milliseconds(
+            vars,
+            "AISTORY_DB_REPLICA_MAX_WAIT_MS",
+            100,
+            10_000,
+            "milliseconds from 0 to 10000",
+        )?);
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let slow_statement = {
             let expected = "milliseconds from 0 (off) to 3600000";
-            let value: u64 = vars.parse_or("AISTORY_DB_SLOW_MS", 200, expected)?;
-            if value > 3_600_000 {
-                return Err(ConfigError::invalid(
-                    "AISTORY_DB_SLOW_MS",
-                    &value.to_string(),
-                    expected,
-                ));
-            }
+            let value = milliseconds(vars, "AISTORY_DB_SLOW_MS", 200, 3_600_000, expected)?;
             (value > 0).then(|| Duration::from_millis(value))
         };
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
@@ -292,6 +280,21 @@ fn connections(vars: &Vars<'_>, name: &str, default: u32, least: u32) -> Result<
     let value = vars.parse_or(name, default, &expected)?;
     if !(least..=1000).contains(&value) {
         return Err(ConfigError::invalid(name, &value.to_string(), &expected));
+    }
+    Ok(value)
+}
+
+/// A number of milliseconds from 0 to `most` (`expected` says so in the error).
+fn milliseconds(
+    vars: &Vars<'_>,
+    name: &str,
+    default: u64,
+    most: u64,
+    expected: &str,
+) -> Result<u64, ConfigError> {
+    let value: u64 = vars.parse_or(name, default, expected)?;
+    if value > most {
+        return Err(ConfigError::invalid(name, &value.to_string(), expected));
     }
     Ok(value)
 }
