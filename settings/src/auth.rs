@@ -186,11 +186,7 @@ fn bounded(
     max: u32,
 ) -> Result<u32, ConfigError> {
     let expected = format!("a whole number from {min} to {max}");
-    let value = vars.parse_or(name, default, &expected)?;
-    if !(min..=max).contains(&value) {
-        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
-    }
-    Ok(value)
+    vars.parse_in(name, default, min..=max, &expected)
 }
 
 fn bounded_seconds(
@@ -201,9 +197,6 @@ fn bounded_seconds(
     max: u64,
 ) -> Result<Duration, ConfigError> {
     let expected = format!("a whole number of seconds from {min} to {max}");
-    let value = vars.parse_or(name, default, &expected)?;
-    if !(min..=max).contains(&value) {
-        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
-    }
+    let value = vars.parse_in(name, default, min..=max, &expected)?;
     Ok(Duration::from_secs(value))
 }

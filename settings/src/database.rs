@@ -135,34 +135,27 @@ impl DatabaseSettings {
                 Some(normalized)
             }
         };
-        let replica_max_wait = Duration::from_millis(milliseconds(
-            vars,
+        let replica_max_wait = Duration::from_millis(vars.parse_in(
             "AISTORY_DB_REPLICA_MAX_WAIT_MS",
             100,
-            10_000,
+            0..=10_000,
             "milliseconds from 0 to 10000",
         )?);
         let echo = vars.bool_or("AISTORY_DB_ECHO", false)?;
         let slow_statement = {
             let expected = "milliseconds from 0 (off) to 3600000";
-            let value = milliseconds(vars, "AISTORY_DB_SLOW_MS", 200, 3_600_000, expected)?;
+            let value = vars.parse_in("AISTORY_DB_SLOW_MS", 200u64, 0..=3_600_000, expected)?;
             (value > 0).then(|| Duration::from_millis(value))
         };
         let connect_timeout = seconds(vars, "AISTORY_DB_CONNECT_TIMEOUT_SECS", 5)?;
         let acquire_timeout = seconds(vars, "AISTORY_DB_ACQUIRE_TIMEOUT_SECS", 5)?;
         let migration_lock_timeout = seconds(vars, "AISTORY_MIGRATION_LOCK_TIMEOUT_SECS", 5)?;
-        let migration_lock_retries = {
-            let expected = "a whole number from 0 to 100";
-            let value = vars.parse_or("AISTORY_MIGRATION_LOCK_RETRIES", 3, expected)?;
-            if value > 100 {
-                return Err(ConfigError::invalid(
-                    "AISTORY_MIGRATION_LOCK_RETRIES",
-                    &value.to_string(),
-                    expected,
-                ));
-            }
-            value
-        };
+        let migration_lock_retries = vars.parse_in(
+            "AISTORY_MIGRATION_LOCK_RETRIES",
+            3,
+            0..=100,
+            "a whole number from 0 to 100",
+        )?;
         Ok(DatabaseSettings {
             url,
             url_source,
@@ -277,34 +270,12 @@ impl DatabaseSettings {
 /// A number of connections from `least` to 1000.
 fn connections(vars: &Vars<'_>, name: &str, default: u32, least: u32) -> Result<u32, ConfigError> {
     let expected = format!("a whole number from {least} to 1000");
-    let value = vars.parse_or(name, default, &expected)?;
-    if !(least..=1000).contains(&value) {
-        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
-    }
-    Ok(value)
-}
-
-/// A number of milliseconds from 0 to `most` (`expected` says so in the error).
-fn milliseconds(
-    vars: &Vars<'_>,
-    name: &str,
-    default: u64,
-    most: u64,
-    expected: &str,
-) -> Result<u64, ConfigError> {
-    let value: u64 = vars.parse_or(name, default, expected)?;
-    if value > most {
-        return Err(ConfigError::invalid(name, &value.to_string(), expected));
-    }
-    Ok(value)
+    vars.parse_in(name, default, least..=1000, &expected)
 }
 
 fn seconds(vars: &Vars<'_>, name: &str, default: u64) -> Result<Duration, ConfigError> {
     let expected = "a whole number of seconds from 1 to 3600";
-    let value = vars.parse_or(name, default, expected)?;
-    if !(1..=3600).contains(&value) {
-        return Err(ConfigError::invalid(name, &value.to_string(), expected));
-    }
+    let value = vars.parse_in(name, default, 1..=3600, expected)?;
     Ok(Duration::from_secs(value))
 }
 

@@ -199,11 +199,7 @@ impl Settings {
         let defaults = Quotas::default();
         let quota = |name: &str, default: u64| {
             let expected = "a whole number from 1 to 10000000000000";
-            let value: u64 = vars.parse_or(name, default, expected)?;
-            if !(1..=10_000_000_000_000).contains(&value) {
-                return Err(ConfigError::invalid(name, &value.to_string(), expected));
-            }
-            Ok(value)
+            vars.parse_in(name, default, 1..=10_000_000_000_000, expected)
         };
         let quotas = Quotas {
             photos: quota("AISTORY_QUOTA_PHOTOS", defaults.photos)?,
@@ -382,6 +378,21 @@ impl Vars<'_> {
                 .parse()
                 .map_err(|_| ConfigError::invalid(name, &raw, expected)),
         }
+    }
+
+    /// [`Self::parse_or`], refused unless within `range` (`expected` says what is accepted).
+    pub(crate) fn parse_in<T: FromStr + PartialOrd + std::fmt::Display>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let value = self.parse_or(name, default, expected)?;
+        if !range.contains(&value) {
+            return Err(ConfigError::invalid(name, &value.to_string(), expected));
+        }
+        Ok(value)
     }
 
     pub(crate) fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {

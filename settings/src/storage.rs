@@ -64,50 +64,33 @@ impl StorageSettings {
             return Err(ConfigError::invalid("AISTORY_STORAGE_URL", &url, SCHEMES));
         }
         let expected = "a number of bytes from 1024 to 10737418240 (10 GiB)";
-        let max_upload_bytes =
-            vars.parse_or("AISTORY_MAX_UPLOAD_BYTES", 20 * 1024 * 1024u64, expected)?;
-        if !(1024..=10 * 1024 * 1024 * 1024).contains(&max_upload_bytes) {
-            return Err(ConfigError::invalid(
-                "AISTORY_MAX_UPLOAD_BYTES",
-                &max_upload_bytes.to_string(),
-                expected,
-            ));
-        }
+        let max_upload_bytes = vars.parse_in(
+            "AISTORY_MAX_UPLOAD_BYTES",
+            20 * 1024 * 1024u64,
+            1024..=10 * 1024 * 1024 * 1024,
+            expected,
+        )?;
         let idle_expected = "a number of seconds from 1 to 600";
-        let idle = vars.parse_or("AISTORY_UPLOAD_IDLE_TIMEOUT_SECS", 30u64, idle_expected)?;
-        if !(1..=600).contains(&idle) {
-            return Err(ConfigError::invalid(
-                "AISTORY_UPLOAD_IDLE_TIMEOUT_SECS",
-                &idle.to_string(),
-                idle_expected,
-            ));
-        }
+        let idle = vars.parse_in(
+            "AISTORY_UPLOAD_IDLE_TIMEOUT_SECS",
+            30u64,
+            1..=600,
+            idle_expected,
+        )?;
         let pixels_expected = "a number of pixels from 1 to 1000000000";
-        let max_image_pixels = vars.parse_or(
+        let max_image_pixels = vars.parse_in(
             "AISTORY_MAX_IMAGE_PIXELS",
             DEFAULT_MAX_IMAGE_PIXELS,
+            1..=1_000_000_000,
             pixels_expected,
         )?;
-        if !(1..=1_000_000_000).contains(&max_image_pixels) {
-            return Err(ConfigError::invalid(
-                "AISTORY_MAX_IMAGE_PIXELS",
-                &max_image_pixels.to_string(),
-                pixels_expected,
-            ));
-        }
         let side_expected = "a number of pixels from 1 to 100000";
-        let max_image_side = vars.parse_or(
+        let max_image_side = vars.parse_in(
             "AISTORY_MAX_IMAGE_SIDE",
             DEFAULT_MAX_IMAGE_SIDE,
+            1..=100_000,
             side_expected,
         )?;
-        if !(1..=100_000).contains(&max_image_side) {
-            return Err(ConfigError::invalid(
-                "AISTORY_MAX_IMAGE_SIDE",
-                &max_image_side.to_string(),
-                side_expected,
-            ));
-        }
         let downloads = match vars.get("AISTORY_DOWNLOADS").as_deref() {
             None | Some("") => DownloadMode::default_for(&url),
             Some("proxy") => DownloadMode::Proxy,
@@ -125,14 +108,12 @@ impl StorageSettings {
             }
         };
         let ttl_expected = "a number of seconds from 1 to 604800 (7 days)";
-        let ttl = vars.parse_or("AISTORY_DOWNLOAD_URL_TTL_SECS", 300u64, ttl_expected)?;
-        if !(1..=604_800).contains(&ttl) {
-            return Err(ConfigError::invalid(
-                "AISTORY_DOWNLOAD_URL_TTL_SECS",
-                &ttl.to_string(),
-                ttl_expected,
-            ));
-        }
+        let ttl = vars.parse_in(
+            "AISTORY_DOWNLOAD_URL_TTL_SECS",
+            300u64,
+            1..=604_800,
+            ttl_expected,
+        )?;
         Ok(StorageSettings {
             downloads,
             download_url_ttl: std::time::Duration::from_secs(ttl),

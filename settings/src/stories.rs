@@ -44,18 +44,12 @@ impl WorkerSettings {
             ));
         }
         let lease = bounded_secs(vars, "AISTORY_WORKER_LEASE_SECS", 60, 1, 3600)?;
-        let poll = vars.parse_or(
+        let poll = vars.parse_in(
             "AISTORY_WORKER_POLL_MS",
             500u64,
+            10..=60_000,
             "a number of milliseconds from 10 to 60000",
         )?;
-        if !(10..=60_000).contains(&poll) {
-            return Err(ConfigError::invalid(
-                "AISTORY_WORKER_POLL_MS",
-                &poll.to_string(),
-                "a number of milliseconds from 10 to 60000",
-            ));
-        }
         Ok(WorkerSettings {
             count,
             lease,
@@ -74,10 +68,7 @@ fn bounded_secs(
     max: u64,
 ) -> Result<Duration, ConfigError> {
     let expected = format!("a number of seconds from {min} to {max}");
-    let value = vars.parse_or(name, default, &expected)?;
-    if !(min..=max).contains(&value) {
-        return Err(ConfigError::invalid(name, &value.to_string(), &expected));
-    }
+    let value = vars.parse_in(name, default, min..=max, &expected)?;
     Ok(Duration::from_secs(value))
 }
 
