@@ -106,47 +106,12 @@ impl ReadPool {
             )?))
         };
         let replica = match &database.read_url {
-            Some(url) if postgres => {
-                // A replica whose connections are all busy sends the read to the primary
-                // rather than keep it waiting.
-                let busy_after = database.replica_max_wait.max(Duration::from_millis(50));
-                let pool = Own::open(
-                    url,
-                    "replica",
-                    database.read_pool_size.max(1),
-                    database,
-                    observer,
-                    busy_after,
-                    false,
-                )?;
-                // One connection each for the position samples, so that they never queue
-                // behind the reads they decide.
-                let primary_probe = Own::open(
-                    &database.url,
-                    "reads",
-                    1,
-                    database,
-                    None,
-                    database.acquire_timeout,
-                    true,
-                )?;
-                let replica_probe = Own::open(
-                    url,
-                    "replica",
-                    1,
-                    database,
-                    None,
-                    database.connect_timeout,
-                    false,
-                )?;
-                Some(Arc::new(replica::Replica::start(
-                    primary.clone(),
-                    Arc::new(pool),
-                    primary_probe,
-                    replica_probe,
-                    database,
-                )))
-            }
+            Some(url) if postgres => Some(Arc::new(replica::Replica::open(
+                primary.clone(),
+                url,
+                database,
+                observer,
+            )?)),
             _ => None,
         };
         Ok(ReadPool { primary, replica })

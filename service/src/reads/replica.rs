@@ -103,15 +103,41 @@ impl SampleError {
 }
 
 impl Replica {
-    /// The replica reached through `pool` (reads) and `replica_probe` (its position), with
-    /// `primary` for the fallback and `primary_probe` for the targets.
-    pub(super) fn start(
+    /// The replica at `url`, with `primary` for the fallback. Its connections (opened on
+    /// first use): up to `read_pool_size` for the reads, and one each, on the replica and on
+    /// the primary, for the position samples, so that they never queue behind the reads they
+    /// decide.
+    pub(super) fn open(
         primary: Inner,
-        pool: Arc<Own>,
-        primary_probe: Own,
-        replica_probe: Own,
+        url: &str,
         database: &settings::DatabaseSettings,
-    ) -> Replica {
+        observer: Option<crate::observe::StatementObserver>,
+    ) -> Result<Replica, DbErr> {
+        // A replica whose connections are all busy sends the read to the primary rather than
+        // keep it waiting.
+        let busy_after = database.replica_max_wait.max(Duration::from_millis(50));
+        let size = database.read_pool_size.max(1);
+        let pool = Arc::new(Own::open(
+            url, "replica", size, database, observer, busy_after, false,
+        )?);
+        let primary_probe = Own::open(
+            &database.url,
+            "reads",
+            1,
+            database,
+            None,
+            database.acquire_timeout,
+            true,
+        )?;
+        let replica_probe = Own::open(
+            url,
+            "replica",
+            1,
+            database,
+            None,
+            database.connect_timeout,
+            false,
+        )?;
         let limit = database.connect_timeout;
         let (primary_probe, replica_probe) = (Arc::new(primary_probe), Arc::new(replica_probe));
         let on_primary = primary_probe.clone();
@@ -143,7 +169,7 @@ impl Replica {
             })
         });
         crate::metrics::replica_up(true);
-        Replica {
+        Ok(Replica {
             primary,
             pool,
             probes: [primary_probe, replica_probe],
@@ -158,7 +184,7 @@ impl Replica {
             }),
             max_wait: database.replica_max_wait,
             read_limit: database.connect_timeout,
-        }
+        })
     }
 
     pub(super) fn pool(&self) -> &Own {
