@@ -5,7 +5,8 @@
 # GET /api/v1/users/me, each driven by wrk at 16 connections (2 threads). Seeds 10 users x 20
 # photos; release server with memory:// storage and no workers.
 #   CPU per request = (utime + stime of the server process, from /proc/PID/stat, after the run
-#   minus before it, in clock ticks / `getconf CLK_TCK`) / requests wrk completed in the run.
+#   minus before it, in clock ticks / `getconf CLK_TCK`) / requests wrk completed in the run;
+#   "kernel" is the stime share of it (system calls, TCP on both sockets, wake-ups).
 #   Peak RSS = VmHWM from /proc/PID/status at the end of the run; it is reset (clear_refs 5)
 #   after each kind's warm-up where the kernel allows it, so it is the peak of that kind's
 #   measured runs (BENCH_RUNS > 1: so far), not of the logins before them.
@@ -22,6 +23,8 @@
 #                      (PERF_CALL_GRAPH=dwarf for DWARF unwinding) and render a flame graph with
 #                      inferno (installed with `cargo install inferno --locked` into INFERNO_ROOT,
 #                      default ~/.cache/aistory-bench/inferno, if missing); the folder is printed
+#   PERF_STAT=1        also, per kind, one extra run under `perf stat -p PID` printing the
+#                      server's system calls, context switches and CPU migrations per request
 #   AISTORY_BENCH_API=/path/to/api  measure another build of the server (no build; before/after)
 #   BENCH_PORT=18084, AISTORY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
@@ -121,6 +124,7 @@ photo_tokens "$base/$db" "$url" >"$work/tokens"
 [ "$(wc -l <"$work/tokens")" -eq $users ] || { echo "expected $users logins" >&2; exit 1; }
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$server/stat" | awk '{print $12 + $13}'; }  # utime + stime
+sys_ticks() { sed 's/^.*) //' "/proc/$server/stat" | awk '{print $13}'; }  # stime
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$server/status"; }
 reset_hwm() { echo 5 >"/proc/$server/clear_refs" 2>/dev/null; }
 run_wrk() { # mode seconds [command prefix...]: wrk's output on stdout
@@ -147,29 +151,32 @@ else
 fi
 echo "wrk: $connections connections, 2 threads, ${seconds}s per run (after a ${warmup}s warm-up per kind); $(nproc) cores; CLK_TCK $tick"
 echo "$hwm_note"
-printf "%-22s %4s %9s %9s %8s %8s %9s %6s %9s %7s\n" \
-  request run requests "req/s" "p50 ms" "p99 ms" "CPU us/req" "CPU %" "peak RSS" "non-2xx"
+printf "%-22s %4s %9s %9s %8s %8s %9s %6s %6s %9s %7s\n" \
+  request run requests "req/s" "p50 ms" "p99 ms" "CPU us/req" "kernel" "CPU %" "peak RSS" "non-2xx"
 failures=()
 measure() { # mode run-label [command prefix...]
   local mode=$1 run=$2; shift 2
   local before after out result requests duration non2xx errors
-  before=$(cpu_ticks)
+  before=$(cpu_ticks) sys_before=$(sys_ticks)
   out=$(run_wrk "$mode" "$seconds" "$@" 2>"$work/wrk.err") || { cat "$work/wrk.err" >&2; exit 1; }
-  after=$(cpu_ticks)
+  after=$(cpu_ticks) sys_after=$(sys_ticks)
   result=$(grep '^result ' <<<"$out") || { echo "no result from wrk:" >&2; echo "$out" >&2; exit 1; }
   requests=$(value "$result" requests)
   duration=$(value "$result" duration_us)
   non2xx=$(value "$result" non2xx)
   errors=$(( $(value "$result" connect) + $(value "$result" read) + $(value "$result" write) + $(value "$result" timeout) ))
   [ "$requests" -gt 0 ] || { echo "$(label "$mode"): wrk completed no request" >&2; exit 1; }
+  last_requests=$requests
   python3 - "$(label "$mode")" "$run" "$requests" "$duration" "$(value "$result" p50_us)" \
-    "$(value "$result" p99_us)" "$(( after - before ))" "$tick" "$(hwm_kib)" "$non2xx" <<'PY'
+    "$(value "$result" p99_us)" "$(( after - before ))" "$tick" "$(hwm_kib)" "$non2xx" \
+    "$(( sys_after - sys_before ))" <<'PY'
 import sys
-name, run, requests, duration_us, p50, p99, ticks, tick, hwm, non2xx = sys.argv[1:]
+name, run, requests, duration_us, p50, p99, ticks, tick, hwm, non2xx, sys_ticks = sys.argv[1:]
 requests, duration_s, ticks, tick = int(requests), int(duration_us) / 1e6, int(ticks), int(tick)
 cpu_s = ticks / tick
 print(f"{name:<22} {run:>4} {requests:>9} {requests / duration_s:>9.0f} {int(p50) / 1000:>8.2f} "
-      f"{int(p99) / 1000:>8.2f} {cpu_s * 1e6 / requests:>9.1f} {cpu_s * 100 / duration_s:>6.0f} "
+      f"{int(p99) / 1000:>8.2f} {cpu_s * 1e6 / requests:>9.1f} "
+      f"{int(sys_ticks) * 100 / max(ticks, 1):>5.0f}% {cpu_s * 100 / duration_s:>6.0f} "
       f"{int(hwm) / 1024:>5.1f} MiB {non2xx:>7}")
 PY
   if [ "$non2xx" -ne 0 ] || [ "$errors" -ne 0 ]; then
@@ -183,6 +190,14 @@ for mode in health one page me; do
   for run in $(seq 1 "$runs"); do
     measure "$mode" "$run"
   done
+  if [ "${PERF_STAT:-0}" = 1 ]; then
+    # Per request: system calls, context switches and migrations of the server's threads
+    # (kernel tracepoint and software counters: no hardware counters needed).
+    measure "$mode" stat perf stat -x, -o "$work/stat.csv" \
+      -e raw_syscalls:sys_enter,context-switches,cpu-migrations -p "$server" --
+    awk -F, -v n="$last_requests" -v kind="$(label "$mode")" \
+      '$1 ~ /^[0-9]+$/ {printf "%s %s per request: %.2f\n", kind, $3, $1 / n}' "$work/stat.csv"
+  fi
   if [ "$mode" = "${PERF_KIND:-one}" ] && [ -n "$perf_dir" ]; then
     # A separate run under perf (its row shows perf's own overhead; the rows above have none).
     call_graph=-g

@@ -322,6 +322,9 @@ impl ApplicationBuilder<'_> {
         // Only when observed: the unit of work reports BEGIN/COMMIT/ROLLBACK to it.
         let observer_data = observer.map(web::Data::new);
         let cors_origins = settings.cors_origins.clone();
+        let http_workers = settings.http_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let server = HttpServer::new(move || {
             let document = document.clone();
             let mut app = App::new();
@@ -363,6 +366,7 @@ impl ApplicationBuilder<'_> {
         // Slow-loris guards: the request head must arrive within 5 s (else 408), idle
         // keep-alive connections close after 5 s; an upload body that stops arriving, and a
         // JSON body (at most 64 KiB) not all there, are cut by AISTORY_UPLOAD_IDLE_TIMEOUT_SECS.
+        .workers(http_workers)
         .client_request_timeout(Duration::from_secs(5))
         .keep_alive(Duration::from_secs(5))
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())

@@ -116,6 +116,9 @@ pub struct Settings {
     /// (`x-forwarded-for`, the default, or `forwarded`). Only that one is read: the other may
     /// be passed through from the client unchanged.
     pub forwarded_header: ForwardedHeader,
+    /// `AISTORY_HTTP_WORKERS`: the threads that serve HTTP, each with its own single-threaded
+    /// runtime. `None` (the default): one per CPU core the process may use.
+    pub http_workers: Option<usize>,
 }
 
 /// The header a trusted proxy names the client in.
@@ -222,6 +225,15 @@ impl Settings {
                 }
             },
         };
+        let http_workers = match vars.get("AISTORY_HTTP_WORKERS") {
+            None => None,
+            Some(_) => Some(vars.parse_in(
+                "AISTORY_HTTP_WORKERS",
+                1,
+                1..=256,
+                "a whole number from 1 to 256",
+            )?),
+        };
         let metrics_addr = vars.get("AISTORY_METRICS_ADDR");
         if let Some(address) = &metrics_addr
             && address.parse::<std::net::SocketAddr>().is_err()
@@ -247,6 +259,7 @@ impl Settings {
             quotas,
             trusted_proxies,
             forwarded_header,
+            http_workers,
         })
     }
 }

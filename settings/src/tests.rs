@@ -568,3 +568,18 @@ fn a_read_replica_is_postgres_beside_postgres() {
     assert!(message.contains("AISTORY_DATABASE_READ_URL"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[test]
+fn http_workers_default_to_the_cores_and_are_bounded() {
+    let defaults = parse(&[]).unwrap();
+    assert_eq!(defaults.http_workers, None);
+    let one = parse(&[("AISTORY_HTTP_WORKERS", "1")]).unwrap();
+    assert_eq!(one.http_workers, Some(1));
+    for value in ["0", "257", "two", "-1"] {
+        assert_eq!(
+            invalid_var(parse(&[("AISTORY_HTTP_WORKERS", value)])),
+            "AISTORY_HTTP_WORKERS",
+            "{value}"
+        );
+    }
+}

@@ -63,6 +63,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
         quotas: settings::Quotas::default(),
         trusted_proxies: Vec::new(),
         forwarded_header: settings::ForwardedHeader::default(),
+        http_workers: None,
     }
 }
 

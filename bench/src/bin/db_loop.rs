@@ -59,6 +59,7 @@ where
 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = process_cpu()?;
     let mut handles = Vec::new();
     for task in 0..tasks {
         let db = db.clone();
@@ -81,11 +82,7 @@ where
     for handle in handles {
         handle.await?;
     }
-    println!(
-        "{tasks} tasks: {:.0} queries/s through {what}",
-        done.load(Ordering::Relaxed) as f64 / seconds as f64
-    );
-    Ok(())
+    report(tasks, &done, seconds, what, cpu_before)
 }
 
 async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::Result<()> {
@@ -97,6 +94,7 @@ async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::R
         clients.push(client);
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = process_cpu()?;
     let mut handles = Vec::new();
     for (task, client) in clients.into_iter().enumerate() {
         let done = done.clone();
@@ -117,11 +115,7 @@ async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::R
     for handle in handles {
         handle.await??;
     }
-    println!(
-        "{tasks} tasks: {:.0} queries/s through tokio-postgres",
-        done.load(Ordering::Relaxed) as f64 / seconds as f64
-    );
-    Ok(())
+    report(tasks, &done, seconds, "tokio-postgres", cpu_before)
 }
 
 async fn sqlx_loop(url: &str, tasks: usize, seconds: u64, pooled: bool) -> anyhow::Result<()> {
@@ -135,6 +129,7 @@ async fn sqlx_loop(url: &str, tasks: usize, seconds: u64, pooled: bool) -> anyho
         .await?;
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = process_cpu()?;
     let mut handles = Vec::new();
     for task in 0..tasks {
         let done = done.clone();
@@ -162,14 +157,48 @@ async fn sqlx_loop(url: &str, tasks: usize, seconds: u64, pooled: bool) -> anyho
     for handle in handles {
         handle.await?;
     }
+    let what = if pooled {
+        "sqlx (its pool)"
+    } else {
+        "sqlx (a connection per task, no pool)"
+    };
+    report(tasks, &done, seconds, what, cpu_before)
+}
+
+/// This process's CPU time so far (user + system, every thread), from `/proc/self/stat`.
+fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/self/stat: {stat}"))?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(index)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/self/stat: {stat}"))?
+            .parse()?)
+    };
+    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name. The
+    // kernel counts in USER_HZ, which is 100 on Linux whatever the kernel's own tick.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+/// Queries per second, and the client's own CPU time per query (the database's is not in it).
+fn report(
+    tasks: usize,
+    done: &AtomicU64,
+    seconds: u64,
+    what: &str,
+    cpu_before: Duration,
+) -> anyhow::Result<()> {
+    let queries = done.load(Ordering::Relaxed);
+    let cpu = process_cpu()?.saturating_sub(cpu_before);
     println!(
-        "{tasks} tasks: {:.0} queries/s through sqlx ({})",
-        done.load(Ordering::Relaxed) as f64 / seconds as f64,
-        if pooled {
-            "its pool"
-        } else {
-            "a connection per task, no pool"
-        }
+        "{tasks} tasks: {:.0} queries/s through {what}, client CPU {:.1} us per query",
+        queries as f64 / seconds as f64,
+        cpu.as_secs_f64() * 1e6 / queries.max(1) as f64
     );
     Ok(())
 }
