@@ -5,6 +5,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod head;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod problem_pages;

@@ -15,6 +15,7 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson, ValidQuery};
+use crate::json::JsonSized;
 use service::photos::{Title, UploadSession};
 use settings::DownloadMode;
 
@@ -99,14 +100,23 @@ pub struct PhotoPublic {
     pub updated_at: DateTime<Utc>,
 }
 
-/// `/api/v1/photos/{id}/{what}`, written straight into the response (no `String` per link:
-/// a page of 20 photos has 40 of them).
+/// `/api/v1/photos/{id}/{what}`, built when serialized (a page of 20 photos has 40 of them):
+/// pieces pushed into one buffer and handed over as one string, not `fmt` through the JSON
+/// writer's escaping adapter piece by piece.
 #[derive(Debug, Clone, Copy)]
 pub struct PhotoLink(pub i64, pub &'static str);
 
 impl Serialize for PhotoLink {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("/api/v1/photos/{}/{}", self.0, self.1))
+        const PREFIX: &str = "/api/v1/photos/";
+        let mut id = itoa::Buffer::new();
+        let id = id.format(self.0);
+        let mut link = String::with_capacity(PREFIX.len() + id.len() + 1 + self.1.len());
+        link.push_str(PREFIX);
+        link.push_str(id);
+        link.push('/');
+        link.push_str(self.1);
+        serializer.serialize_str(&link)
     }
 }
 
@@ -386,10 +396,14 @@ pub async fn list(
     let after = super::paging::decode_cursor(query.cursor.as_deref())?;
     let (rows, next) =
         service::photos::list_photos(db.read(), auth.id, status, limit, after).await?;
-    Ok(HttpResponse::Ok().json(PhotoPage {
-        items: rows.into_iter().map(PhotoPublic::from).collect(),
-        next_cursor: next.map(super::paging::encode_cursor),
-    }))
+    let capacity = 64 + rows.len() * crate::json::PHOTO_BYTES;
+    Ok(HttpResponse::Ok().json_sized(
+        PhotoPage {
+            items: rows.into_iter().map(PhotoPublic::from).collect(),
+            next_cursor: next.map(super::paging::encode_cursor),
+        },
+        capacity,
+    ))
 }
 
 /// One photo.
@@ -407,7 +421,7 @@ pub async fn list(
 #[get("/{id}")]
 pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let photo = service::photos::get_photo(db.read(), auth.id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
+    Ok(HttpResponse::Ok().json_sized(PhotoPublic::from(photo), crate::json::PHOTO_BYTES))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

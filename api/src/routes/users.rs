@@ -9,6 +9,7 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson};
+use crate::json::JsonSized;
 use service::domain::{Email, Password};
 
 use crate::client_address::ClientAddress;
@@ -94,7 +95,8 @@ async fn current(db: &Db, auth: AuthUser) -> Result<user::Model, ApiError> {
 )]
 #[get("/me")]
 pub async fn get_me(db: Db, auth: AuthUser) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(UserPublic::from(current(&db, auth).await?)))
+    // An account in JSON: about 150 bytes with short names, under 512 with the longest email.
+    Ok(HttpResponse::Ok().json_sized(UserPublic::from(current(&db, auth).await?), 512))
 }
 
 /// Change your email or password.
