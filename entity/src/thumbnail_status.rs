@@ -19,3 +19,29 @@ pub enum ThumbnailStatus {
     #[sea_orm(string_value = "unavailable")]
     Unavailable,
 }
+
+impl ThumbnailStatus {
+    /// The status named `text` (`pending`, `ready`, `unavailable`), if there is one.
+    pub fn parse(text: &str) -> Option<ThumbnailStatus> {
+        match text {
+            "pending" => Some(ThumbnailStatus::Pending),
+            "ready" => Some(ThumbnailStatus::Ready),
+            "unavailable" => Some(ThumbnailStatus::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    #[test]
+    fn parse_reads_what_is_stored() {
+        for status in ThumbnailStatus::iter() {
+            assert_eq!(ThumbnailStatus::parse(&status.to_value()), Some(status));
+        }
+        assert_eq!(ThumbnailStatus::parse("Ready"), None);
+    }
+}

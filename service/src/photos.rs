@@ -573,12 +573,7 @@ pub async fn list_photos<C: ConnectionTrait>(
 ) -> Result<(Vec<photo::Model>, Option<i64>), ServiceError> {
     let statement =
         photo_page_statement(db.get_database_backend(), user_id, status, after, limit + 1);
-    let rows = db
-        .query_all_raw(statement)
-        .await?
-        .iter()
-        .map(crate::statements::photo_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = crate::statements::photos_from_rows(&db.query_all_raw(statement).await?)?;
     Ok(crate::paging::split_page(rows, limit, |row| row.id))
 }
 
