@@ -38,27 +38,7 @@ for kind in $kinds; do
 done
 work=$(mktemp -d)
 
-stop_server() {
-  if [ -n "${server:-}" ] && kill -0 "$server" 2>/dev/null; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  server=
-}
-cleanup() {
-  local status=$?
-  stop_server
-  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "--- last lines of the server's log:" >&2
-    tail -n 20 "$work/server.log" >&2
-  fi
-  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  echo "total time: $(( $(date +%s) - started )) s"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 api_binary=${AISTORY_BENCH_API:-}
 if [ -z "$api_binary" ]; then
@@ -106,9 +86,9 @@ printf "%-22s %9s %16s %9s\n" request requests "instructions/req" non-2xx
 failures=()
 for kind in $kinds; do
   run_wrk "$kind" 3 >/dev/null 2>&1
-  callgrind_control -z "$server" >/dev/null
+  callgrind_control -z "$server" >/dev/null 2>&1
   out=$(run_wrk "$kind" "$seconds" 2>"$work/wrk.err") || { cat "$work/wrk.err" >&2; exit 1; }
-  callgrind_control --dump="$kind" "$server" >/dev/null
+  callgrind_control --dump="$kind" "$server" >/dev/null 2>&1
   result=$(grep '^result ' <<<"$out") || { echo "no result from wrk:" >&2; echo "$out" >&2; exit 1; }
   requests=$(value "$result" requests)
   non2xx=$(value "$result" non2xx)

@@ -32,3 +32,32 @@ ORDER BY u.id, g;
 ANALYZE;
 SQL
 }
+
+# stop_server: stops the server whose PID is in $server (if it runs) and forgets it.
+stop_server() {
+  if [ -n "${server:-}" ] && kill -0 "$server" 2>/dev/null; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  server=
+}
+
+# trap_cleanup: on exit, failure or Ctrl-C, stop $server (with the tail of $work/server.log if
+# the script failed), drop the database $db (through $admin), remove $work and print the time
+# since $started.
+trap_cleanup() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+bench_cleanup() {
+  local status=$?
+  stop_server
+  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
+    echo "--- last lines of the server's log:" >&2
+    tail -n 20 "$work/server.log" >&2
+  fi
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  echo "total time: $(( $(date +%s) - started )) s"
+}

@@ -54,23 +54,7 @@ for pair in ${extra_env[@]+"${extra_env[@]}"}; do
 done
 work=$(mktemp -d)
 
-cleanup() {
-  local status=$?
-  if [ -n "${server:-}" ] && kill -0 "$server" 2>/dev/null; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "--- last lines of the server's log:" >&2
-    tail -n 20 "$work/server.log" >&2
-  fi
-  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  echo "total time: $(( $(date +%s) - started )) s"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # PERF=1: settle what is possible before the build, so a missing tool is said up front.
 perf_dir=
