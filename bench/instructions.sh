@@ -50,31 +50,12 @@ if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
 fi
 psql "$admin" -qc "CREATE DATABASE $db"
 
-# start_server [prefix...]: the release server on the bench database, ready within 120 s.
-start_server() {
-  env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
-    AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 \
-    AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn \
-    "$@" "$api_binary" >>"$work/server.log" 2>&1 &
-  server=$!
-  for i in $(seq 1 1200); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null && return 0
-    kill -0 "$server" 2>/dev/null || { echo "the server exited before it was ready" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "the server was not ready after 120 s" >&2; exit 1
-}
-
 # Seeding and logins (password hashing) on the server at full speed, then the measured one.
-start_server
-url=http://127.0.0.1:$port/api/v1
-echo "seeding $users users x $per_user photos"
-seed_photos "$url" "$base/$db" $users $per_user costly
-photo_tokens "$base/$db" "$url" >"$work/tokens"
-[ "$(wc -l <"$work/tokens")" -eq $users ] || { echo "expected $users logins" >&2; exit 1; }
+start_bench_server 30
+seed_and_log_in
 stop_server
 echo "starting the server under callgrind"
-start_server valgrind -q --tool=callgrind --dump-instr=no --collect-jumps=no \
+start_bench_server 120 valgrind -q --tool=callgrind --dump-instr=no --collect-jumps=no \
   --callgrind-out-file="$work/callgrind.out.%p"
 
 value() { tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key {print $2}'; }

@@ -61,3 +61,35 @@ bench_cleanup() {
   rm -rf "$work"
   echo "total time: $(( $(date +%s) - started )) s"
 }
+
+# start_bench_server SECONDS [PREFIX...]: $api_binary on the database $base/$db, port $port,
+# memory:// storage, no workers, a fixed secret key, then the NAME=value words of the array
+# extra_env if set (env(1) applies them in order: they override the defaults), run under PREFIX
+# (valgrind ...) if given; its output appended to $work/server.log, its PID in $server. Returns
+# once /ready answers (the database too); exits if the server exits first or after SECONDS.
+start_bench_server() {
+  local seconds=$1 i
+  shift
+  env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT="$port" AISTORY_STORAGE_URL=memory:// \
+    AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 \
+    AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn ${extra_env[@]+"${extra_env[@]}"} \
+    "$@" "$api_binary" >>"$work/server.log" 2>&1 &
+  server=$!
+  for i in $(seq 1 $((seconds * 10))); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null && return 0
+    kill -0 "$server" 2>/dev/null || { echo "the server exited before it was ready" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "the server was not ready after $seconds s" >&2
+  exit 1
+}
+
+# seed_and_log_in: $users users x $per_user photos through the server on $port (seed_photos),
+# and their tokens in $work/tokens (photo_tokens).
+seed_and_log_in() {
+  local url=http://127.0.0.1:$port/api/v1
+  echo "seeding $users users x $per_user photos"
+  seed_photos "$url" "$base/$db" "$users" "$per_user" costly
+  photo_tokens "$base/$db" "$url" >"$work/tokens"
+  [ "$(wc -l <"$work/tokens")" -eq "$users" ] || { echo "expected $users logins" >&2; exit 1; }
+}

@@ -87,25 +87,10 @@ if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
 fi
 psql "$admin" -qc "CREATE DATABASE $db"
 
-# Defaults first, SERVER_ENV after them: env(1) applies its arguments in order.
-env AISTORY_DATABASE_URL="$base/$db?sslmode=disable" AISTORY_PORT=$port AISTORY_STORAGE_URL=memory:// \
-  AISTORY_SECRET_KEY=bench-secret-key-bench-secret-key-123456 AISTORY_WORKERS=0 AISTORY_REGISTRATIONS_PER_HOUR=1000000 RUST_LOG=warn \
-  ${extra_env[@]+"${extra_env[@]}"} "$api_binary" >"$work/server.log" 2>&1 &
-server=$!
-# Readiness: poll /ready (the database answers), give up after 30 s or if the server exits.
-for i in $(seq 1 300); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { echo "the server exited before it was ready" >&2; exit 1; }
-  [ "$i" -lt 300 ] || { echo "the server was not ready after 30 s" >&2; exit 1; }
-  sleep 0.1
-done
+# Defaults first, SERVER_ENV after them (start_bench_server applies extra_env last).
+start_bench_server 30
 [ "$(cat /proc/$server/comm)" = api ] || { echo "PID $server is not the server" >&2; exit 1; }
-
-url=http://127.0.0.1:$port/api/v1
-echo "seeding $users users x $per_user photos"
-seed_photos "$url" "$base/$db" $users $per_user costly
-photo_tokens "$base/$db" "$url" >"$work/tokens"
-[ "$(wc -l <"$work/tokens")" -eq $users ] || { echo "expected $users logins" >&2; exit 1; }
+seed_and_log_in
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$server/stat" | awk '{print $12 + $13}'; }  # utime + stime
 sys_ticks() { sed 's/^.*) //' "/proc/$server/stat" | awk '{print $13}'; }  # stime
