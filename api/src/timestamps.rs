@@ -32,6 +32,32 @@ pub fn utc_option<S: Serializer>(
     }
 }
 
+/// [`utc`] straight into a JSON body (quoted), for [`crate::json::WriteJson`] writers.
+pub fn push_utc(out: &mut Vec<u8>, at: &DateTime<Utc>) -> serde_json::Result<()> {
+    let mut buffer = [0u8; 30];
+    match write(at, &mut buffer) {
+        Some(length) => {
+            out.reserve(length + 2);
+            out.push(b'"');
+            out.extend_from_slice(&buffer[..length]);
+            out.push(b'"');
+            Ok(())
+        }
+        None => serde_json::to_writer(out, at),
+    }
+}
+
+/// [`push_utc`], or `null`.
+pub fn push_utc_option(out: &mut Vec<u8>, at: Option<&DateTime<Utc>>) -> serde_json::Result<()> {
+    match at {
+        Some(at) => push_utc(out, at),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
 /// Writes `at` into `out`; its length, or `None` when chrono's own writer is needed.
 fn write(at: &DateTime<Utc>, out: &mut [u8; 30]) -> Option<usize> {
     let year = u32::try_from(at.year()).ok().filter(|year| *year <= 9999)?;
@@ -127,6 +153,9 @@ mod tests {
                 serde_json::to_string(&at).unwrap(),
                 "{at:?}"
             );
+            let mut pushed = Vec::new();
+            push_utc(&mut pushed, &at).unwrap();
+            assert_eq!(pushed, serde_json::to_vec(&at).unwrap(), "{at:?}");
         }
     }
 }

@@ -30,6 +30,15 @@ impl ThumbnailStatus {
             _ => None,
         }
     }
+
+    /// The stored (and JSON) name: `pending`, `ready`, `unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThumbnailStatus::Pending => "pending",
+            ThumbnailStatus::Ready => "ready",
+            ThumbnailStatus::Unavailable => "unavailable",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -41,6 +50,7 @@ mod tests {
     fn parse_reads_what_is_stored() {
         for status in ThumbnailStatus::iter() {
             assert_eq!(ThumbnailStatus::parse(&status.to_value()), Some(status));
+            assert_eq!(status.as_str(), status.to_value());
         }
         assert_eq!(ThumbnailStatus::parse("Ready"), None);
     }

@@ -15,7 +15,7 @@ use validator::Validate;
 
 use crate::error::Problem;
 use crate::extract::{AuthUser, ValidJson, ValidQuery};
-use crate::json::JsonSized;
+use crate::json::{JsonWritten, WriteJson};
 use service::photos::{Title, UploadSession};
 use settings::DownloadMode;
 
@@ -140,6 +140,57 @@ impl From<photo::Model> for PhotoPublic {
             created_at: model.created_at,
             updated_at: model.updated_at,
         }
+    }
+}
+
+impl WriteJson for PhotoPublic {
+    /// What `#[derive(Serialize)]` writes, by hand (`crate::json`; test below).
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        use crate::json::{option_integer, option_string, string};
+        use crate::timestamps::{push_utc, push_utc_option};
+        let mut id = itoa::Buffer::new();
+        let id = id.format(self.id).as_bytes();
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b",\"status\":");
+        string(out, self.status.as_str())?;
+        out.extend_from_slice(b",\"title\":");
+        option_string(out, self.title.as_deref())?;
+        out.extend_from_slice(b",\"content_type\":");
+        option_string(out, self.content_type.as_deref())?;
+        out.extend_from_slice(b",\"size_bytes\":");
+        option_integer(out, self.size_bytes);
+        out.extend_from_slice(b",\"width\":");
+        option_integer(out, self.width);
+        out.extend_from_slice(b",\"height\":");
+        option_integer(out, self.height);
+        out.extend_from_slice(b",\"checksum_sha256\":");
+        option_string(out, self.checksum_sha256.as_deref())?;
+        out.extend_from_slice(b",\"taken_at\":");
+        push_utc_option(out, self.taken_at.as_ref())?;
+        out.extend_from_slice(b",\"taken_at_local\":");
+        crate::json::value(out, &self.taken_at_local)?;
+        out.extend_from_slice(b",\"error\":");
+        option_string(out, self.error.as_deref())?;
+        let link = |out: &mut Vec<u8>, link: PhotoLink| {
+            out.extend_from_slice(b"\"/api/v1/photos/");
+            out.extend_from_slice(itoa::Buffer::new().format(link.0).as_bytes());
+            out.push(b'/');
+            out.extend_from_slice(link.1.as_bytes());
+            out.push(b'"');
+        };
+        out.extend_from_slice(b",\"content_url\":");
+        link(out, self.content_url);
+        out.extend_from_slice(b",\"thumbnail_status\":");
+        string(out, self.thumbnail_status.as_str())?;
+        out.extend_from_slice(b",\"thumbnail_url\":");
+        link(out, self.thumbnail_url);
+        out.extend_from_slice(b",\"created_at\":");
+        push_utc(out, &self.created_at)?;
+        out.extend_from_slice(b",\"updated_at\":");
+        push_utc(out, &self.updated_at)?;
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -372,6 +423,18 @@ pub struct PhotoPage {
     pub next_cursor: Option<String>,
 }
 
+impl WriteJson for PhotoPage {
+    /// What `#[derive(Serialize)]` writes, by hand (test below).
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"items\":");
+        self.items.write_json(out)?;
+        out.extend_from_slice(b",\"next_cursor\":");
+        crate::json::option_string(out, self.next_cursor.as_deref())?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// Your photos, newest first.
 #[utoipa::path(
     operation_id = "list_photos",
@@ -397,8 +460,8 @@ pub async fn list(
     let (rows, next) =
         service::photos::list_photos(db.read(), auth.id, status, limit, after).await?;
     let capacity = 64 + rows.len() * crate::json::PHOTO_BYTES;
-    Ok(HttpResponse::Ok().json_sized(
-        PhotoPage {
+    Ok(HttpResponse::Ok().json_written(
+        &PhotoPage {
             items: rows.into_iter().map(PhotoPublic::from).collect(),
             next_cursor: next.map(super::paging::encode_cursor),
         },
@@ -421,7 +484,7 @@ pub async fn list(
 #[get("/{id}")]
 pub async fn get_one(db: Db, auth: AuthUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let photo = service::photos::get_photo(db.read(), auth.id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json_sized(PhotoPublic::from(photo), crate::json::PHOTO_BYTES))
+    Ok(HttpResponse::Ok().json_written(&PhotoPublic::from(photo), crate::json::PHOTO_BYTES))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -870,4 +933,110 @@ pub async fn complete_direct_upload(
     )
     .await?;
     Ok(HttpResponse::Ok().json(PhotoPublic::from(photo)))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+
+    /// A photo with every optional field set from `pick` (a varying number), its strings from
+    /// `texts`.
+    fn photo(pick: u64, texts: &[&str]) -> PhotoPublic {
+        let text = |shift: u64| {
+            let index = ((pick >> shift) as usize) % (texts.len() + 1);
+            texts.get(index).map(|text| (*text).to_owned())
+        };
+        let when = |seconds: u64, nanos: u32| {
+            DateTime::from_timestamp((seconds % 300_000_000_000) as i64 - 100_000_000_000, nanos)
+        };
+        let statuses: Vec<PhotoStatus> = <PhotoStatus as sea_orm::Iterable>::iter().collect();
+        let thumbnails: Vec<ThumbnailStatus> =
+            <ThumbnailStatus as sea_orm::Iterable>::iter().collect();
+        let id = (pick as i64).wrapping_mul(2_654_435_761);
+        PhotoPublic {
+            id,
+            status: statuses[(pick % statuses.len() as u64) as usize],
+            title: text(3),
+            content_type: text(7),
+            size_bytes: (pick & 1 == 0).then_some(pick as i64 >> 3),
+            width: (pick & 2 == 0).then_some((pick >> 5) as i32),
+            height: (pick & 4 == 0).then_some(-((pick >> 9) as i32)),
+            checksum_sha256: text(11),
+            taken_at: if pick & 8 == 0 {
+                when(pick, (pick % 1_000_000_000) as u32)
+            } else {
+                None
+            },
+            taken_at_local: (pick & 16 == 0).then(|| {
+                NaiveDate::from_ymd_opt(2024, 5, 1)
+                    .and_then(|day| day.and_hms_nano_opt(18, 30, 0, (pick % 3) as u32 * 1_000_000))
+                    .unwrap_or_default()
+            }),
+            error: text(13),
+            content_url: PhotoLink(id, "content"),
+            thumbnail_status: thumbnails[(pick % thumbnails.len() as u64) as usize],
+            thumbnail_url: PhotoLink(id, "thumbnail"),
+            created_at: when(pick >> 1, 0).unwrap_or_default(),
+            updated_at: when(pick >> 2, (pick % 1_000) as u32 * 1_000).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn photos_are_written_as_serde_json_writes_them() {
+        let texts = [
+            "",
+            "Sunset",
+            "a \"quoted\" \\ title",
+            "back\\slash",
+            "tab\tline\n\u{1}",
+            "é 日本 🎞 \u{202e}",
+            "image/jpeg",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut photos = Vec::new();
+        for _ in 0..5_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            photos.push(photo(seed, &texts));
+        }
+        // A leap second, and years chrono writes with a sign.
+        let mut odd = photo(0, &texts);
+        odd.created_at = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .map(|at| at.and_utc())
+            .unwrap_or_default();
+        odd.taken_at = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).single();
+        odd.taken_at_local = NaiveDate::from_ymd_opt(-5, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+        photos.push(odd);
+        for photo in &photos {
+            let mut ours = Vec::new();
+            assert!(photo.write_json(&mut ours).is_ok());
+            let theirs = serde_json::to_vec(photo).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
+        for (items, next_cursor) in [
+            (0, None),
+            (1, Some("abc".to_owned())),
+            (20, Some("a\"b".to_owned())),
+            (3, None),
+        ] {
+            let page = PhotoPage {
+                items: photos.drain(..items).collect(),
+                next_cursor,
+            };
+            let mut ours = Vec::new();
+            assert!(page.write_json(&mut ours).is_ok());
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde_json::to_vec(&page).unwrap_or_default())
+            );
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! `seaorm` (default), `sqlx-pool` (sqlx's own pool, no SeaORM), `sqlx-connection` (one sqlx
 //! connection per task, no pool), `read-pool` (SeaORM on `service::ReadPool`, the server's pool
 //! for the hot reads) or `tokio-postgres` (one connection per task, the statement prepared
-//! once): which layer costs what on the same query.
+//! once), or `tokio-postgres-shared[=N]` (the tasks share N tokio-postgres connections, default
+//! 2, their queries pipelined on each): which layer costs what on the same query.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,20 +19,29 @@ async fn main() -> anyhow::Result<()> {
     let url = args.next().ok_or_else(|| {
         anyhow::anyhow!(
             "usage: db_loop URL [TASKS] [SECONDS] \
-             [seaorm|sqlx-pool|sqlx-connection|read-pool|tokio-postgres]"
+             [seaorm|sqlx-pool|sqlx-connection|read-pool|tokio-postgres|tokio-postgres-shared[=N]]"
         )
     })?;
     let tasks: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(16);
     let seconds: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
     let client = args.next();
     match client.as_deref() {
-        Some("tokio-postgres") => return tokio_postgres_loop(&url, tasks, seconds).await,
+        Some("tokio-postgres") => return tokio_postgres_loop(&url, tasks, seconds, tasks).await,
+        Some(shared) if shared.starts_with("tokio-postgres-shared") => {
+            // tokio-postgres-shared[=N]: the tasks share N connections (default 2), their
+            // queries pipelined on each.
+            let connections = match shared.split_once('=') {
+                Some((_, n)) => n.parse()?,
+                None => 2,
+            };
+            return tokio_postgres_loop(&url, tasks, seconds, connections).await;
+        }
         Some("sqlx-pool") => return sqlx_loop(&url, tasks, seconds, true).await,
         Some("sqlx-connection") => return sqlx_loop(&url, tasks, seconds, false).await,
         None | Some("seaorm" | "read-pool") => {}
         Some(other) => anyhow::bail!(
-            "unknown client {other:?}: seaorm, sqlx-pool, sqlx-connection, read-pool or \
-             tokio-postgres"
+            "unknown client {other:?}: seaorm, sqlx-pool, sqlx-connection, read-pool, \
+             tokio-postgres or tokio-postgres-shared[=N]"
         ),
     }
     let mut options = ConnectOptions::new(url.clone());
@@ -85,14 +95,22 @@ where
     report(tasks, &done, seconds, what, cpu_before)
 }
 
-async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::Result<()> {
+async fn tokio_postgres_loop(
+    url: &str,
+    tasks: usize,
+    seconds: u64,
+    connections: usize,
+) -> anyhow::Result<()> {
     let done = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..tasks {
+    let mut shared = Vec::new();
+    for _ in 0..connections.max(1) {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        clients.push(client);
+        shared.push(Arc::new(client));
     }
+    let clients: Vec<_> = (0..tasks)
+        .map(|task| shared[task % shared.len()].clone())
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let cpu_before = process_cpu()?;
     let mut handles = Vec::new();
@@ -115,7 +133,12 @@ async fn tokio_postgres_loop(url: &str, tasks: usize, seconds: u64) -> anyhow::R
     for handle in handles {
         handle.await??;
     }
-    report(tasks, &done, seconds, "tokio-postgres", cpu_before)
+    let what = if connections == tasks {
+        "tokio-postgres (a connection per task)".to_owned()
+    } else {
+        format!("tokio-postgres ({connections} connections shared, pipelined)")
+    };
+    report(tasks, &done, seconds, &what, cpu_before)
 }
 
 async fn sqlx_loop(url: &str, tasks: usize, seconds: u64, pooled: bool) -> anyhow::Result<()> {
