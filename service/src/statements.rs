@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::photo;
 use entity::photo_status::PhotoStatus;
 use entity::thumbnail_status::ThumbnailStatus;
-use sea_orm::sqlx::postgres::{PgRow, Postgres};
-use sea_orm::sqlx::{Column as _, Decode, Row as _, Type, TypeInfo as _};
+use sea_orm::sqlx::postgres::{PgRow, PgValueFormat, Postgres};
+use sea_orm::sqlx::{Column as _, Decode, Row as _, Type, TypeInfo as _, ValueRef as _};
 use sea_orm::{DbBackend, DbErr, IdenStatic as _, QueryResult, QueryTrait, Statement, Value};
 
 /// One statement's SQL text per backend, built on first use.
@@ -89,10 +89,17 @@ pub(crate) fn photo_from_row(row: &QueryResult) -> Result<photo::Model, DbErr> {
     })
 }
 
-/// Whether `row`'s columns have the types [`photo_from_checked_pg_row`] decodes them as.
+/// Whether `row`'s columns have the types [`photo_from_checked_pg_row`] decodes them as: each
+/// column's type OID compared with the built-in types' (fixed in PostgreSQL's catalog), and
+/// sqlx's own (slower) check for anything else.
 fn check_photo_columns(row: &PgRow) -> Result<(), DbErr> {
     use photo::Column as C;
-    fn is<T: Type<Postgres>>(row: &PgRow, column: C) -> Result<(), DbErr> {
+    const INT8: &[u32] = &[20];
+    const INT4: &[u32] = &[23];
+    const TEXT: &[u32] = &[25, 1043]; // text, varchar
+    const TIMESTAMP: &[u32] = &[1114];
+    const TIMESTAMPTZ: &[u32] = &[1184];
+    fn is<T: Type<Postgres>>(row: &PgRow, column: C, oids: &[u32]) -> Result<(), DbErr> {
         let found = row.columns().get(column as usize).ok_or_else(|| {
             DbErr::Type(format!(
                 "a photo row of {} columns has no photos.{}",
@@ -100,13 +107,14 @@ fn check_photo_columns(row: &PgRow) -> Result<(), DbErr> {
                 column.as_str()
             ))
         })?;
-        if T::compatible(found.type_info()) {
+        let info = found.type_info();
+        if info.oid().is_some_and(|oid| oids.contains(&oid.0)) || T::compatible(info) {
             Ok(())
         } else {
             Err(DbErr::Type(format!(
                 "photos.{} is {} in the row, not {}",
                 column.as_str(),
-                found.type_info().name(),
+                info.name(),
                 T::type_info().name()
             )))
         }
@@ -118,34 +126,110 @@ fn check_photo_columns(row: &PgRow) -> Result<(), DbErr> {
             <C as sea_orm::Iterable>::iter().count()
         )));
     }
-    is::<i64>(row, C::Id)?;
-    is::<i64>(row, C::UserId)?;
-    is::<&str>(row, C::ObjectKey)?;
-    is::<&str>(row, C::Status)?;
-    is::<&str>(row, C::Title)?;
-    is::<&str>(row, C::ContentType)?;
-    is::<i64>(row, C::SizeBytes)?;
-    is::<i32>(row, C::Width)?;
-    is::<i32>(row, C::Height)?;
-    is::<&str>(row, C::ChecksumSha256)?;
-    is::<DateTime<Utc>>(row, C::TakenAt)?;
-    is::<NaiveDateTime>(row, C::TakenAtLocal)?;
-    is::<&str>(row, C::Error)?;
-    is::<&str>(row, C::ThumbnailStatus)?;
-    is::<DateTime<Utc>>(row, C::CreatedAt)?;
-    is::<DateTime<Utc>>(row, C::UpdatedAt)
+    is::<i64>(row, C::Id, INT8)?;
+    is::<i64>(row, C::UserId, INT8)?;
+    is::<&str>(row, C::ObjectKey, TEXT)?;
+    is::<&str>(row, C::Status, TEXT)?;
+    is::<&str>(row, C::Title, TEXT)?;
+    is::<&str>(row, C::ContentType, TEXT)?;
+    is::<i64>(row, C::SizeBytes, INT8)?;
+    is::<i32>(row, C::Width, INT4)?;
+    is::<i32>(row, C::Height, INT4)?;
+    is::<&str>(row, C::ChecksumSha256, TEXT)?;
+    is::<DateTime<Utc>>(row, C::TakenAt, TIMESTAMPTZ)?;
+    is::<NaiveDateTime>(row, C::TakenAtLocal, TIMESTAMP)?;
+    is::<&str>(row, C::Error, TEXT)?;
+    is::<&str>(row, C::ThumbnailStatus, TEXT)?;
+    is::<DateTime<Utc>>(row, C::CreatedAt, TIMESTAMPTZ)?;
+    is::<DateTime<Utc>>(row, C::UpdatedAt, TIMESTAMPTZ)
+}
+
+/// A value decoded from PostgreSQL's binary format (what sqlx asks for on prepared
+/// statements) without going through sqlx's `Decode` (which builds timestamps by adding a
+/// `Duration` to the year 2000, day by day in chrono, and checks lengths generically); the same
+/// values, by test. Text-format values still go to sqlx.
+trait FromBinary: Sized {
+    fn from_binary(bytes: &[u8]) -> Result<Self, String>;
+}
+
+impl FromBinary for i64 {
+    fn from_binary(bytes: &[u8]) -> Result<i64, String> {
+        <[u8; 8]>::try_from(bytes)
+            .map(i64::from_be_bytes)
+            .map_err(|_| format!("{} bytes for an int8", bytes.len()))
+    }
+}
+
+impl FromBinary for i32 {
+    fn from_binary(bytes: &[u8]) -> Result<i32, String> {
+        <[u8; 4]>::try_from(bytes)
+            .map(i32::from_be_bytes)
+            .map_err(|_| format!("{} bytes for an int4", bytes.len()))
+    }
+}
+
+impl FromBinary for String {
+    fn from_binary(bytes: &[u8]) -> Result<String, String> {
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Microseconds from 1970 to 2000-01-01, PostgreSQL's epoch.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamp`/`timestamptz` value: microseconds since 2000-01-01 (UTC).
+fn timestamp_from_binary(bytes: &[u8]) -> Result<DateTime<Utc>, String> {
+    let micros = i64::from_binary(bytes)?;
+    micros
+        .checked_add(POSTGRES_EPOCH_MICROS)
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| format!("the timestamp {micros} (microseconds since 2000) is out of range"))
+}
+
+impl FromBinary for DateTime<Utc> {
+    fn from_binary(bytes: &[u8]) -> Result<DateTime<Utc>, String> {
+        timestamp_from_binary(bytes)
+    }
+}
+
+impl FromBinary for NaiveDateTime {
+    fn from_binary(bytes: &[u8]) -> Result<NaiveDateTime, String> {
+        timestamp_from_binary(bytes).map(|at| at.naive_utc())
+    }
+}
+
+impl<T: FromBinary> FromBinary for Option<T> {
+    fn from_binary(bytes: &[u8]) -> Result<Option<T>, String> {
+        T::from_binary(bytes).map(Some)
+    }
 }
 
 /// [`photo_from_row`] on a PostgreSQL row whose column types [`check_photo_columns`] accepted
 /// (or those of another row of the same result).
 fn photo_from_checked_pg_row(row: &PgRow) -> Result<photo::Model, DbErr> {
     use photo::Column as C;
-    fn get<'r, T: Decode<'r, Postgres>>(row: &'r PgRow, column: C) -> Result<T, DbErr> {
+    fn get<'r, T: Decode<'r, Postgres> + FromBinary>(
+        row: &'r PgRow,
+        column: C,
+    ) -> Result<T, DbErr> {
+        let error = |error: &dyn std::fmt::Display| {
+            DbErr::Type(format!("photos.{}: {error}", column.as_str()))
+        };
+        let value = row.try_get_raw(column as usize).map_err(|e| error(&e))?;
+        if value.format() == PgValueFormat::Binary && !value.is_null() {
+            let bytes = value.as_bytes().map_err(|e| error(&e))?;
+            return T::from_binary(bytes).map_err(|e| error(&e));
+        }
+        T::decode(value).map_err(|e| error(&e))
+    }
+    fn text<'r>(row: &'r PgRow, column: C) -> Result<&'r str, DbErr> {
         row.try_get_unchecked(column as usize)
             .map_err(|error| DbErr::Type(format!("photos.{}: {error}", column.as_str())))
     }
-    let status: &str = get(row, C::Status)?;
-    let thumbnail_status: &str = get(row, C::ThumbnailStatus)?;
+    let status = text(row, C::Status)?;
+    let thumbnail_status = text(row, C::ThumbnailStatus)?;
     Ok(photo::Model {
         id: get(row, C::Id)?,
         user_id: get(row, C::UserId)?,
@@ -182,6 +266,40 @@ pub(crate) mod tests {
     pub(crate) fn assert_same(cached: Statement, fresh: Statement) {
         assert_eq!(cached.sql, fresh.sql);
         assert_eq!(cached.values, fresh.values, "{}", fresh.sql);
+    }
+
+    /// Timestamps from PostgreSQL's binary format are what sqlx makes of them (2000-01-01 plus
+    /// a `Duration` of microseconds), and out-of-range ones are an error, not a panic.
+    #[test]
+    fn binary_timestamps_as_sqlx_reads_them() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .unwrap_or_default();
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut cases = vec![0i64, 1, -1, 999_999, -1_000_000, 851_472_000_000_000];
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Within about +-30,000 years of 2000.
+            cases.push((seed % 2_000_000_000_000_000_000) as i64 - 1_000_000_000_000_000_000);
+        }
+        for micros in cases {
+            let bytes = micros.to_be_bytes();
+            let sqlx = epoch + chrono::Duration::microseconds(micros);
+            assert_eq!(NaiveDateTime::from_binary(&bytes), Ok(sqlx), "{micros}");
+            assert_eq!(DateTime::<Utc>::from_binary(&bytes), Ok(sqlx.and_utc()));
+        }
+        for infinity in [i64::MAX, i64::MIN] {
+            assert!(DateTime::<Utc>::from_binary(&infinity.to_be_bytes()).is_err());
+        }
+        assert!(i64::from_binary(&[0; 4]).is_err());
+        assert_eq!(i32::from_binary(&7i32.to_be_bytes()), Ok(7));
+        assert_eq!(
+            Option::<String>::from_binary("é".as_bytes()),
+            Ok(Some("é".to_owned()))
+        );
+        assert!(String::from_binary(&[0xff]).is_err());
     }
 
     /// [`photo_from_row`]'s positions are where `photo::Entity::find()` selects the columns.
