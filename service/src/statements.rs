@@ -224,7 +224,7 @@ fn photo_from_checked_pg_row(row: &PgRow) -> Result<photo::Model, DbErr> {
         }
         T::decode(value).map_err(|e| error(&e))
     }
-    fn text<'r>(row: &'r PgRow, column: C) -> Result<&'r str, DbErr> {
+    fn text(row: &PgRow, column: C) -> Result<&str, DbErr> {
         row.try_get_unchecked(column as usize)
             .map_err(|error| DbErr::Type(format!("photos.{}: {error}", column.as_str())))
     }
