@@ -21,7 +21,7 @@ pub mod worker;
 pub use db::{DbError, close_db_connection, verify_database_connection};
 pub use error::ServiceError;
 pub use observe::{Instruments, StatementObserver, instrument, observe_statements};
-pub use reads::ReadPool;
+pub use reads::{HotReads, ReadPool};
 pub use unit_of_work::{UnitOfWork, get_db};
 
 pub use sea_orm;

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ServiceError;
 use crate::images::{self, ACCEPTED, HEADER_BYTES, ImageKind, ImageLimits, SNIFF_BYTES};
+use crate::reads::HotReads;
 use crate::storage::{DeleteObjects, PresignedPut, Storage, StorageError, keys};
 use crate::worker::BackgroundJob;
 
@@ -488,16 +489,17 @@ pub async fn complete_direct_upload(
 }
 
 /// One of the user's photos; another user's answers `NotFound` exactly like a missing one.
-pub async fn get_photo<C: ConnectionTrait>(
+pub async fn get_photo<C: HotReads>(
     db: &C,
     user_id: i64,
     photo_id: i64,
 ) -> Result<photo::Model, ServiceError> {
     let statement = one_photo_statement(db.get_database_backend(), photo_id, user_id);
-    match db.query_one_raw(statement).await? {
-        Some(row) => Ok(crate::statements::photo_from_row(&row)?),
-        None => Err(ServiceError::NotFound { what: "photo" }),
-    }
+    db.photo_rows(statement)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ServiceError::NotFound { what: "photo" })
 }
 
 /// [`one_photo`] with its text from the cache.
@@ -564,7 +566,7 @@ fn photo_page(
 
 /// A page of the user's photos, newest first. `after` is the id the previous page ended at;
 /// ids only grow, so pages stay stable while new photos arrive.
-pub async fn list_photos<C: ConnectionTrait>(
+pub async fn list_photos<C: HotReads>(
     db: &C,
     user_id: i64,
     status: Option<PhotoStatus>,
@@ -573,12 +575,12 @@ pub async fn list_photos<C: ConnectionTrait>(
 ) -> Result<(Vec<photo::Model>, Option<i64>), ServiceError> {
     let statement =
         photo_page_statement(db.get_database_backend(), user_id, status, after, limit + 1);
-    let rows = crate::statements::photos_from_rows(&db.query_all_raw(statement).await?)?;
+    let rows = db.photo_rows(statement).await?;
     Ok(crate::paging::split_page(rows, limit, |row| row.id))
 }
 
 /// Sets (or clears) a photo's title.
-pub async fn rename_photo<C: ConnectionTrait>(
+pub async fn rename_photo<C: HotReads>(
     db: &C,
     user_id: i64,
     photo_id: i64,
@@ -593,7 +595,7 @@ pub async fn rename_photo<C: ConnectionTrait>(
 /// Deletes the photo (its stories go with it by cascade) and queues the deletion of its
 /// object, both on `db` (the caller's transaction): the object goes once the row is surely
 /// gone, retried until the store confirms.
-pub async fn delete_photo<C: ConnectionTrait>(
+pub async fn delete_photo<C: HotReads>(
     db: &C,
     user_id: i64,
     photo_id: i64,

@@ -29,11 +29,12 @@ use std::time::Duration;
 use deadpool::managed::{
     self, Metrics, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType,
 };
+use entity::{photo, user};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
 use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
 use sea_orm::{
-    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
-    RuntimeErr, Statement,
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult,
+    FromQueryResult, QueryResult, RuntimeErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
 use settings::DatabaseSettings;
@@ -41,6 +42,7 @@ use settings::{IDLE_RECYCLE, PING_IF_IDLE_FOR};
 
 use crate::observe::{Instruments, StatementObserver};
 
+mod pipelined;
 mod replica;
 
 /// Where the hot reads run: the main pool, or (PostgreSQL) connections of their own; and,
@@ -60,6 +62,8 @@ enum Inner {
 
 struct Own {
     pool: managed::Pool<Manager>,
+    /// The hot reads' connections, one per thread (primary only; see [`pipelined`]).
+    pipelined: Option<pipelined::Pipelined>,
     /// `reads` or `replica`: the `pool` label of its metrics.
     name: &'static str,
     instruments: Instruments,
@@ -95,7 +99,7 @@ impl ReadPool {
         let primary = if database.read_pool_size == 0 || !postgres {
             Inner::Shared(shared.clone())
         } else {
-            Inner::Own(Arc::new(Own::open(
+            let mut own = Own::open(
                 &database.url,
                 "reads",
                 database.read_pool_size,
@@ -103,7 +107,10 @@ impl ReadPool {
                 observer.clone(),
                 database.acquire_timeout,
                 true,
-            )?))
+            )?;
+            own.pipelined =
+                pipelined::Pipelined::new(&database.url, database, own.instruments.clone());
+            Inner::Own(Arc::new(own))
         };
         let replica = match &database.read_url {
             Some(url) if postgres => Some(Arc::new(replica::Replica::open(
@@ -224,6 +231,7 @@ impl Own {
         tokio::spawn(close_idle(pool.weak()));
         Ok(Own {
             pool,
+            pipelined: None,
             name,
             instruments: Instruments {
                 slow: database.slow_statement,
@@ -237,6 +245,9 @@ impl Own {
     /// Closes the connections, telling the server; connections still lent are dropped when
     /// they come back.
     async fn close(&self) {
+        if let Some(pipelined) = &self.pipelined {
+            pipelined.close();
+        }
         let idle = self.pool.retain(|_, _| false).removed;
         self.pool.close();
         close_all(idle).await;
@@ -456,6 +467,66 @@ impl Inner {
                 })
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
+        }
+    }
+}
+
+impl ReadPool {
+    /// The pipelined connections, when the hot reads use them (own reads on PostgreSQL, no
+    /// replica to route to, a URL they can take).
+    fn pipelined(&self) -> Option<&pipelined::Pipelined> {
+        match (&self.primary, &self.replica) {
+            (Inner::Own(own), None) => own.pipelined.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The hottest reads' rows (photos, an account), decoded by position
+/// ([`crate::statements`]): on any SeaORM connection through SeaORM, on the [`ReadPool`]
+/// through its pipelined connections where it has them.
+#[async_trait::async_trait]
+pub trait HotReads: ConnectionTrait + Sync {
+    /// The photos `statement` selects (every column of `photos`, in `photo::Column` order).
+    async fn photo_rows(&self, statement: Statement) -> Result<Vec<photo::Model>, DbErr> {
+        crate::statements::photos_from_rows(&self.query_all_raw(statement).await?)
+    }
+
+    /// The account `statement` selects (every column of `users`, in `user::Column` order).
+    async fn user_row(&self, statement: Statement) -> Result<Option<user::Model>, DbErr> {
+        match self.query_one_raw(statement).await? {
+            Some(row) => Ok(Some(user::Model::from_query_result(&row, "")?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl HotReads for DatabaseConnection {}
+impl HotReads for sea_orm::DatabaseTransaction {}
+
+#[async_trait::async_trait]
+impl HotReads for ReadPool {
+    async fn photo_rows(&self, statement: Statement) -> Result<Vec<photo::Model>, DbErr> {
+        if let Some(pipelined) = self.pipelined()
+            && let Some(rows) = pipelined.query(&statement).await?
+        {
+            return crate::statements::photos_from_pipelined(&rows);
+        }
+        crate::statements::photos_from_rows(&self.query_all_raw(statement).await?)
+    }
+
+    async fn user_row(&self, statement: Statement) -> Result<Option<user::Model>, DbErr> {
+        if let Some(pipelined) = self.pipelined()
+            && let Some(rows) = pipelined.query(&statement).await?
+        {
+            return rows
+                .first()
+                .map(crate::statements::user_from_pipelined)
+                .transpose();
+        }
+        match self.query_one_raw(statement).await? {
+            Some(row) => Ok(Some(user::Model::from_query_result(&row, "")?)),
+            None => Ok(None),
         }
     }
 }

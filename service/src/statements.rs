@@ -10,9 +10,9 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use entity::photo;
 use entity::photo_status::PhotoStatus;
 use entity::thumbnail_status::ThumbnailStatus;
+use entity::{photo, user};
 use sea_orm::sqlx::postgres::{PgRow, PgValueFormat, Postgres};
 use sea_orm::sqlx::{Column as _, Decode, Row as _, Type, TypeInfo as _, ValueRef as _};
 use sea_orm::{DbBackend, DbErr, IdenStatic as _, QueryResult, QueryTrait, Statement, Value};
@@ -255,6 +255,96 @@ fn photo_from_checked_pg_row(row: &PgRow) -> Result<photo::Model, DbErr> {
     })
 }
 
+/// The photos of rows from the pipelined reads (`reads::pipelined`), selected as for
+/// [`photo_from_row`]. tokio-postgres checks each value's type against the one asked for.
+pub(crate) fn photos_from_pipelined(
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<photo::Model>, DbErr> {
+    rows.iter().map(photo_from_pipelined).collect()
+}
+
+/// A column of a pipelined row, by position, with the column's name in the error.
+fn pipelined<'r, T: tokio_postgres::types::FromSql<'r>>(
+    row: &'r tokio_postgres::Row,
+    table: &str,
+    position: usize,
+    name: &str,
+) -> Result<T, DbErr> {
+    row.try_get(position)
+        .map_err(|error| DbErr::Type(format!("{table}.{name}: {error}")))
+}
+
+fn photo_from_pipelined(row: &tokio_postgres::Row) -> Result<photo::Model, DbErr> {
+    use photo::Column as C;
+    let columns = <C as sea_orm::Iterable>::iter().count();
+    if row.len() != columns {
+        return Err(DbErr::Type(format!(
+            "a photo row has {} columns, not {columns}",
+            row.len()
+        )));
+    }
+    fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+        row: &'r tokio_postgres::Row,
+        column: C,
+    ) -> Result<T, DbErr> {
+        pipelined(row, "photos", column as usize, column.as_str())
+    }
+    let status: &str = get(row, C::Status)?;
+    let thumbnail_status: &str = get(row, C::ThumbnailStatus)?;
+    Ok(photo::Model {
+        id: get(row, C::Id)?,
+        user_id: get(row, C::UserId)?,
+        object_key: get(row, C::ObjectKey)?,
+        status: PhotoStatus::parse(status)
+            .ok_or_else(|| DbErr::Type(format!("photos.status: no status {status:?}")))?,
+        title: get(row, C::Title)?,
+        content_type: get(row, C::ContentType)?,
+        size_bytes: get(row, C::SizeBytes)?,
+        width: get(row, C::Width)?,
+        height: get(row, C::Height)?,
+        checksum_sha256: get(row, C::ChecksumSha256)?,
+        taken_at: get(row, C::TakenAt)?,
+        taken_at_local: get(row, C::TakenAtLocal)?,
+        error: get(row, C::Error)?,
+        thumbnail_status: ThumbnailStatus::parse(thumbnail_status).ok_or_else(|| {
+            DbErr::Type(format!(
+                "photos.thumbnail_status: no status {thumbnail_status:?}"
+            ))
+        })?,
+        created_at: get(row, C::CreatedAt)?,
+        updated_at: get(row, C::UpdatedAt)?,
+    })
+}
+
+/// An account from a pipelined row of `user::Entity::find()` (every column, in
+/// `user::Column` order).
+pub(crate) fn user_from_pipelined(row: &tokio_postgres::Row) -> Result<user::Model, DbErr> {
+    use user::Column as C;
+    let columns = <C as sea_orm::Iterable>::iter().count();
+    if row.len() != columns {
+        return Err(DbErr::Type(format!(
+            "a user row has {} columns, not {columns}",
+            row.len()
+        )));
+    }
+    fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+        row: &'r tokio_postgres::Row,
+        column: C,
+    ) -> Result<T, DbErr> {
+        pipelined(row, "users", column as usize, column.as_str())
+    }
+    Ok(user::Model {
+        id: get(row, C::Id)?,
+        username: get(row, C::Username)?,
+        username_key: get(row, C::UsernameKey)?,
+        email: get(row, C::Email)?,
+        password_hash: get(row, C::PasswordHash)?,
+        token_generation: get(row, C::TokenGeneration)?,
+        created_at: get(row, C::CreatedAt)?,
+        updated_at: get(row, C::UpdatedAt)?,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -300,6 +390,31 @@ pub(crate) mod tests {
             Ok(Some("é".to_owned()))
         );
         assert!(String::from_binary(&[0xff]).is_err());
+    }
+
+    /// [`user_from_pipelined`]'s positions are where `user::Entity::find()` selects them.
+    #[test]
+    fn user_columns_are_selected_in_enum_order() {
+        use sea_orm::{EntityTrait, Iterable};
+        let sql = user::Entity::find().build(DbBackend::Postgres).sql;
+        let select_list = &sql[..sql.find(" FROM ").unwrap_or(sql.len())];
+        let mut last = 0;
+        for (position, column) in user::Column::iter().enumerate() {
+            assert_eq!(column as usize, position);
+            let name = format!("\"users\".\"{}\"", sea_orm::IdenStatic::as_str(&column));
+            let found = select_list
+                .find(&name)
+                .unwrap_or_else(|| panic!("{name} in {sql}"));
+            assert!(
+                position == 0 || found > last,
+                "{name} out of order in {sql}"
+            );
+            last = found;
+        }
+        assert_eq!(
+            select_list.matches(", ").count() + 1,
+            user::Column::iter().count()
+        );
     }
 
     /// [`photo_from_row`]'s positions are where `photo::Entity::find()` selects the columns.

@@ -1,10 +1,11 @@
 //! Accounts.
 
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::domain::{Email, Password, Username};
 use crate::error::{ServiceError, on_unique_violation};
+use crate::reads::HotReads;
 use crate::storage::{DeleteObjects, keys};
 use crate::worker::BackgroundJob;
 
@@ -42,10 +43,9 @@ pub async fn create_user<C: ConnectionTrait>(
 }
 
 /// The user with `id`, or `NotFound`.
-pub async fn find_user<C: ConnectionTrait>(db: &C, id: i64) -> Result<user::Model, ServiceError> {
+pub async fn find_user<C: HotReads>(db: &C, id: i64) -> Result<user::Model, ServiceError> {
     let statement = user_statement(db.get_database_backend(), id);
-    user::Model::find_by_statement(statement)
-        .one(db)
+    db.user_row(statement)
         .await?
         .ok_or(ServiceError::NotFound { what: "user" })
 }
@@ -143,7 +143,7 @@ pub async fn reauthenticate(
 
 /// Applies `changes` to user `id`. A password change needs the current password and revokes
 /// every refresh token of the account.
-pub async fn update_account<C: ConnectionTrait>(
+pub async fn update_account<C: HotReads>(
     db: &C,
     id: i64,
     changes: AccountChanges,

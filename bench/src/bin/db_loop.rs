@@ -13,8 +13,23 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// `DB_LOOP_RUNTIME=current` runs every task on one thread (as one actix worker does: a
+/// connection's I/O and its task on the same thread); default: Tokio's two worker threads.
+fn main() -> anyhow::Result<()> {
+    let runtime = match std::env::var("DB_LOOP_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Ok("multi") | Err(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+        Ok(other) => anyhow::bail!("DB_LOOP_RUNTIME={other}: current or multi"),
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let url = args.next().ok_or_else(|| {
         anyhow::anyhow!(

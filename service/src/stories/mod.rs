@@ -142,7 +142,7 @@ impl Drop for StreamSlot {
 /// job is queued, both on `db` (the request's transaction). A photo already `processing` is a
 /// conflict; a `completed` or `failed` one gets a new story (its old ones stay).
 /// At most `per_hour` requests of the user within an hour (429 past it).
-pub async fn request_story<C: ConnectionTrait>(
+pub async fn request_story<C: crate::reads::HotReads>(
     db: &C,
     provider: &dyn StoryProvider,
     user_id: i64,
