@@ -13,8 +13,9 @@
 //! Rows are decoded by position (`crate::statements`). A statement whose values this module
 //! does not bind (anything but integers and text) returns `None`: the caller sends it the
 //! pooled way. A connection that fails other than by the server refusing the statement (closed,
-//! I/O) is forgotten and the read sent once more on a new one. Opening one is bounded by
-//! `AISTORY_DB_CONNECT_TIMEOUT_SECS`; the connections show as `aistory-reads` in
+//! I/O) is forgotten and the read sent once more on a new one. Opening one is tried again while
+//! the server refuses (a restart) until the acquire time-out, each try bounded by
+//! `AISTORY_DB_CONNECT_TIMEOUT_SECS`, as for the pooled reads; the connections show as `aistory-reads` in
 //! `pg_stat_activity` (unless the URL names an `application_name`), and each statement is
 //! observed (metrics, slow-statement log) as the pooled reads' are, under the pool name `reads`.
 //! These connections have no TLS: they are used with `sslmode=disable`, or with the default
@@ -42,7 +43,7 @@ pub(crate) struct Pipelined {
     /// Set by [`Self::close`]: no more reads here.
     closed: std::sync::atomic::AtomicBool,
     instruments: Instruments,
-    connect_timeout: Duration,
+    acquire_timeout: Duration,
 }
 
 struct Connection {
@@ -95,7 +96,7 @@ impl Pipelined {
             connections: ThreadLocal::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
             instruments,
-            connect_timeout: database.connect_timeout,
+            acquire_timeout: database.acquire_timeout,
         })
     }
 
@@ -124,24 +125,27 @@ impl Pipelined {
                 Err(error) => error,
             };
             if let Some(db) = error.as_db_error() {
-                let code = db.code().code();
-                // The server ended the session (a restart: 57P01) or refused the statement.
-                let unavailable = code.starts_with("08") || code.starts_with("57");
-                if unavailable {
-                    self.forget(&connection);
+                // FATAL: the server ended the session (57P01 on a restart or
+                // pg_terminate_backend): the connection is gone, the read is sent again. Else
+                // it refused the statement and the connection is fine; a refusal of class 08 or
+                // 57 (a statement time-out, cannot connect now) means "unavailable", as on the
+                // pooled reads (`crate::error::is_unavailable`).
+                if !matches!(db.severity(), "FATAL" | "PANIC") {
+                    let code = db.code().code();
+                    let message = RuntimeErr::Internal(format!("{error}: {}", db.message()));
+                    return Err(if code.starts_with("08") || code.starts_with("57") {
+                        DbErr::Conn(message)
+                    } else {
+                        DbErr::Query(message)
+                    });
                 }
-                let message = RuntimeErr::Internal(format!("{error}: {}", db.message()));
-                return Err(if unavailable {
-                    DbErr::Conn(message)
-                } else {
-                    DbErr::Query(message)
-                });
-            }
-            let broken = error.is_closed()
-                || std::error::Error::source(&error)
-                    .is_some_and(|source| source.is::<std::io::Error>());
-            if !broken {
-                return Err(DbErr::Query(RuntimeErr::Internal(error.to_string())));
+            } else {
+                let broken = error.is_closed()
+                    || std::error::Error::source(&error)
+                        .is_some_and(|source| source.is::<std::io::Error>());
+                if !broken {
+                    return Err(DbErr::Query(RuntimeErr::Internal(error.to_string())));
+                }
             }
             self.forget(&connection);
             if retried {
@@ -160,14 +164,24 @@ impl Pipelined {
         {
             return Ok(connection.clone());
         }
-        let opened = tokio::time::timeout(self.connect_timeout, self.config.connect(NoTls))
-            .await
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
-            .map_err(|error| {
-                DbErr::Conn(RuntimeErr::Internal(format!(
+        // While the server refuses connections (a restart), tried again until the acquire
+        // time-out, as the pooled reads do; then the last refusal is the answer.
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        let mut pause = Duration::from_millis(10);
+        let opened = loop {
+            let error = match tokio::time::timeout_at(deadline, self.config.connect(NoTls)).await {
+                Err(_) => return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+                Ok(Ok(opened)) => break opened,
+                Ok(Err(error)) => error,
+            };
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(DbErr::Conn(RuntimeErr::Internal(format!(
                     "opening a read connection: {error}"
-                )))
-            })?;
+                ))));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        };
         let (client, driver) = opened;
         tokio::spawn(async move {
             if let Err(error) = driver.await {

@@ -14,6 +14,8 @@ e2e_tests!(on Postgres:
     reads_survive_their_connections_being_cut,
     a_read_cancelled_half_way_does_not_leave_its_connection_behind,
     a_refused_read_is_unavailable_after_the_acquire_time_out,
+    the_hot_reads_share_one_pipelined_connection_per_thread,
+    a_refused_hot_read_is_unavailable_after_the_acquire_time_out,
 );
 
 async fn one_photo_and_one_page_cost_one_select_each(backend: Backend) {
@@ -65,7 +67,7 @@ async fn reads_survive_their_connections_being_cut() {
         app.request(Method::GET, &path, None, Some(&tokens.access))
             .await
     };
-    // Two reads at once: one or two read connections are open.
+    // Two reads at once: one or two read connections are open (pipelined ones, per thread).
     let (a, b) = tokio::join!(get(one.clone()), get(page.to_owned()));
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     // Cut them at once (a connection lent 5 s ago would be pinged, and the cut noticed, first).
@@ -85,9 +87,13 @@ async fn reads_survive_their_connections_being_cut() {
         .unwrap()
         .try_get::<i64>("", "cut")
         .unwrap();
+    // The hot reads' pipelined connections (one per HTTP worker that served one: one worker
+    // per CPU by default) and any pooled read connection (at most 2 reads ran at once).
+    let workers = std::thread::available_parallelism().map_or(1, usize::from) as i64;
     assert!(
-        (1..=2).contains(&cut),
-        "the read connections (at most 2) were cut: {cut}"
+        (1..=workers + 2).contains(&cut),
+        "the read connections (at most {}) were cut: {cut}",
+        workers + 2
     );
 
     for round in 0..3 {
@@ -175,6 +181,140 @@ async fn a_refused_read_is_unavailable_after_the_acquire_time_out() {
     let error = backend_pid(&reads).await.unwrap_err();
     let took = started.elapsed();
     assert!(service::error::is_unavailable(&error), "{error:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "tried again until the time-out, gave up after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "bounded: {took:?}");
+    reads.close().await;
+    pool.close().await.unwrap();
+}
+
+/// The read connections of this database (`service::reads::APPLICATION_NAME`), counted on
+/// `db`.
+async fn read_connections(db: &sea_orm::DatabaseConnection) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!(
+            "SELECT count(*) AS open FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            service::reads::APPLICATION_NAME
+        ),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "open")
+    .unwrap()
+}
+
+/// PostgreSQL: the hot reads (one photo, a page, an account) of one thread go on one pipelined
+/// connection (`service::reads::pipelined`), however many run at once, none through the pooled
+/// connections; a cut connection is replaced by the next read, which still answers; closing
+/// the read pool closes it.
+async fn the_hot_reads_share_one_pipelined_connection_per_thread() {
+    let app = TestApp::builder(Backend::Postgres).spawn().await;
+    let tokens = app.signed_up("reader").await;
+    let id = app.upload_png(&tokens.access).await["id"].as_i64().unwrap();
+    let me: serde_json::Value = app
+        .request(Method::GET, "/api/v1/users/me", None, Some(&tokens.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user = me["id"].as_i64().unwrap();
+    let mut settings = DatabaseSettings::for_url(app.database.url.clone());
+    settings.read_pool_size = 4;
+    let reads = ReadPool::new(&app.db, &settings, None).unwrap();
+    let before = read_connections(&app.db).await;
+
+    // 16 photo reads, 16 pages and 16 accounts at once, from this one thread.
+    let photos = futures_util::future::join_all(
+        (0..16).map(|_| service::photos::get_photo(&reads, user, id)),
+    );
+    let pages = futures_util::future::join_all(
+        (0..16).map(|_| service::photos::list_photos(&reads, user, None, 20, None)),
+    );
+    let accounts =
+        futures_util::future::join_all((0..16).map(|_| service::users::find_user(&reads, user)));
+    let (photos, pages, accounts) = tokio::join!(photos, pages, accounts);
+    for photo in photos {
+        assert_eq!(photo.unwrap().id, id);
+    }
+    for page in pages {
+        let (rows, next) = page.unwrap();
+        assert_eq!((rows.len(), next), (1, None));
+        assert_eq!(rows[0].id, id);
+    }
+    for account in accounts {
+        assert_eq!(account.unwrap().username, "reader");
+    }
+    assert!(matches!(
+        service::photos::get_photo(&reads, user, id + 1000).await,
+        Err(service::ServiceError::NotFound { .. })
+    ));
+    assert_eq!(
+        reads.status().map(|(open, _, _)| open),
+        Some(0),
+        "no pooled read connection was opened"
+    );
+    assert_eq!(
+        read_connections(&app.db).await - before,
+        1,
+        "one pipelined connection for this thread"
+    );
+
+    // Cut every read connection of the database: the next reads still answer.
+    app.db
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            service::reads::APPLICATION_NAME
+        ))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            service::photos::get_photo(&reads, user, id)
+                .await
+                .unwrap()
+                .id,
+            id
+        );
+        assert_eq!(
+            service::users::find_user(&reads, user).await.unwrap().id,
+            user
+        );
+    }
+
+    let open = read_connections(&app.db).await;
+    reads.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while read_connections(&app.db).await >= open && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        read_connections(&app.db).await,
+        open - 1,
+        "its connection closed with the pool"
+    );
+}
+
+/// PostgreSQL: the pipelined hot reads, like the pooled ones, keep trying to connect while the
+/// server refuses until the acquire time-out, then answer "unavailable" (a 503).
+async fn a_refused_hot_read_is_unavailable_after_the_acquire_time_out() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let pool = database.connect().await;
+    let mut settings = DatabaseSettings::for_url("postgres://postgres@127.0.0.1:1/nothing");
+    settings.acquire_timeout = Duration::from_millis(600);
+    let reads = ReadPool::new(&pool, &settings, None).unwrap();
+    let started = std::time::Instant::now();
+    let error = service::users::find_user(&reads, 1).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(error, service::ServiceError::Unavailable(_)),
+        "{error:?}"
+    );
     assert!(
         took >= Duration::from_millis(400),
         "tried again until the time-out, gave up after {took:?}"
