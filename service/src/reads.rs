@@ -20,6 +20,10 @@
 //! With `AISTORY_DATABASE_READ_URL`, the reads go to a streaming replica when it has replayed
 //! every write they must see, and to these connections otherwise ([`replica`]).
 //!
+//! The three hottest reads (one photo, a page of photos, one account: [`HotReads`]) go further
+//! when there is no replica: one tokio-postgres connection per thread, pipelined, rows decoded
+//! by position ([`pipelined`]).
+//!
 //! Only single statements outside any transaction belong here: a read that must see the
 //! request's own writes (in its own transaction) goes through the unit of work.
 

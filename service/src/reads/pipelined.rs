@@ -132,6 +132,14 @@ impl Pipelined {
                 // pooled reads (`crate::error::is_unavailable`).
                 if !matches!(db.severity(), "FATAL" | "PANIC") {
                     let code = db.code().code();
+                    // The table changed under the prepared statement (a migration altered a
+                    // column it returns: "cached plan must not change result type"): prepared
+                    // again and sent once more.
+                    if code == "0A000" && !retried {
+                        connection.unprepare(&statement.sql);
+                        retried = true;
+                        continue;
+                    }
                     let message = RuntimeErr::Internal(format!("{error}: {}", db.message()));
                     return Err(if code.starts_with("08") || code.starts_with("57") {
                         DbErr::Conn(message)
@@ -228,6 +236,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Connection {
+    /// Forgets the statement prepared for `sql` (the next read prepares it again).
+    fn unprepare(&self, sql: &str) {
+        lock(&self.prepared).remove(sql);
+    }
+
     async fn query(
         &self,
         sql: &str,

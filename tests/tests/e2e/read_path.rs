@@ -287,6 +287,20 @@ async fn the_hot_reads_share_one_pipelined_connection_per_thread() {
         );
     }
 
+    // A migration changes the type of a column the prepared read returns (varchar to text):
+    // the statement is prepared again, the read answers.
+    app.db
+        .execute_unprepared("ALTER TABLE photos ALTER COLUMN content_type TYPE text")
+        .await
+        .unwrap();
+    assert_eq!(
+        service::photos::get_photo(&reads, user, id)
+            .await
+            .unwrap()
+            .id,
+        id
+    );
+
     let open = read_connections(&app.db).await;
     reads.close().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
