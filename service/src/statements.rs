@@ -148,11 +148,11 @@ fn check_photo_columns(row: &PgRow) -> Result<(), DbErr> {
 /// statements) without going through sqlx's `Decode` (which builds timestamps by adding a
 /// `Duration` to the year 2000, day by day in chrono, and checks lengths generically); the same
 /// values, by test. Text-format values still go to sqlx.
-trait FromBinary: Sized {
-    fn from_binary(bytes: &[u8]) -> Result<Self, String>;
+trait FromBinary<'r>: Sized {
+    fn from_binary(bytes: &'r [u8]) -> Result<Self, String>;
 }
 
-impl FromBinary for i64 {
+impl FromBinary<'_> for i64 {
     fn from_binary(bytes: &[u8]) -> Result<i64, String> {
         <[u8; 8]>::try_from(bytes)
             .map(i64::from_be_bytes)
@@ -160,7 +160,7 @@ impl FromBinary for i64 {
     }
 }
 
-impl FromBinary for i32 {
+impl FromBinary<'_> for i32 {
     fn from_binary(bytes: &[u8]) -> Result<i32, String> {
         <[u8; 4]>::try_from(bytes)
             .map(i32::from_be_bytes)
@@ -168,7 +168,13 @@ impl FromBinary for i32 {
     }
 }
 
-impl FromBinary for String {
+impl<'r> FromBinary<'r> for &'r str {
+    fn from_binary(bytes: &'r [u8]) -> Result<&'r str, String> {
+        std::str::from_utf8(bytes).map_err(|error| error.to_string())
+    }
+}
+
+impl FromBinary<'_> for String {
     fn from_binary(bytes: &[u8]) -> Result<String, String> {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
@@ -188,29 +194,62 @@ fn timestamp_from_binary(bytes: &[u8]) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("the timestamp {micros} (microseconds since 2000) is out of range"))
 }
 
-impl FromBinary for DateTime<Utc> {
+impl FromBinary<'_> for DateTime<Utc> {
     fn from_binary(bytes: &[u8]) -> Result<DateTime<Utc>, String> {
         timestamp_from_binary(bytes)
     }
 }
 
-impl FromBinary for NaiveDateTime {
+impl FromBinary<'_> for NaiveDateTime {
     fn from_binary(bytes: &[u8]) -> Result<NaiveDateTime, String> {
         timestamp_from_binary(bytes).map(|at| at.naive_utc())
     }
 }
 
-impl<T: FromBinary> FromBinary for Option<T> {
-    fn from_binary(bytes: &[u8]) -> Result<Option<T>, String> {
+impl<'r, T: FromBinary<'r>> FromBinary<'r> for Option<T> {
+    fn from_binary(bytes: &'r [u8]) -> Result<Option<T>, String> {
         T::from_binary(bytes).map(Some)
     }
+}
+
+/// `Ok(photo::Model)` from `$get($row, column)` for each column (`$get` generic over the
+/// value's type, `photo::Column as C` in scope), the statuses parsed from borrowed text: the one
+/// shape of the PostgreSQL row decoders.
+macro_rules! photo_model {
+    ($row:expr, $get:ident) => {{
+        let status: &str = $get($row, C::Status)?;
+        let thumbnail_status: &str = $get($row, C::ThumbnailStatus)?;
+        Ok(photo::Model {
+            id: $get($row, C::Id)?,
+            user_id: $get($row, C::UserId)?,
+            object_key: $get($row, C::ObjectKey)?,
+            status: PhotoStatus::parse(status)
+                .ok_or_else(|| DbErr::Type(format!("photos.status: no status {status:?}")))?,
+            title: $get($row, C::Title)?,
+            content_type: $get($row, C::ContentType)?,
+            size_bytes: $get($row, C::SizeBytes)?,
+            width: $get($row, C::Width)?,
+            height: $get($row, C::Height)?,
+            checksum_sha256: $get($row, C::ChecksumSha256)?,
+            taken_at: $get($row, C::TakenAt)?,
+            taken_at_local: $get($row, C::TakenAtLocal)?,
+            error: $get($row, C::Error)?,
+            thumbnail_status: ThumbnailStatus::parse(thumbnail_status).ok_or_else(|| {
+                DbErr::Type(format!(
+                    "photos.thumbnail_status: no status {thumbnail_status:?}"
+                ))
+            })?,
+            created_at: $get($row, C::CreatedAt)?,
+            updated_at: $get($row, C::UpdatedAt)?,
+        })
+    }};
 }
 
 /// [`photo_from_row`] on a PostgreSQL row whose column types [`check_photo_columns`] accepted
 /// (or those of another row of the same result).
 fn photo_from_checked_pg_row(row: &PgRow) -> Result<photo::Model, DbErr> {
     use photo::Column as C;
-    fn get<'r, T: Decode<'r, Postgres> + FromBinary>(
+    fn get<'r, T: Decode<'r, Postgres> + FromBinary<'r>>(
         row: &'r PgRow,
         column: C,
     ) -> Result<T, DbErr> {
@@ -224,35 +263,7 @@ fn photo_from_checked_pg_row(row: &PgRow) -> Result<photo::Model, DbErr> {
         }
         T::decode(value).map_err(|e| error(&e))
     }
-    fn text(row: &PgRow, column: C) -> Result<&str, DbErr> {
-        row.try_get_unchecked(column as usize)
-            .map_err(|error| DbErr::Type(format!("photos.{}: {error}", column.as_str())))
-    }
-    let status = text(row, C::Status)?;
-    let thumbnail_status = text(row, C::ThumbnailStatus)?;
-    Ok(photo::Model {
-        id: get(row, C::Id)?,
-        user_id: get(row, C::UserId)?,
-        object_key: get(row, C::ObjectKey)?,
-        status: PhotoStatus::parse(status)
-            .ok_or_else(|| DbErr::Type(format!("photos.status: no status {status:?}")))?,
-        title: get(row, C::Title)?,
-        content_type: get(row, C::ContentType)?,
-        size_bytes: get(row, C::SizeBytes)?,
-        width: get(row, C::Width)?,
-        height: get(row, C::Height)?,
-        checksum_sha256: get(row, C::ChecksumSha256)?,
-        taken_at: get(row, C::TakenAt)?,
-        taken_at_local: get(row, C::TakenAtLocal)?,
-        error: get(row, C::Error)?,
-        thumbnail_status: ThumbnailStatus::parse(thumbnail_status).ok_or_else(|| {
-            DbErr::Type(format!(
-                "photos.thumbnail_status: no status {thumbnail_status:?}"
-            ))
-        })?,
-        created_at: get(row, C::CreatedAt)?,
-        updated_at: get(row, C::UpdatedAt)?,
-    })
+    photo_model!(row, get)
 }
 
 /// The photos of rows from the pipelined reads (`reads::pipelined`), selected as for
@@ -289,31 +300,7 @@ fn photo_from_pipelined(row: &tokio_postgres::Row) -> Result<photo::Model, DbErr
     ) -> Result<T, DbErr> {
         pipelined(row, "photos", column as usize, column.as_str())
     }
-    let status: &str = get(row, C::Status)?;
-    let thumbnail_status: &str = get(row, C::ThumbnailStatus)?;
-    Ok(photo::Model {
-        id: get(row, C::Id)?,
-        user_id: get(row, C::UserId)?,
-        object_key: get(row, C::ObjectKey)?,
-        status: PhotoStatus::parse(status)
-            .ok_or_else(|| DbErr::Type(format!("photos.status: no status {status:?}")))?,
-        title: get(row, C::Title)?,
-        content_type: get(row, C::ContentType)?,
-        size_bytes: get(row, C::SizeBytes)?,
-        width: get(row, C::Width)?,
-        height: get(row, C::Height)?,
-        checksum_sha256: get(row, C::ChecksumSha256)?,
-        taken_at: get(row, C::TakenAt)?,
-        taken_at_local: get(row, C::TakenAtLocal)?,
-        error: get(row, C::Error)?,
-        thumbnail_status: ThumbnailStatus::parse(thumbnail_status).ok_or_else(|| {
-            DbErr::Type(format!(
-                "photos.thumbnail_status: no status {thumbnail_status:?}"
-            ))
-        })?,
-        created_at: get(row, C::CreatedAt)?,
-        updated_at: get(row, C::UpdatedAt)?,
-    })
+    photo_model!(row, get)
 }
 
 /// An account from a pipelined row of `user::Entity::find()` (every column, in
@@ -390,6 +377,8 @@ pub(crate) mod tests {
             Ok(Some("é".to_owned()))
         );
         assert!(String::from_binary(&[0xff]).is_err());
+        assert_eq!(<&str>::from_binary(b"ready"), Ok("ready"));
+        assert!(<&str>::from_binary(&[0xc3]).is_err());
     }
 
     /// [`user_from_pipelined`]'s positions are where `user::Entity::find()` selects them.

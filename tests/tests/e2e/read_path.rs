@@ -72,21 +72,7 @@ async fn reads_survive_their_connections_being_cut() {
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     // Cut them at once (a connection lent 5 s ago would be pinged, and the cut noticed, first).
 
-    let cut = app
-        .db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!(
-                "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = '{}'",
-                service::reads::APPLICATION_NAME
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "cut")
-        .unwrap();
+    let cut = cut_read_connections(&app.db).await;
     // The hot reads' pipelined connections (one per HTTP worker that served one: one worker
     // per CPU by default) and any pooled read connection (at most 2 reads ran at once).
     let workers = std::thread::available_parallelism().map_or(1, usize::from) as i64;
@@ -193,10 +179,20 @@ async fn a_refused_read_is_unavailable_after_the_acquire_time_out() {
 /// The read connections of this database (`service::reads::APPLICATION_NAME`), counted on
 /// `db`.
 async fn read_connections(db: &sea_orm::DatabaseConnection) -> i64 {
+    count_read_connections(db, "count(*)").await
+}
+
+/// Cuts the read connections of this database (`pg_terminate_backend`), through `db`; how many.
+async fn cut_read_connections(db: &sea_orm::DatabaseConnection) -> i64 {
+    count_read_connections(db, "count(pg_terminate_backend(pid))").await
+}
+
+/// `SELECT {count} FROM` the read connections of this database.
+async fn count_read_connections(db: &sea_orm::DatabaseConnection, count: &str) -> i64 {
     db.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
         format!(
-            "SELECT count(*) AS open FROM pg_stat_activity \
+            "SELECT {count} AS n FROM pg_stat_activity \
              WHERE datname = current_database() AND application_name = '{}'",
             service::reads::APPLICATION_NAME
         ),
@@ -204,7 +200,7 @@ async fn read_connections(db: &sea_orm::DatabaseConnection) -> i64 {
     .await
     .unwrap()
     .unwrap()
-    .try_get::<i64>("", "open")
+    .try_get::<i64>("", "n")
     .unwrap()
 }
 
@@ -265,14 +261,7 @@ async fn the_hot_reads_share_one_pipelined_connection_per_thread() {
     );
 
     // Cut every read connection of the database: the next reads still answer.
-    app.db
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = '{}'",
-            service::reads::APPLICATION_NAME
-        ))
-        .await
-        .unwrap();
+    assert!(cut_read_connections(&app.db).await >= 1);
     for _ in 0..3 {
         assert_eq!(
             service::photos::get_photo(&reads, user, id)
