@@ -2,7 +2,7 @@
 //! `HttpResponseBuilder::json` starts from 128 bytes and grows by doubling, copying what was
 //! written at each step: a page of 20 photos (about 13 KB) is copied seven times on its way.
 //!
-//! The hottest bodies (one photo, a page of photos) are also written by hand ([`WriteJson`]):
+//! The hottest bodies (one photo, a page of photos, an account) are written by hand ([`WriteJson`]):
 //! serde_json scans every key and string byte by byte for characters to escape and writes
 //! through a `fmt` adapter for values serialized with `collect_str`; that was 40% of a page's
 //! instructions (`bench/instructions.sh`). Keys here are literals, and a string is copied as
@@ -16,27 +16,6 @@ use serde::Serialize;
 /// About what one photo takes in JSON (`PhotoPublic`, with a title and every field set: 600 to
 /// 700 bytes), for sizing bodies that hold photos.
 pub const PHOTO_BYTES: usize = 768;
-
-/// [`HttpResponseBuilder::json`] with the body's buffer sized to `capacity` bytes (it still
-/// grows if the guess was short).
-pub trait JsonSized {
-    fn json_sized(&mut self, value: impl Serialize, capacity: usize) -> HttpResponse;
-}
-
-impl JsonSized for HttpResponseBuilder {
-    fn json_sized(&mut self, value: impl Serialize, capacity: usize) -> HttpResponse {
-        let mut body = Vec::with_capacity(capacity);
-        match serde_json::to_writer(&mut body, &value) {
-            Ok(()) => self
-                .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-                .body(body),
-            // As `json()` answers a value serde cannot write (a map with non-string keys): 500.
-            Err(error) => {
-                HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(error))
-            }
-        }
-    }
-}
 
 /// A value that writes its own JSON, byte for byte what `serde_json::to_writer` writes for
 /// its `Serialize` (each implementation has a test saying so).
@@ -58,7 +37,8 @@ impl<T: WriteJson> WriteJson for [T] {
     }
 }
 
-/// [`JsonSized::json_sized`] for a [`WriteJson`] value.
+/// [`HttpResponseBuilder::json`] for a [`WriteJson`] value, with the body's buffer sized to
+/// `capacity` bytes up front (it still grows if the guess was short).
 pub trait JsonWritten {
     fn json_written(&mut self, value: &impl WriteJson, capacity: usize) -> HttpResponse;
 }
@@ -125,19 +105,22 @@ mod tests {
 
     #[test]
     fn the_same_answer_as_json() {
-        let value = serde_json::json!({"id": 7, "title": "a \"quoted\" é", "items": [1, 2, 3]});
+        let value = crate::routes::photos::PhotoPage {
+            items: Vec::new(),
+            next_cursor: Some("a \"quoted\" é".to_owned()),
+        };
         for capacity in [0, 4, 4096] {
-            let sized = HttpResponse::Ok().json_sized(&value, capacity);
+            let written = HttpResponse::Ok().json_written(&value, capacity);
             let plain = HttpResponse::Ok().json(&value);
-            assert_eq!(sized.status(), plain.status());
+            assert_eq!(written.status(), plain.status());
             assert_eq!(
-                sized.headers().get(CONTENT_TYPE),
+                written.headers().get(CONTENT_TYPE),
                 plain.headers().get(CONTENT_TYPE)
             );
-            let sized = sized.into_body().try_into_bytes().ok();
+            let written = written.into_body().try_into_bytes().ok();
             let plain = plain.into_body().try_into_bytes().ok();
-            assert!(sized.is_some());
-            assert_eq!(sized, plain);
+            assert!(written.is_some());
+            assert_eq!(written, plain);
         }
     }
 
