@@ -2,11 +2,11 @@
 //! `HttpResponseBuilder::json` starts from 128 bytes and grows by doubling, copying what was
 //! written at each step: a page of 20 photos (about 13 KB) is copied seven times on its way.
 //!
-//! The hottest bodies (one photo, a page of photos, an account) are written by hand ([`WriteJson`]):
-//! serde_json scans every key and string byte by byte for characters to escape and writes
-//! through a `fmt` adapter for values serialized with `collect_str`; that was 40% of a page's
-//! instructions (`bench/instructions.sh`). Keys here are literals, and a string is copied as
-//! is when one pass finds nothing to escape, else written by serde_json itself. Every
+//! The hottest bodies (one photo, a page of photos, an account) are written by hand
+//! ([`WriteJson`]): serde_json scans every key and string byte by byte for characters to escape
+//! and writes through a `fmt` adapter for values serialized with `collect_str`; that was 40% of
+//! a page's instructions (`bench/instructions.sh`). Keys here are literals, and a string is
+//! copied as is when one pass finds nothing to escape, else written by serde_json itself. Every
 //! implementation has a test that its bytes are serde_json's for the same value.
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};

@@ -15,9 +15,10 @@
 //! pooled way. A connection that fails other than by the server refusing the statement (closed,
 //! I/O) is forgotten and the read sent once more on a new one. Opening one is tried again while
 //! the server refuses (a restart) until the acquire time-out, each try bounded by
-//! `AISTORY_DB_CONNECT_TIMEOUT_SECS`, as for the pooled reads; the connections show as `aistory-reads` in
-//! `pg_stat_activity` (unless the URL names an `application_name`), and each statement is
-//! observed (metrics, slow-statement log) as the pooled reads' are, under the pool name `reads`.
+//! `AISTORY_DB_CONNECT_TIMEOUT_SECS`, as for the pooled reads; the connections show as
+//! `aistory-reads` in `pg_stat_activity` (unless the URL names an `application_name`), and each
+//! statement is observed (metrics, slow-statement log) as the pooled reads' are, under the pool
+//! name `reads`.
 //! These connections have no TLS: they are used with `sslmode=disable`, or with the default
 //! `prefer` when the server is on this machine (loopback, `localhost`, a Unix socket); otherwise
 //! (and with an option tokio-postgres does not read) the hot reads stay on the pooled
