@@ -95,7 +95,7 @@ pub fn on_unique_violation(
 /// SQLSTATEs of a server going away: class 08 (connection exception: MySQL's "server has gone
 /// away", "lost connection", "shutdown in progress") and class 57 (PostgreSQL's
 /// `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`...).
-fn is_unavailable_code(code: &str) -> bool {
+pub(crate) fn is_unavailable_code(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("57")
 }
 

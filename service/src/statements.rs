@@ -285,15 +285,22 @@ fn pipelined<'r, T: tokio_postgres::types::FromSql<'r>>(
         .map_err(|error| DbErr::Type(format!("{table}.{name}: {error}")))
 }
 
+/// Whether a pipelined row has one value per column of `C` (`what`: "photo", "user").
+fn check_width<C: sea_orm::Iterable>(row: &tokio_postgres::Row, what: &str) -> Result<(), DbErr> {
+    let columns = C::iter().count();
+    if row.len() == columns {
+        Ok(())
+    } else {
+        Err(DbErr::Type(format!(
+            "a {what} row has {} columns, not {columns}",
+            row.len()
+        )))
+    }
+}
+
 fn photo_from_pipelined(row: &tokio_postgres::Row) -> Result<photo::Model, DbErr> {
     use photo::Column as C;
-    let columns = <C as sea_orm::Iterable>::iter().count();
-    if row.len() != columns {
-        return Err(DbErr::Type(format!(
-            "a photo row has {} columns, not {columns}",
-            row.len()
-        )));
-    }
+    check_width::<C>(row, "photo")?;
     fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
         row: &'r tokio_postgres::Row,
         column: C,
@@ -307,13 +314,7 @@ fn photo_from_pipelined(row: &tokio_postgres::Row) -> Result<photo::Model, DbErr
 /// `user::Column` order).
 pub(crate) fn user_from_pipelined(row: &tokio_postgres::Row) -> Result<user::Model, DbErr> {
     use user::Column as C;
-    let columns = <C as sea_orm::Iterable>::iter().count();
-    if row.len() != columns {
-        return Err(DbErr::Type(format!(
-            "a user row has {} columns, not {columns}",
-            row.len()
-        )));
-    }
+    check_width::<C>(row, "user")?;
     fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
         row: &'r tokio_postgres::Row,
         column: C,

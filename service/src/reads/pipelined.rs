@@ -142,7 +142,7 @@ impl Pipelined {
                         continue;
                     }
                     let message = RuntimeErr::Internal(format!("{error}: {}", db.message()));
-                    return Err(if code.starts_with("08") || code.starts_with("57") {
+                    return Err(if crate::error::is_unavailable_code(code) {
                         DbErr::Conn(message)
                     } else {
                         DbErr::Query(message)
